@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what sessionctl and its tests need on a fresh Debian 12 machine (run as root):
+# Debian packages, a venv made from Debian's /usr/bin/python3 at $SESSIONCTL_VENV (so the
+# throwaway test users can run the tool inside their logins), and the package into it.
+#   scripts/bootstrap.sh          # the tool only
+#   scripts/bootstrap.sh --test   # plus test and lab dependencies
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+venv=${SESSIONCTL_VENV:-/opt/sessionctl-venv}
+extras=""
+apt_pkgs=(python3 python3-venv)
+if [ "${1:-}" = "--test" ]; then
+  extras="[test]"
+  apt_pkgs+=(openssh-server openssh-client sshpass tmux nano procps psmisc
+             debootstrap systemd-container iproute2)
+fi
+
+missing=()
+for p in "${apt_pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "bootstrap: installing ${missing[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x "$venv/bin/python" ]; then
+  /usr/bin/python3 -m venv "$venv"
+fi
+chmod 755 "$venv"
+"$venv/bin/pip" install -q --disable-pip-version-check --upgrade pip >/dev/null
+# Not editable: the code must be readable by the test users wherever the clone lives.
+"$venv/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps "$here"
+"$venv/bin/pip" install -q --disable-pip-version-check "$here$extras"
+for cmd in sessionctl qwinsta quser logoff; do
+  if [ -x "$venv/bin/$cmd" ]; then ln -sf "$venv/bin/$cmd" "/usr/local/bin/$cmd"; fi
+done
+echo "bootstrap: sessionctl installed in $venv (commands linked into /usr/local/bin)" >&2

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need (idempotent), then runs the whole suite
+# on real sessions (real users, a real sshd, a real systemd container). Run as root.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+venv=${SESSIONCTL_VENV:-/opt/sessionctl-venv}
+"$here/scripts/bootstrap.sh" --test
+"$here/scripts/lab-rootfs.sh" >/dev/null
+cd "$here"
+"$venv/bin/ruff" check src tests bench
+exec "$venv/bin/python" -m pytest -p no:cacheprovider -q -ra "$@"

@@ -1,0 +1,1 @@
+"""Actions on sessions (logoff, message, policy): backend-agnostic, never print."""

@@ -1,0 +1,61 @@
+"""The public Python API; every front end is a thin shell over these functions."""
+
+from __future__ import annotations
+
+from .backends import get_backend
+from .backends.base import Backend
+from .errors import InvalidArgument, NoSuchSession
+from .model import Session, UserSummary
+from .validate import check_target
+
+
+def _backend(backend: Backend | str | None) -> Backend:
+    return backend if isinstance(backend, Backend) else get_backend(backend)
+
+
+def sessions(target: str | None = None, *, backend: Backend | str | None = None) -> list[Session]:
+    """Sessions on this machine, optionally only those a user name, session name or id names.
+
+    An unknown target gives an empty list; a target that cannot be a name raises
+    InvalidArgument.
+    """
+    if target is not None:
+        check_target(target)
+    found = _backend(backend).sessions()
+    return [s for s in found if target is None or s.matches(target)]
+
+
+def users(target: str | None = None, *, backend: Backend | str | None = None) -> list[UserSummary]:
+    """One summary per user with sessions, in order of the first session's id."""
+    by_user: dict[str, list[Session]] = {}
+    for s in sessions(target, backend=backend):
+        by_user.setdefault(s.user, []).append(s)
+    return [UserSummary(user, group[0].uid, tuple(group)) for user, group in by_user.items()]
+
+
+def find_session(
+    target: str | None, *, backend: Backend | str | None = None, active_only_names: bool = True
+) -> Session:
+    """Exactly one session: by id, or by session name (which must name an Active one).
+
+    ``None`` means the caller's own session.
+    """
+    found = _backend(backend).sessions()
+    if target is None:
+        own = [s for s in found if s.current]
+        if not own:
+            raise NoSuchSession("this process is not part of any login session")
+        return own[0]
+    check_target(target)
+    by_id = [s for s in found if s.id == target]
+    if by_id:
+        return by_id[0]
+    by_name = [s for s in found if s.name and s.name == target]
+    if active_only_names:
+        by_name = [s for s in by_name if s.state.value == "Active"]
+    if len(by_name) == 1:
+        return by_name[0]
+    if len(by_name) > 1:
+        ids = ", ".join(s.id for s in by_name)
+        raise InvalidArgument(f"session name {target} is ambiguous (ids {ids}); use the id")
+    raise NoSuchSession(f"Session {target} not found")

@@ -1,0 +1,42 @@
+"""The interface every backend implements. Backends find and describe; they never print."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+from ..model import ProcessRef, Session
+
+
+class Backend(ABC):
+    """A source of truth about login sessions on this machine."""
+
+    name: str = ""
+
+    @abstractmethod
+    def sessions(self) -> list[Session]:
+        """Every session now, each with its processes."""
+
+    @abstractmethod
+    def members(self, session: Session) -> list[ProcessRef]:
+        """The processes that belong to ``session`` right now (a fresh look)."""
+
+    def is_member(self, session: Session, pid: int) -> bool | None:
+        """Whether ``pid`` belongs to ``session`` now; None if only a full look can tell."""
+        return None
+
+    def cgroup_dir(self, session: Session) -> Path | None:
+        """The session's own cgroup directory, if it has one (race-free kill)."""
+        return None
+
+    def hangup(self, session: Session) -> bool:
+        """Hang the session up through the backend's own means; False: not done here."""
+        return False
+
+    def close_login(self, session: Session) -> bool:
+        """Close the session's login record if its login process did not; True if closed."""
+        return False
+
+    def warnings(self) -> list[str]:
+        """Things the last look skipped or could not read, for the front end to show."""
+        return []

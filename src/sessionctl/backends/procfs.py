@@ -1,0 +1,338 @@
+"""The procfs backend: utmp logins + /proc grouped by audit session id. Works anywhere.
+
+A session's id is its audit session id (pam_loginuid gives every login a fresh one,
+inherited by every process of the login, setsid/nohup/double fork included). A utmp
+login whose process has no audit id of its own (containers without audit, logins
+without pam_loginuid) becomes a session keyed ``p<login pid>`` whose members are the
+login process's descendants and the processes on its tty.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ..errors import SourceError
+from ..linux import proc, tty, utmp
+from ..model import ProcessRef, Session, State
+from .base import Backend
+
+NO_AUDIT_PREFIX = "p"
+
+
+def user_name(uid: int) -> str:
+    """Login name of a uid, or the number as text if it has no passwd entry."""
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def user_uid(name: str) -> int | None:
+    """Uid of a login name, None if unknown."""
+    try:
+        return pwd.getpwnam(name).pw_uid
+    except KeyError:
+        return None
+
+
+def session_type(service: str, line: str) -> str:
+    """Kind of session: ssh, tty (local text terminal), x11, or unspecified."""
+    if service == "sshd":
+        return "ssh"
+    if line.startswith(":"):
+        return "x11"
+    if line:
+        return "tty"
+    return "unspecified"
+
+
+@dataclass
+class _Login:
+    """utmp logins that share one session key, the first one primary."""
+
+    entries: list[utmp.UtmpEntry] = field(default_factory=list)
+
+
+class ProcfsBackend(Backend):
+    """Sessions from utmp and /proc; see the module docstring."""
+
+    name = "procfs"
+
+    def __init__(
+        self,
+        proc_root: str = proc.PROC,
+        utmp_path: str = utmp.UTMP_PATH,
+        wtmp_path: str = utmp.WTMP_PATH,
+    ) -> None:
+        self.proc_root = proc_root
+        self.utmp_path = utmp_path
+        self.wtmp_path = wtmp_path
+        self._warnings: list[str] = []
+
+    def warnings(self) -> list[str]:
+        return list(self._warnings)
+
+    # -- reading -----------------------------------------------------------------------
+
+    def _logins(self) -> list[utmp.UtmpEntry]:
+        try:
+            entries, warnings = utmp.user_processes(self.utmp_path)
+        except OSError as exc:
+            raise SourceError(f"cannot read {self.utmp_path}: {exc.strerror}") from exc
+        self._warnings.extend(warnings)
+        return entries
+
+    def _owner_chain(self, pid: int, asid: int, audit: dict[int, int]) -> int | None:
+        """Steps from ``pid`` up to where audit session ``asid`` began, None if inherited.
+
+        A login owns its audit id when walking up its parents leaves the id (the login
+        process or an ancestor inside the same id set it). Reaching PID 1 or the top
+        of this PID namespace with the id unchanged means it came from outside.
+        """
+        steps = 0
+        while True:
+            st = proc.stat(pid, self.proc_root)
+            if st is None:
+                return None
+            if st.ppid <= 1:
+                return None
+            if audit.get(st.ppid) != asid:
+                return steps
+            pid = st.ppid
+            steps += 1
+            if steps > 4096:
+                return None
+
+    def _plausible(self, entry: utmp.UtmpEntry) -> bool:
+        """The login process is alive and, if it has a login uid, it is the entry's user."""
+        if not os.path.isdir(f"{self.proc_root}/{entry.pid}"):
+            return False  # stale record: its login process is gone
+        luid = proc.loginuid(entry.pid, self.proc_root)
+        if luid is None:
+            return True
+        if user_uid(entry.user) != luid:
+            self._warnings.append(
+                f"{self.utmp_path}: skipped record for {entry.user!r} on {entry.line!r}: "
+                f"its process {entry.pid} belongs to uid {luid}"
+            )
+            return False
+        return True
+
+    def sessions(self) -> list[Session]:
+        self._warnings = []
+        now = time.time()
+        logins = [e for e in self._logins() if self._plausible(e)]
+        audit = proc.audit_sessions(self.proc_root)
+        groups: dict[int, list[int]] = defaultdict(list)
+        for pid, asid in audit.items():
+            groups[asid].append(pid)
+
+        by_audit: dict[int, list[tuple[int, utmp.UtmpEntry]]] = defaultdict(list)
+        no_audit: list[utmp.UtmpEntry] = []
+        for entry in logins:
+            asid = audit.get(entry.pid)
+            depth = None if asid is None else self._owner_chain(entry.pid, asid, audit)
+            if asid is None or depth is None:
+                no_audit.append(entry)
+            else:
+                by_audit[asid].append((depth, entry))
+
+        btime = proc.boot_time(self.proc_root)
+        me = os.getpid()
+        out: list[Session] = []
+        for asid, pids in groups.items():
+            refs = self._refs(pids)
+            if not refs:
+                continue
+            entries = [
+                e for _, e in sorted(by_audit.get(asid, []), key=lambda d: (d[0], d[1].login_time))
+            ]
+            out.append(self._audit_session(asid, refs, entries, btime, now, me))
+        if no_audit:
+            out.extend(self._no_audit_sessions(no_audit, audit, now, me))
+        out.sort(key=_sort_key)
+        return out
+
+    def _refs(self, pids: list[int]) -> list[ProcessRef]:
+        refs = []
+        for pid in pids:
+            ref = proc.process_ref(pid, self.proc_root)
+            if ref is not None and ref.state not in "ZX":  # zombies hold nothing
+                refs.append(ref)
+        return refs
+
+    def _audit_session(
+        self,
+        asid: int,
+        refs: list[ProcessRef],
+        entries: list[utmp.UtmpEntry],
+        btime: float,
+        now: float,
+        me: int,
+    ) -> Session:
+        pids = {r.pid for r in refs}
+        current = me in pids
+        if entries:
+            primary = entries[0]
+            lines = tuple(dict.fromkeys(e.line for e in entries if e.line))
+            idles = [i for i in (tty.idle_seconds(line, now) for line in lines) if i is not None]
+            leader = next((r for r in refs if r.pid == primary.pid), None)
+            service = leader.comm if leader else ""
+            uid = user_uid(primary.user)
+            return Session(
+                id=str(asid),
+                name=primary.line,
+                user=primary.user,
+                uid=uid if uid is not None else -1,
+                state=State.ACTIVE,
+                type=session_type(service, primary.line),
+                device=tty.device_path(primary.line),
+                remote_host=primary.host,
+                service=service,
+                login_time=datetime.fromtimestamp(primary.login_time).astimezone(),
+                idle_seconds=min(idles) if idles else None,
+                leader_pid=primary.pid,
+                processes=tuple(sorted(refs, key=lambda r: r.pid)),
+                current=current,
+                console=tty.is_console(primary.line),
+                ttys=lines,
+                backend=self.name,
+            )
+        # No live login record: a tty-less session (ssh command, cron job) whose spawning
+        # service still holds it, or what a finished login left behind (Disc).
+        roots = [r for r in refs if r.ppid not in pids]
+        spawned = [r for r in roots if r.ppid > 1]
+        leader = min(spawned or roots, key=lambda r: (r.start_ticks, r.pid))
+        luid = proc.loginuid(leader.pid, self.proc_root)
+        uid = luid if luid is not None else leader.uid
+        service = leader.comm if spawned else ""
+        return Session(
+            id=str(asid),
+            name="",
+            user=user_name(uid),
+            uid=uid,
+            state=State.ACTIVE if spawned else State.DISC,
+            type=session_type(service, ""),
+            service=service,
+            login_time=datetime.fromtimestamp(
+                proc.start_time(min(r.start_ticks for r in refs), btime)
+            ).astimezone(),
+            idle_seconds=None,
+            leader_pid=leader.pid if spawned else None,
+            processes=tuple(sorted(refs, key=lambda r: r.pid)),
+            current=current,
+            backend=self.name,
+        )
+
+    def _no_audit_sessions(
+        self, entries: list[utmp.UtmpEntry], audit: dict[int, int], now: float, me: int
+    ) -> list[Session]:
+        stats = [
+            s
+            for s in (proc.stat(p, self.proc_root) for p in proc.pids(self.proc_root))
+            if s is not None
+        ]
+        out = []
+        for entry in entries:
+            member_pids = _tree_and_tty(entry, stats, self.proc_root)
+            refs = self._refs(sorted(member_pids))
+            leader = next((r for r in refs if r.pid == entry.pid), None)
+            service = leader.comm if leader else ""
+            uid = user_uid(entry.user)
+            idle = tty.idle_seconds(entry.line, now)
+            out.append(
+                Session(
+                    id=f"{NO_AUDIT_PREFIX}{entry.pid}",
+                    name=entry.line,
+                    user=entry.user,
+                    uid=uid if uid is not None else -1,
+                    state=State.ACTIVE,
+                    type=session_type(service, entry.line),
+                    device=tty.device_path(entry.line),
+                    remote_host=entry.host,
+                    service=service,
+                    login_time=datetime.fromtimestamp(entry.login_time).astimezone(),
+                    idle_seconds=idle,
+                    leader_pid=entry.pid,
+                    processes=tuple(refs),
+                    current=me in member_pids,
+                    console=tty.is_console(entry.line),
+                    ttys=(entry.line,) if entry.line else (),
+                    backend=self.name,
+                )
+            )
+        return out
+
+    # -- acting ------------------------------------------------------------------------
+
+    def members(self, session: Session) -> list[ProcessRef]:
+        if session.id.startswith(NO_AUDIT_PREFIX):
+            leader = session.leader_pid or 0
+            entry = utmp.UtmpEntry(
+                utmp.USER_PROCESS, leader, session.name, b"", session.user, "", 0, 0.0, "", -1
+            )
+            stats = [
+                s
+                for s in (proc.stat(p, self.proc_root) for p in proc.pids(self.proc_root))
+                if s is not None
+            ]
+            return self._refs(sorted(_tree_and_tty(entry, stats, self.proc_root)))
+        asid = int(session.id)
+        audit = proc.audit_sessions(self.proc_root)
+        return self._refs([pid for pid, a in audit.items() if a == asid])
+
+    def is_member(self, session: Session, pid: int) -> bool | None:
+        if session.id.startswith(NO_AUDIT_PREFIX):
+            return None
+        return proc.audit_session(pid, self.proc_root) == int(session.id)
+
+    def close_login(self, session: Session) -> bool:
+        closed = False
+        try:
+            entries, _ = utmp.user_processes(self.utmp_path)
+        except OSError:
+            return False
+        for entry in entries:
+            if entry.pid == session.leader_pid and entry.line in session.ttys:
+                if os.path.isdir(f"{self.proc_root}/{entry.pid}"):
+                    continue  # the login process lives on: it is not ours to close
+                closed |= utmp.close_login(entry, self.utmp_path, self.wtmp_path)
+        return closed
+
+
+def _tree_and_tty(entry: utmp.UtmpEntry, stats: list[proc.Stat], proc_root: str) -> set[int]:
+    """PIDs descending from a login process, plus processes whose controlling tty is its line."""
+    children: dict[int, list[int]] = defaultdict(list)
+    for s in stats:
+        children[s.ppid].append(s.pid)
+    tty_nr = _tty_nr(entry.line)
+    members = {entry.pid} if any(s.pid == entry.pid for s in stats) else set()
+    members.update(s.pid for s in stats if tty_nr and s.tty_nr == tty_nr)
+    todo = list(members)
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in members:
+                members.add(child)
+                todo.append(child)
+    return members
+
+
+def _tty_nr(line: str) -> int:
+    path = tty.device_path(line)
+    if not path:
+        return 0
+    try:
+        rdev = os.stat(path).st_rdev
+    except OSError:
+        return 0
+    major, minor = os.major(rdev), os.minor(rdev)
+    return (minor & 0xFF) | (major << 8) | ((minor & ~0xFF) << 12)
+
+
+def _sort_key(s: Session) -> tuple[int, int, str]:
+    return (0 if s.id.isdigit() else 1, int(s.id) if s.id.isdigit() else 0, s.id)

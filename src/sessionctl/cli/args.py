@@ -1,0 +1,103 @@
+"""Windows-style (/server:X, /v, /?) and POSIX (--server X, -v, --help) command lines."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+from collections.abc import Sequence
+
+from ..errors import InvalidArgument
+
+INVALID = "Invalid parameter(s)"
+
+
+class UsageError(Exception):
+    """A command line that does not parse; the front end prints INVALID and the usage."""
+
+
+class HelpRequested(Exception):
+    """/? or --help was given."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting, so every front end controls its output."""
+
+    def __init__(self, prog: str, windows_flags: dict[str, tuple[str, bool]]) -> None:
+        super().__init__(prog=prog, add_help=False, allow_abbrev=False, exit_on_error=False)
+        self.windows_flags = {"?": ("--help", False), **windows_flags}
+        self.add_argument("-h", "--help", action="store_true")
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+    def translate(self, argv: Sequence[str]) -> list[str]:
+        """Rewrite /flag and /flag:value tokens into their POSIX spellings."""
+        out: list[str] = []
+        value_next = False
+        for token in argv:
+            if value_next or not token.startswith("/") or len(token) < 2:
+                action = self._option_string_actions.get(token)
+                value_next = not value_next and action is not None and action.nargs != 0
+                out.append(token)
+                continue
+            key, sep, value = token[1:].partition(":")
+            spec = self.windows_flags.get(key.lower())
+            if spec is None:
+                raise UsageError(f"unknown option {token}")
+            option, takes_value = spec
+            if takes_value != bool(sep) or (takes_value and not value):
+                raise UsageError(
+                    f"option {token} " + ("needs a value" if takes_value else "takes no value")
+                )
+            out.extend([option, value] if takes_value else [option])
+        return out
+
+    def parse(self, argv: Sequence[str]) -> argparse.Namespace:
+        """Parse; raise HelpRequested or UsageError."""
+        try:
+            ns = self.parse_args(self.translate(argv))
+        except argparse.ArgumentError as exc:
+            raise UsageError(str(exc)) from None
+        if ns.help:
+            raise HelpRequested
+        return ns
+
+
+def add_common(parser: Parser) -> None:
+    """Options every session command takes."""
+    parser.add_argument("--server", metavar="NAME")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--backend", choices=("auto", "procfs", "logind"))
+
+
+COMMON_WINDOWS_FLAGS = {"server": ("--server", True), "v": ("--verbose", False)}
+
+
+def is_local_server(name: str | None) -> bool:
+    """True if /server names this machine."""
+    if name is None:
+        return True
+    local = {
+        "localhost",
+        ".",
+        "127.0.0.1",
+        "::1",
+        socket.gethostname().lower(),
+        socket.getfqdn().lower(),
+    }
+    return name.lower() in local
+
+
+def require_local(name: str | None) -> None:
+    """Raise unless /server names this machine (remote servers come with fleet support)."""
+    if not is_local_server(name):
+        raise InvalidArgument(
+            f"Error opening Terminal server {name}: remote servers are not supported yet"
+        )
+
+
+def say(prog: str, message: str) -> None:
+    """A message on stderr, prefixed with the command's name."""
+    print(f"{prog}: {message}", file=sys.stderr)

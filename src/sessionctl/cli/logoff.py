@@ -1,0 +1,117 @@
+"""logoff (= sessionctl logoff): sign a session out completely."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Sequence
+
+from ..actions.logoff import DEFAULT_GRACE, LogoffResult, Step
+from ..actions.logoff import logoff as do_logoff
+from ..errors import InvalidArgument
+from ..validate import check_target
+from .args import COMMON_WINDOWS_FLAGS, Parser, UsageError, add_common, require_local
+from .runner import run
+
+USAGE = f"""\
+Terminates a session: every process of it ends and the session is deleted.
+
+LOGOFF [sessionid | sessionname] [/SERVER:servername] [/V]
+       [--grace SECONDS] [--allow-console] [--audit-log PATH] [--json]
+
+  sessionid           The ID of the session (see qwinsta).
+  sessionname         The name of an Active session (pts/3).
+  (none)              Your own session.
+  /SERVER:servername  The server holding the session (default: this one); also --server.
+  /V                  Report each step: what was signalled, how many, how long; also -v.
+  --grace SECONDS     How long processes get after the hangup to save and exit
+                      (default {DEFAULT_GRACE:g}); then SIGTERM, then SIGKILL.
+  --allow-console     Also log off the console session (refused by default).
+  --audit-log PATH    Where the audit record goes (default: /var/log/sessionctl/audit.jsonl
+                      for root, ~/.local/state/sessionctl/audit.jsonl otherwise).
+  --json              Print the result as JSON.
+  --backend NAME      auto (default), procfs or logind.
+  /?                  This help; also -h, --help.
+
+Warn the user first with msg: unsaved work is saved only by programs that handle
+the hangup (editors such as nano and vim do).
+Same as: sessionctl logoff [...]"""
+
+
+def _parser(prog: str) -> Parser:
+    parser = Parser(prog, COMMON_WINDOWS_FLAGS)
+    add_common(parser)
+    parser.add_argument("--grace", type=float, default=DEFAULT_GRACE)
+    parser.add_argument("--allow-console", action="store_true")
+    parser.add_argument("--audit-log", metavar="PATH")
+    parser.add_argument("target", nargs="?")
+    return parser
+
+
+def _print(text: str, file=None) -> None:
+    """Print, ignoring a terminal that has hung up (a logoff of our own session)."""
+    with contextlib.suppress(OSError):
+        print(text, file=file or sys.stdout, flush=True)
+
+
+def describe(step: Step) -> str:
+    """One /v line."""
+    extra = f" ({step.detail})" if step.detail else ""
+    return (
+        f"  {step.name}: {step.signal} to {step.signalled} process(es); "
+        f"{step.remaining} left after {step.seconds:.2f} s{extra}"
+    )
+
+
+def _body(prog: str, argv: Sequence[str]) -> int:
+    ns = _parser(prog).parse(argv)
+    require_local(ns.server)
+    if ns.target is not None:
+        try:
+            check_target(ns.target)
+        except InvalidArgument as exc:
+            raise UsageError(str(exc)) from None
+    if not 0 <= ns.grace <= 3600:
+        raise UsageError(f"--grace must be between 0 and 3600 seconds, not {ns.grace:g}")
+    progress = (lambda step: _print(describe(step))) if ns.verbose and not ns.json else None
+    result: LogoffResult = do_logoff(
+        ns.target,
+        grace=ns.grace,
+        backend=ns.backend,
+        allow_console=ns.allow_console,
+        audit_log=ns.audit_log,
+        progress=progress,
+    )
+    if ns.json:
+        _print(json.dumps(result.to_dict(), indent=2))
+    elif ns.verbose:
+        s = result.session
+        state = "logged off" if result.ok else "NOT fully logged off"
+        _print(
+            f"Session {s.id} ({s.user}{', ' + s.name if s.name else ''}) {state} "
+            f"in {result.seconds:.2f} s" + ("; login record closed" if result.record_closed else "")
+        )
+    if not result.ok:
+        why = (
+            f"{len(result.not_permitted)} not permitted to signal"
+            if result.not_permitted
+            else "still running"
+        )
+        _print(
+            f"{prog}: session {result.session.id}: processes left "
+            f"({why}): {' '.join(map(str, result.remaining))}",
+            sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def logoff(argv: Sequence[str], prog: str = "logoff") -> int:
+    """logoff command line → exit code."""
+    return run(prog, USAGE, lambda: _body(prog, argv))
+
+
+def main() -> None:
+    """Console script entry point."""
+    sys.exit(logoff(sys.argv[1:]))

@@ -1,0 +1,59 @@
+"""`sessionctl`: one command with subcommands; the Windows-named commands are aliases."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+
+from . import query
+
+USAGE = """\
+usage: sessionctl COMMAND [ARGS...]
+
+Commands:
+  query session [...]   list sessions (same as qwinsta)
+  query user [...]      list users' sessions (same as quser)
+  qwinsta [...]         same as query session
+  quser [...]           same as query user
+  logoff [...]          sign a session out completely (same as logoff)
+
+Run 'sessionctl COMMAND --help' for a command's options."""
+
+
+def _commands() -> dict[str, Callable[[Sequence[str], str], int]]:
+    from . import logoff
+
+    return {
+        "qwinsta": query.qwinsta,
+        "quser": query.quser,
+        "logoff": logoff.logoff,
+    }
+
+
+def dispatch(argv: Sequence[str]) -> int:
+    """Run one sessionctl command line; return the exit code."""
+    if not argv or argv[0] in ("-h", "--help", "/?", "help"):
+        print(USAGE)
+        return 0
+    if argv[0] in ("-V", "--version"):
+        from .. import __version__
+
+        print(f"sessionctl {__version__}")
+        return 0
+    head, rest = argv[0], list(argv[1:])
+    if head == "query":
+        kinds = {"session": "qwinsta", "user": "quser"}
+        if not rest or rest[0].lower() not in kinds:
+            print(f"Invalid parameter(s)\n{USAGE}", file=sys.stderr)
+            return 1
+        head, rest = kinds[rest[0].lower()], rest[1:]
+    commands = _commands()
+    if head not in commands:
+        print(f"sessionctl: unknown command {head!r}\n{USAGE}", file=sys.stderr)
+        return 1
+    return commands[head](rest, f"sessionctl {argv[0]}")
+
+
+def main() -> None:
+    """Console script entry point."""
+    sys.exit(dispatch(sys.argv[1:]))

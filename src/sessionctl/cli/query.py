@@ -1,0 +1,102 @@
+"""qwinsta / quser (= sessionctl query session / query user)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+
+from .. import api
+from ..backends import get_backend
+from ..errors import InvalidArgument
+from ..validate import check_target
+from . import render
+from .args import COMMON_WINDOWS_FLAGS, Parser, UsageError, add_common, require_local, say
+from .runner import run
+
+QWINSTA_USAGE = """\
+Display information about login sessions.
+
+QWINSTA [sessionname | username | sessionid] [/SERVER:servername] [/V]
+        [--json] [--backend auto|procfs|logind]
+
+  sessionname         The session with this name (pts/3, tty1).
+  username            The sessions of this user.
+  sessionid           The session with this ID (its audit session id).
+  /SERVER:servername  The server to query (default: this one); also --server NAME.
+  /V                  Also show processes, leader PID, idle seconds and remote host; also -v.
+  --json              A JSON list of session objects instead of the table.
+  --backend NAME      Where sessions come from (default: auto).
+  /?                  This help; also -h, --help.
+
+Same as: sessionctl query session [...]"""
+
+QUSER_USAGE = """\
+Display information about users logged on to the system.
+
+QUSER [username | sessionname | sessionid] [/SERVER:servername] [/V]
+      [--json] [--backend auto|procfs|logind]
+
+  username            The sessions of this user.
+  sessionname         The session with this name (pts/3, tty1).
+  sessionid           The session with this ID (its audit session id).
+  /SERVER:servername  The server to query (default: this one); also --server NAME.
+  /V                  Accepted for symmetry; also -v.
+  --json              A JSON list of session objects instead of the table.
+  --backend NAME      Where sessions come from (default: auto).
+  /?                  This help; also -h, --help.
+
+Same as: sessionctl query user [...]"""
+
+
+def _parser(prog: str) -> Parser:
+    parser = Parser(prog, COMMON_WINDOWS_FLAGS)
+    add_common(parser)
+    parser.add_argument("target", nargs="?")
+    return parser
+
+
+def _query(prog: str, argv: Sequence[str], kind: str) -> int:
+    ns = _parser(prog).parse(argv)
+    require_local(ns.server)
+    if ns.target is not None:
+        try:
+            check_target(ns.target)
+        except InvalidArgument as exc:
+            raise UsageError(str(exc)) from None
+    backend = get_backend(ns.backend)
+    found = api.sessions(ns.target, backend=backend)
+    for warning in backend.warnings():
+        say(prog, f"warning: {warning}")
+    if ns.json:
+        print(json.dumps([s.to_dict() for s in found], indent=2))
+    elif found:
+        if kind == "session":
+            print(render.qwinsta_table(found, verbose=ns.verbose))
+        else:
+            print(render.quser_table(found))
+    if not found:
+        noun = "User" if kind == "user" else "session"
+        print(f"No {noun} exists for {ns.target or '*'}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def qwinsta(argv: Sequence[str], prog: str = "qwinsta") -> int:
+    """query session."""
+    return run(prog, QWINSTA_USAGE, lambda: _query(prog, argv, "session"))
+
+
+def quser(argv: Sequence[str], prog: str = "quser") -> int:
+    """query user."""
+    return run(prog, QUSER_USAGE, lambda: _query(prog, argv, "user"))
+
+
+def qwinsta_main() -> None:
+    """Console script entry point."""
+    sys.exit(qwinsta(sys.argv[1:]))
+
+
+def quser_main() -> None:
+    """Console script entry point."""
+    sys.exit(quser(sys.argv[1:]))

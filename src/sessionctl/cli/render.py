@@ -1,0 +1,125 @@
+"""Text layouts identical to Windows' query session / query user (0-based columns)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from ..model import Session
+
+QWINSTA_HEADER = " SESSIONNAME       USERNAME                 ID  STATE   TYPE        DEVICE"
+QUSER_HEADER = " USERNAME              SESSIONNAME        ID  STATE   IDLE TIME  LOGON TIME"
+
+
+def printable(text: str) -> str:
+    """``text`` with every control or unprintable character shown as '?'."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else "?" for c in text)
+
+
+def fit(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters, a trailing '+' marking a cut (as ps does)."""
+    text = printable(text)
+    if len(text) <= width:
+        return text
+    return text[: max(0, width - 1)] + "+" if width > 0 else ""
+
+
+class Row:
+    """A fixed-width line built by placing fields at columns."""
+
+    def __init__(self) -> None:
+        self.chars: list[str] = []
+
+    def put(self, col: int, text: str) -> None:
+        text = printable(text)
+        if len(self.chars) < col + len(text):
+            self.chars.extend(" " * (col + len(text) - len(self.chars)))
+        self.chars[col : col + len(text)] = text
+
+    def __str__(self) -> str:
+        return "".join(self.chars).rstrip()
+
+
+def _left_then_right(
+    row: Row, left_col: int, width: int, left: str, right: str, right_end: int
+) -> None:
+    """A left field of at most ``width`` then a right-aligned one ending at ``right_end``.
+
+    A long right field grows leftwards into the left one, keeping one space between them.
+    """
+    right_start = right_end + 1 - len(right)
+    row.put(left_col, fit(left, max(0, min(width, right_start - 1 - left_col))))
+    row.put(right_start, right)
+
+
+def format_idle(seconds: float | None) -> str:
+    """Idle time as quser prints it: '.', minutes, H:MM, or D+HH:MM; 'none' if unknown."""
+    if seconds is None:
+        return "none"
+    minutes = int(seconds // 60)
+    if minutes < 1:
+        return "."
+    if minutes < 60:
+        return str(minutes)
+    hours, mins = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}:{mins:02d}"
+    days, hours = divmod(hours, 24)
+    return f"{days}+{hours:02d}:{mins:02d}"
+
+
+def format_logon(when: datetime | None) -> str:
+    """Logon time, in the unambiguous form `who` uses."""
+    return when.strftime("%Y-%m-%d %H:%M") if when else ""
+
+
+def _put_verbose(row: Row, procs: str, leader: str, idle: str, remote: str) -> None:
+    """The extra columns of `qwinsta /v`, after DEVICE (cut to 15 characters)."""
+    row.put(84, f"{procs:>7}")
+    row.put(91, f"{leader:>9}")
+    row.put(100, f"{idle:>9}")
+    row.put(111, remote)
+
+
+def qwinsta_line(s: Session, verbose: bool = False) -> str:
+    """One `query session` row."""
+    row = Row()
+    row.put(0, ">" if s.current else " ")
+    row.put(1, fit(s.name, 17))
+    _left_then_right(row, 19, 20, s.user, fit(s.id, 26), 45)
+    row.put(48, fit(s.state.value, 7))
+    row.put(56, fit(s.type, 11))
+    row.put(68, fit(s.device, 15) if verbose else s.device)
+    if verbose:
+        idle = "-" if s.idle_seconds is None else str(int(s.idle_seconds))
+        _put_verbose(row, str(len(s.processes)), str(s.leader_pid or "-"), idle, s.remote_host)
+    return str(row)
+
+
+def quser_line(s: Session) -> str:
+    """One `query user` row."""
+    row = Row()
+    row.put(0, ">" if s.current else " ")
+    row.put(1, fit(s.user, 21))
+    _left_then_right(row, 23, 19, s.name, fit(s.id, 20), 43)
+    row.put(46, fit(s.state.value, 7))
+    idle = format_idle(s.idle_seconds)
+    row.put(63 - len(idle), idle)
+    row.put(65, format_logon(s.login_time))
+    return str(row)
+
+
+def qwinsta_table(sessions: Iterable[Session], verbose: bool = False) -> str:
+    """The whole `query session` output."""
+    header = QWINSTA_HEADER
+    if verbose:
+        row = Row()
+        row.put(0, header)
+        _put_verbose(row, "PROCS", "LEADER", "IDLE(s)", "FROM")
+        header = str(row)
+    return "\n".join([header, *(qwinsta_line(s, verbose) for s in sessions)])
+
+
+def quser_table(sessions: Iterable[Session]) -> str:
+    """The whole `query user` output."""
+    return "\n".join([QUSER_HEADER, *(quser_line(s) for s in sessions)])

@@ -1,0 +1,37 @@
+"""Turning API errors into messages and exit codes: never a traceback for the user."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from ..errors import SessionctlError
+from .args import INVALID, HelpRequested, UsageError
+
+
+def run(prog: str, usage: str, body: Callable[[], int], argv: Sequence[str] | None = None) -> int:
+    """Run a command body, mapping every failure to a message and an exit code."""
+    del argv
+    try:
+        return body()
+    except HelpRequested:
+        print(usage)
+        return 0
+    except UsageError as exc:
+        print(f"{INVALID}\n{prog}: {exc}\n{usage}", file=sys.stderr)
+        return 1
+    except SessionctlError as exc:
+        print(str(exc), file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except Exception as exc:  # the last line of defence: a message, not a traceback
+        if os.environ.get("SESSIONCTL_DEBUG"):
+            raise
+        print(f"{prog}: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 70

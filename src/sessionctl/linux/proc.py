@@ -1,0 +1,134 @@
+"""One pass over /proc: audit session ids, and process details read only where needed."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from ..model import ProcessRef
+
+PROC = "/proc"
+AUDIT_UNSET = 4294967295
+
+
+@dataclass(frozen=True, slots=True)
+class Stat:
+    """The fields of /proc/PID/stat that sessions need."""
+
+    pid: int
+    comm: str
+    state: str
+    ppid: int
+    sid: int
+    tty_nr: int
+    start_ticks: int
+
+
+def _read(path: str, size: int = 4096) -> bytes:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.read(fd, size)
+    finally:
+        os.close(fd)
+
+
+def audit_supported(proc: str = PROC) -> bool:
+    """True if the kernel exposes audit session ids."""
+    return os.path.exists(f"{proc}/self/sessionid")
+
+
+def pids(proc: str = PROC) -> list[int]:
+    """Every PID visible now."""
+    return [int(n) for n in os.listdir(proc) if n.isdigit()]
+
+
+def audit_sessions(proc: str = PROC) -> dict[int, int]:
+    """PID → audit session id for every process that has one (one read per process)."""
+    out: dict[int, int] = {}
+    read = _read
+    for name in os.listdir(proc):
+        if not name.isdigit():
+            continue
+        try:
+            value = int(read(f"{proc}/{name}/sessionid", 16))
+        except (OSError, ValueError):
+            continue  # gone mid-scan, or not readable
+        if value != AUDIT_UNSET:
+            out[int(name)] = value
+    return out
+
+
+def audit_session(pid: int | str, proc: str = PROC) -> int | None:
+    """The audit session id of one process (None if unset or gone)."""
+    try:
+        value = int(_read(f"{proc}/{pid}/sessionid", 16))
+    except (OSError, ValueError):
+        return None
+    return None if value == AUDIT_UNSET else value
+
+
+def loginuid(pid: int | str, proc: str = PROC) -> int | None:
+    """The login uid of one process (None if unset or gone)."""
+    try:
+        value = int(_read(f"{proc}/{pid}/loginuid", 16))
+    except (OSError, ValueError):
+        return None
+    return None if value == AUDIT_UNSET else value
+
+
+def parse_stat(pid: int, raw: bytes) -> Stat:
+    """Parse /proc/PID/stat text (comm may hold spaces and parentheses)."""
+    close = raw.rindex(b")")
+    comm = raw[raw.index(b"(") + 1 : close].decode("utf-8", "replace")
+    f = raw[close + 2 :].split()
+    return Stat(
+        pid=pid,
+        comm=comm,
+        state=f[0].decode(),
+        ppid=int(f[1]),
+        sid=int(f[3]),
+        tty_nr=int(f[4]),
+        start_ticks=int(f[19]),
+    )
+
+
+def stat(pid: int, proc: str = PROC) -> Stat | None:
+    """/proc/PID/stat of one process, None if it is gone."""
+    try:
+        return parse_stat(pid, _read(f"{proc}/{pid}/stat", 1024))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def owner_uid(pid: int, proc: str = PROC) -> int | None:
+    """Effective uid of a process as /proc shows it (owner of /proc/PID)."""
+    try:
+        return os.stat(f"{proc}/{pid}").st_uid
+    except OSError:
+        return None
+
+
+def process_ref(pid: int, proc: str = PROC) -> ProcessRef | None:
+    """A ProcessRef for one live process, None if it vanished."""
+    st = stat(pid, proc)
+    uid = owner_uid(pid, proc)
+    if st is None or uid is None:
+        return None
+    return ProcessRef(pid, st.ppid, uid, st.start_ticks, st.comm, st.state)
+
+
+def boot_time(proc: str = PROC) -> float:
+    """System boot time (epoch seconds) from /proc/stat."""
+    with open(f"{proc}/stat", "rb") as f:
+        for line in f:
+            if line.startswith(b"btime "):
+                return float(line.split()[1])
+    raise OSError("no btime in /proc/stat")
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def start_time(start_ticks: int, btime: float) -> float:
+    """Epoch seconds at which a process with this start tick count started."""
+    return btime + start_ticks / CLOCK_TICKS

@@ -1,0 +1,33 @@
+"""Terminal lines: idle time as `w` computes it, and what kind of line a name is."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+
+_CONSOLE = re.compile(r"^(tty\d+|console|hvc\d+|ttyS\d+)$")
+
+
+def device_path(line: str) -> str:
+    """/dev path of a utmp line, or '' for lines that are not devices (X displays)."""
+    if not line or line.startswith(":") or ".." in line:
+        return ""
+    return "/dev/" + line
+
+
+def is_console(line: str) -> bool:
+    """True for local console lines (virtual terminals, the system console)."""
+    return bool(_CONSOLE.match(line))
+
+
+def idle_seconds(line: str, now: float | None = None) -> float | None:
+    """Seconds since the last input on a tty (now minus its atime), None if unknown."""
+    path = device_path(line)
+    if not path:
+        return None
+    try:
+        atime = os.stat(path).st_atime
+    except OSError:
+        return None
+    return max(0.0, (time.time() if now is None else now) - atime)

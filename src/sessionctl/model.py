@@ -1,0 +1,108 @@
+"""Pure data: what a session is, independent of the backend that found it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class State(StrEnum):
+    """Session states, spelled as Windows' WTS_CONNECTSTATE_CLASS short names."""
+
+    ACTIVE = "Active"
+    DISC = "Disc"  # the login ended but processes of it still run
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessRef:
+    """One process of a session, identified well enough to signal it safely.
+
+    ``start_ticks`` is the start time in clock ticks since boot (field 22 of
+    /proc/PID/stat); together with ``pid`` it names one process for its whole life,
+    so a recycled PID is never mistaken for it.
+    """
+
+    pid: int
+    ppid: int
+    uid: int
+    start_ticks: int
+    comm: str = ""
+    state: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A login session and every process that belongs to it."""
+
+    id: str
+    name: str
+    user: str
+    uid: int
+    state: State
+    type: str
+    device: str = ""
+    remote_host: str = ""
+    service: str = ""
+    login_time: datetime | None = None
+    idle_seconds: float | None = None
+    leader_pid: int | None = None
+    processes: tuple[ProcessRef, ...] = ()
+    current: bool = False
+    console: bool = False
+    ttys: tuple[str, ...] = ()
+    backend: str = ""
+    extra: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def pids(self) -> list[int]:
+        """PIDs of the session's processes, sorted."""
+        return sorted(p.pid for p in self.processes)
+
+    def matches(self, target: str) -> bool:
+        """True if ``target`` names this session as Windows filters do: user, name or id."""
+        return target in (self.id, self.user) or (bool(self.name) and target == self.name)
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON shape of a session (stable keys; see docs/architecture.md)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "user": self.user,
+            "uid": self.uid,
+            "state": self.state.value,
+            "type": self.type,
+            "device": self.device,
+            "remote_host": self.remote_host,
+            "service": self.service,
+            "login_time": self.login_time.isoformat() if self.login_time else None,
+            "idle_seconds": None if self.idle_seconds is None else round(self.idle_seconds, 1),
+            "leader_pid": self.leader_pid,
+            "pids": self.pids,
+            "current": self.current,
+            "console": self.console,
+            "ttys": list(self.ttys),
+            "backend": self.backend,
+            **self.extra,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class UserSummary:
+    """All sessions of one user."""
+
+    user: str
+    uid: int
+    sessions: tuple[Session, ...]
+
+    @property
+    def state(self) -> State:
+        """Active if any session is active, else Disc."""
+        if any(s.state is State.ACTIVE for s in self.sessions):
+            return State.ACTIVE
+        return State.DISC
+
+    @property
+    def pids(self) -> list[int]:
+        """PIDs of all the user's sessions."""
+        return sorted(pid for s in self.sessions for pid in s.pids)
