@@ -58,4 +58,4 @@ def find_session(
     if len(by_name) > 1:
         ids = ", ".join(s.id for s in by_name)
         raise InvalidArgument(f"session name {target} is ambiguous (ids {ids}); use the id")
-    raise NoSuchSession(f"Session {target} not found")
+    raise NoSuchSession(f"No session exists for {target}")

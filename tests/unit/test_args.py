@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sessionctl.cli import query
-from sessionctl.cli.args import Parser, UsageError, add_common, COMMON_WINDOWS_FLAGS
+from sessionctl.cli.args import COMMON_WINDOWS_FLAGS, Parser, UsageError, add_common
 
 
 def parser() -> Parser:

@@ -155,3 +155,13 @@ def test_vanishing_process_mid_scan(tmp_path: Path) -> None:
 
 def test_utmp_record_size() -> None:
     assert utmp.RECORD_SIZE == 384
+
+
+def test_console_login_under_init_owns_its_audit_id(tmp_path: Path) -> None:
+    """getty execs login, a child of PID 1: its fresh audit id is its own."""
+    procs = [P(1, 0, comm="init"), P(700, 1, 12, 0, "login"), P(701, 700, 12, 0, "bash")]
+    proc_root = fake_proc(tmp_path / "proc", procs)
+    u = utmp_file(tmp_path / "utmp", [(700, "tty3", pwd_name(), "")])
+    (s,) = ProcfsBackend(proc_root=proc_root, utmp_path=u).sessions()
+    assert s.id == "12" and s.name == "tty3" and s.console and s.type == "tty"
+    assert s.pids == [700, 701] and s.state is State.ACTIVE

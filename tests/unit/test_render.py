@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from layout import parse_quser, parse_qwinsta
@@ -15,7 +15,7 @@ def make(**kw: object) -> Session:
     base: dict[str, object] = dict(
         id="7", name="pts/3", user="alice", uid=1000, state=State.ACTIVE, type="ssh",
         device="/dev/pts/3", remote_host="10.0.0.1", idle_seconds=30.0,
-        login_time=datetime(2026, 11, 22, 8, 21, tzinfo=timezone.utc),
+        login_time=datetime(2026, 11, 22, 8, 21, tzinfo=UTC),
     )
     base.update(kw)
     return Session(**base)  # type: ignore[arg-type]

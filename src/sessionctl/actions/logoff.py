@@ -150,12 +150,23 @@ class _Run:
 
     # -- stages ------------------------------------------------------------------------
 
-    def signal_and_wait(self, name: str, sigs: tuple[int, ...], wait: float) -> None:
-        """Send ``sigs`` to every member, then to newcomers, until empty or ``wait`` ends."""
+    def signal_and_wait(self, name: str, sigs: tuple[int, ...], wait: float,
+                        via_backend: Callable[[Session], bool] | None = None) -> None:
+        """Send ``sigs`` to every member, then to newcomers, until empty or ``wait`` ends.
+
+        ``via_backend`` may deliver the first round (logind's KillSession/TerminateSession);
+        if it declines, we send through pidfds ourselves.
+        """
         started = time.monotonic()
         told: set[tuple[int, int]] = set()
         signalled = 0
         deadline = started + wait
+        detail = ""
+        first = self.members()
+        if via_backend is not None and via_backend(self.session):
+            told.update((r.pid, r.start_ticks) for r in first)
+            signalled = len(first)
+            detail = f"via {self.backend.name}"
         while True:
             current = self.members()
             new = [r for r in current if (r.pid, r.start_ticks) not in told]
@@ -165,7 +176,7 @@ class _Run:
                 break
             self._sleep_until_gone(current, min(deadline, time.monotonic() + RESCAN))
         label = "+".join(signal.Signals(s).name for s in sigs)
-        self._step(name, label, signalled, started)
+        self._step(name, label, signalled, started, detail)
 
     def _sleep_until_gone(self, refs: list[ProcessRef], until: float) -> None:
         while time.monotonic() < until:

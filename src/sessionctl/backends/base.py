@@ -33,6 +33,10 @@ class Backend(ABC):
         """Hang the session up through the backend's own means; False: not done here."""
         return False
 
+    def terminate(self, session: Session) -> bool:
+        """Ask the backend to terminate the session (SIGTERM); False: not done here."""
+        return False
+
     def close_login(self, session: Session) -> bool:
         """Close the session's login record if its login process did not; True if closed."""
         return False

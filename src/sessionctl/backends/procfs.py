@@ -91,18 +91,17 @@ class ProcfsBackend(Backend):
         """Steps from ``pid`` up to where audit session ``asid`` began, None if inherited.
 
         A login owns its audit id when walking up its parents leaves the id (the login
-        process or an ancestor inside the same id set it). Reaching PID 1 or the top
-        of this PID namespace with the id unchanged means it came from outside.
+        process or an ancestor inside the same id set it). Reaching the top of this PID
+        namespace with the id unchanged means it came from outside (a container whose
+        init inherited it).
         """
         steps = 0
         while True:
             st = proc.stat(pid, self.proc_root)
-            if st is None:
-                return None
-            if st.ppid <= 1:
-                return None
+            if st is None or st.ppid == 0:
+                return None  # gone, or the top of this PID namespace still has the id
             if audit.get(st.ppid) != asid:
-                return steps
+                return steps  # PID 1 included: getty's login is a child of init
             pid = st.ppid
             steps += 1
             if steps > 4096:
@@ -110,7 +109,7 @@ class ProcfsBackend(Backend):
 
     def _plausible(self, entry: utmp.UtmpEntry) -> bool:
         """The login process is alive and, if it has a login uid, it is the entry's user."""
-        if not os.path.isdir(f"{self.proc_root}/{entry.pid}"):
+        if not _alive(entry.pid, self.proc_root):
             return False  # stale record: its login process is gone
         luid = proc.loginuid(entry.pid, self.proc_root)
         if luid is None:
@@ -292,17 +291,29 @@ class ProcfsBackend(Backend):
         return proc.audit_session(pid, self.proc_root) == int(session.id)
 
     def close_login(self, session: Session) -> bool:
-        closed = False
-        try:
-            entries, _ = utmp.user_processes(self.utmp_path)
-        except OSError:
-            return False
-        for entry in entries:
-            if entry.pid == session.leader_pid and entry.line in session.ttys:
-                if os.path.isdir(f"{self.proc_root}/{entry.pid}"):
-                    continue  # the login process lives on: it is not ours to close
-                closed |= utmp.close_login(entry, self.utmp_path, self.wtmp_path)
-        return closed
+        return close_login_records(session, self.proc_root, self.utmp_path, self.wtmp_path)
+
+
+def close_login_records(session: Session, proc_root: str = proc.PROC,
+                        utmp_path: str = utmp.UTMP_PATH, wtmp_path: str = utmp.WTMP_PATH) -> bool:
+    """Close the utmp records of a session whose login process died without doing it."""
+    closed = False
+    try:
+        entries, _ = utmp.user_processes(utmp_path)
+    except OSError:
+        return False
+    for entry in entries:
+        if entry.pid == session.leader_pid and entry.line in session.ttys:
+            if _alive(entry.pid, proc_root):
+                continue  # the login process lives on: it is not ours to close
+            closed |= utmp.close_login(entry, utmp_path, wtmp_path)
+    return closed
+
+
+def _alive(pid: int, proc_root: str) -> bool:
+    """True if the process exists and is not a zombie."""
+    st = proc.stat(pid, proc_root)
+    return st is not None and st.state not in "ZX"
 
 
 def _tree_and_tty(entry: utmp.UtmpEntry, stats: list[proc.Stat], proc_root: str) -> set[int]:

@@ -43,18 +43,32 @@ def pids(proc: str = PROC) -> list[int]:
 
 
 def audit_sessions(proc: str = PROC) -> dict[int, int]:
-    """PID → audit session id for every process that has one (one read per process)."""
+    """PID → audit session id for every process that has one (one read per process).
+
+    This is the hot loop of every listing: one openat relative to /proc per process.
+    """
     out: dict[int, int] = {}
-    read = _read
-    for name in os.listdir(proc):
-        if not name.isdigit():
-            continue
-        try:
-            value = int(read(f"{proc}/{name}/sessionid", 16))
-        except (OSError, ValueError):
-            continue  # gone mid-scan, or not readable
-        if value != AUDIT_UNSET:
-            out[int(name)] = value
+    unset = b"4294967295"
+    flags = os.O_RDONLY | os.O_CLOEXEC
+    dfd = os.open(proc, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for name in os.listdir(dfd):
+            if not name.isdigit():
+                continue
+            try:
+                fd = os.open(name + "/sessionid", flags, dir_fd=dfd)
+            except OSError:
+                continue  # gone mid-scan, or no audit support
+            try:
+                raw = os.read(fd, 16)
+            except OSError:
+                continue
+            finally:
+                os.close(fd)
+            if raw != unset and raw.isdigit():
+                out[int(name)] = int(raw)
+    finally:
+        os.close(dfd)
     return out
 
 

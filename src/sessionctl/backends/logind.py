@@ -1,0 +1,192 @@
+"""The logind backend: sessions from org.freedesktop.login1 over D-Bus (jeepney).
+
+jeepney is pure Python with no C extension, so it installs anywhere the tool does,
+and its blocking API with per-call timeouts is all a command-line tool needs. Processes
+come from the session scope's cgroup.procs; idle time from the tty's atime (logind's
+IdleHint is "no" for text sessions unless an idle policy is configured).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from datetime import datetime
+from pathlib import Path
+
+from ..errors import BackendUnavailable, NoSuchSession
+from ..linux import cgroup, proc, tty
+from ..model import ProcessRef, Session, State
+from .base import Backend
+from .procfs import close_login_records, session_type
+
+BUS = "org.freedesktop.login1"
+MANAGER_PATH = "/org/freedesktop/login1"
+SYSTEMD = "org.freedesktop.systemd1"
+TIMEOUT = 2.0
+STATES = {"active": State.ACTIVE, "online": State.ACTIVE, "closing": State.DISC}
+
+
+class LogindBackend(Backend):
+    """Sessions as systemd-logind knows them."""
+
+    name = "logind"
+
+    def __init__(self, connection: object) -> None:
+        self.conn = connection
+        self._scopes: dict[str, Path | None] = {}
+
+    @classmethod
+    def connect(cls, required: bool = False) -> LogindBackend | None:
+        """A backend if logind answers on the system bus; None (or raise, if required)."""
+        from . import _bus_present
+
+        if not _bus_present():
+            if required:
+                raise BackendUnavailable("logind backend: no system D-Bus on this machine")
+            return None
+        try:
+            from jeepney.io.blocking import open_dbus_connection
+
+            conn = open_dbus_connection("SYSTEM", auth_timeout=TIMEOUT)
+            backend = cls(conn)
+            backend._call(MANAGER_PATH, "org.freedesktop.login1.Manager", "ListSessions")
+            return backend
+        except (OSError, BackendUnavailable, ImportError) as exc:
+            if required:
+                raise BackendUnavailable(f"logind backend: {exc}") from None
+            return None
+
+    # -- D-Bus -------------------------------------------------------------------------
+
+    def _call(self, path: str, interface: str, method: str, signature: str | None = None,
+              body: tuple = (), bus_name: str = BUS) -> tuple:
+        from jeepney import DBusAddress, new_method_call
+        from jeepney.wrappers import DBusErrorResponse, unwrap_msg
+
+        addr = DBusAddress(path, bus_name=bus_name, interface=interface)
+        msg = new_method_call(addr, method, signature, body)
+        try:
+            reply = self.conn.send_and_get_reply(msg, timeout=TIMEOUT)  # type: ignore[attr-defined]
+            return unwrap_msg(reply)
+        except TimeoutError:
+            raise BackendUnavailable(
+                f"logind did not answer {method} within {TIMEOUT:g} s") from None
+        except DBusErrorResponse as exc:
+            if exc.name in ("org.freedesktop.login1.NoSuchSession",
+                            "org.freedesktop.DBus.Error.UnknownObject"):
+                raise NoSuchSession(f"No session exists for {body[0] if body else '?'}") from None
+            raise BackendUnavailable(f"logind refused {method}: {exc.name}: {exc.data}") from None
+        except OSError as exc:
+            raise BackendUnavailable(f"system bus: {exc}") from None
+
+    def _props(self, path: str, interface: str, bus_name: str = BUS) -> dict[str, object]:
+        (raw,) = self._call(path, "org.freedesktop.DBus.Properties", "GetAll", "s",
+                            (interface,), bus_name)
+        return {k: v for k, (_sig, v) in raw.items()}
+
+    # -- reading -----------------------------------------------------------------------
+
+    def _scope_dir(self, scope: str) -> Path | None:
+        if scope in self._scopes:
+            return self._scopes[scope]
+        root = cgroup.cgroup2_root()
+        found: Path | None = None
+        if root is not None and scope:
+            try:
+                (unit,) = self._call("/org/freedesktop/systemd1",
+                                     "org.freedesktop.systemd1.Manager", "GetUnit", "s",
+                                     (scope,), SYSTEMD)
+                group = self._props(unit, "org.freedesktop.systemd1.Scope", SYSTEMD).get(
+                    "ControlGroup", "")
+                if group:
+                    found = root / str(group).lstrip("/")
+            except (BackendUnavailable, NoSuchSession):
+                found = None
+        self._scopes[scope] = found
+        return found
+
+    def sessions(self) -> list[Session]:
+        (listed,) = self._call(MANAGER_PATH, "org.freedesktop.login1.Manager", "ListSessions")
+        out = []
+        for sid, _uid, _user, _seat, path in listed:
+            try:
+                out.append(self._session(sid, path))
+            except NoSuchSession:
+                continue  # ended between the list and the look
+        out.sort(key=lambda s: (not s.id.isdigit(), int(s.id) if s.id.isdigit() else 0, s.id))
+        return out
+
+    def _session(self, sid: str, path: str) -> Session:
+        p = self._props(path, "org.freedesktop.login1.Session")
+        scope = str(p.get("Scope", ""))
+        directory = self._scope_dir(scope)
+        refs = self._refs(cgroup.procs(directory)) if directory else []
+        line = str(p.get("TTY", "")) or str(p.get("Display", ""))
+        service = str(p.get("Service", ""))
+        ltype = str(p.get("Type", "unspecified"))
+        kind = session_type(service, line) if ltype in ("tty", "unspecified") else ltype
+        uid = int(p["User"][0])  # type: ignore[index]
+        idle: float | None = tty.idle_seconds(line) if line and not line.startswith(":") else None
+        if p.get("IdleHint") and p.get("IdleSinceHint"):
+            idle = max(0.0, datetime.now().timestamp() - int(p["IdleSinceHint"]) / 1e6)
+        stamp = int(p.get("Timestamp", 0) or 0)
+        me = os.getpid()
+        return Session(
+            id=sid, name=line, user=str(p.get("Name", "")), uid=uid,
+            state=STATES.get(str(p.get("State", "")), State.ACTIVE), type=kind,
+            device=tty.device_path(line), remote_host=str(p.get("RemoteHost", "")),
+            service=service,
+            login_time=datetime.fromtimestamp(stamp / 1e6).astimezone() if stamp else None,
+            idle_seconds=idle, leader_pid=int(p.get("Leader", 0) or 0) or None,
+            processes=tuple(sorted(refs, key=lambda r: r.pid)),
+            current=any(r.pid == me for r in refs),
+            console=bool(p.get("VTNr")) or tty.is_console(line),
+            ttys=(line,) if line else (), backend=self.name,
+            extra={"class": str(p.get("Class", "")), "scope": scope,
+                   "logind_state": str(p.get("State", ""))},
+        )
+
+    @staticmethod
+    def _refs(pids: set[int]) -> list[ProcessRef]:
+        refs = []
+        for pid in pids:
+            ref = proc.process_ref(pid)
+            if ref is not None and ref.state not in "ZX":
+                refs.append(ref)
+        return refs
+
+    # -- acting ------------------------------------------------------------------------
+
+    def members(self, session: Session) -> list[ProcessRef]:
+        directory = self.cgroup_dir(session)
+        return self._refs(cgroup.procs(directory)) if directory else []
+
+    def is_member(self, session: Session, pid: int) -> bool | None:
+        directory = self.cgroup_dir(session)
+        where = cgroup.of_pid(pid)
+        if directory is None or where is None:
+            return False
+        return where == directory or directory in where.parents
+
+    def cgroup_dir(self, session: Session) -> Path | None:
+        return self._scope_dir(str(session.extra.get("scope", "")))
+
+    def hangup(self, session: Session) -> bool:
+        try:
+            for sig in (signal.SIGHUP, signal.SIGCONT):
+                self._call(MANAGER_PATH, "org.freedesktop.login1.Manager", "KillSession",
+                           "ssi", (session.id, "all", int(sig)))
+        except BackendUnavailable:
+            return False  # e.g. refused to a non-root caller: we signal ourselves
+        return True
+
+    def terminate(self, session: Session) -> bool:
+        try:
+            self._call(MANAGER_PATH, "org.freedesktop.login1.Manager", "TerminateSession",
+                       "s", (session.id,))
+        except BackendUnavailable:
+            return False
+        return True
+
+    def close_login(self, session: Session) -> bool:
+        return close_login_records(session)

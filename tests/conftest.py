@@ -1,0 +1,118 @@
+"""Shared fixtures: the host test lab (real users, a private sshd, real ssh logins).
+
+Nothing here imports sessionctl. Lab modules are importable as ``lab`` (``from lab import
+tool_path``; ``from lab.procs import ...``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+_TESTS_DIR = str(Path(__file__).resolve().parent)
+if _TESTS_DIR not in sys.path:  # also works with --import-mode=importlib
+    sys.path.insert(0, _TESTS_DIR)
+
+from lab.login import Login, NoTtyLogin  # noqa: E402
+from lab.sshd import SSHD, Sshd, remove_stale_sshds  # noqa: E402
+from lab.users import LabUser, create_user, remove_stale_test_users, remove_user  # noqa: E402
+
+
+def _not_root_reason() -> str | None:
+    if os.geteuid() != 0:
+        return "host lab needs root (it creates users and runs sshd)"
+    return None
+
+
+def _no_sshd_reason() -> str | None:
+    return _not_root_reason() or (None if os.path.exists(SSHD) else f"{SSHD} is not installed")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Remove lab users and sshds left behind by crashed earlier runs (root only)."""
+    if _not_root_reason() is not None:
+        return
+    try:
+        remove_stale_test_users()
+        remove_stale_sshds()
+    except Exception as exc:  # a failed sweep must not abort the run; tests use fresh names
+        sys.stderr.write(f"\nlab: cleanup of stale test users/sshds failed: {exc}\n")
+
+
+@pytest.fixture(scope="session")
+def sshd() -> Iterator[Sshd]:
+    """A real sshd on 127.0.0.x:port shared by the whole test session."""
+    reason = _no_sshd_reason()
+    if reason:
+        pytest.skip(reason)
+    with Sshd() as server:
+        yield server
+
+
+@pytest.fixture
+def make_user() -> Iterator[Callable[..., LabUser]]:
+    """Factory ``make_user(prefix="sctest") -> LabUser``; users are removed at teardown."""
+    reason = _not_root_reason()
+    if reason:
+        pytest.skip(reason)
+    made: list[tuple[LabUser, str]] = []
+
+    def factory(prefix: str = "sctest") -> LabUser:
+        user = create_user(prefix)
+        made.append((user, prefix))
+        return user
+
+    yield factory
+    errors = []
+    for user, prefix in reversed(made):
+        try:
+            remove_user(user, prefix=prefix)
+        except Exception as exc:  # keep removing the others
+            errors.append(exc)
+    if errors:
+        raise errors[0]
+
+
+@pytest.fixture
+def lab_user(make_user: Callable[..., LabUser]) -> LabUser:
+    """One fresh throwaway user."""
+    return make_user()
+
+
+@pytest.fixture
+def open_login(sshd: Sshd, make_user: Callable[..., LabUser]) -> Iterator[Callable[..., Login]]:
+    """Factory ``open_login(user, **kw) -> Login`` (interactive ssh -tt login via the lab sshd).
+
+    Logins are closed at teardown, before the users are removed.
+    """
+    logins: list[Login] = []
+
+    def factory(user: LabUser, **kwargs: object) -> Login:
+        login = Login(user, sshd, **kwargs)  # type: ignore[arg-type]
+        logins.append(login)
+        return login
+
+    yield factory
+    for login in logins:
+        login.close()
+
+
+@pytest.fixture
+def open_notty(
+    sshd: Sshd, make_user: Callable[..., LabUser]
+) -> Iterator[Callable[..., NoTtyLogin]]:
+    """Factory ``open_notty(user, command="sleep 300") -> NoTtyLogin`` (ssh -T, no utmp)."""
+    sessions: list[NoTtyLogin] = []
+
+    def factory(user: LabUser, command: str = "sleep 300") -> NoTtyLogin:
+        session = NoTtyLogin(user, sshd, command)
+        sessions.append(session)
+        return session
+
+    yield factory
+    for session in sessions:
+        session.close()
