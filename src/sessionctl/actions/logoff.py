@@ -25,8 +25,8 @@ from ..api import find_session
 from ..backends import get_backend
 from ..backends.base import Backend
 from ..errors import AccessDenied, InvalidArgument
-from ..linux import cgroup, signals
-from ..linux.signals import Sent
+from ..linux import cgroup, proc, signals
+from ..linux.signals import Key, Sent, key
 from ..model import ProcessRef, Session
 from . import audit
 
@@ -35,6 +35,7 @@ TERM_WAIT = 0.3
 POLL = 0.02
 RESCAN = 0.1
 KILL_ROUNDS = 50
+FREEZE_ROUNDS = 1000
 
 
 @dataclass
@@ -89,36 +90,50 @@ def check_permission(session: Session, caller_uid: int) -> None:
         )
 
 
+def _bit(sig: int) -> int:
+    return 1 << (sig - 1)
+
+
 class _Run:
     """The state of one sign-out in progress."""
 
-    def __init__(
-        self,
-        backend: Backend,
-        session: Session,
-        grace: float,
-        progress: Callable[[Step], None] | None,
-    ) -> None:
+    def __init__(self, backend: Backend, session: Session,
+                 progress: Callable[[Step], None] | None) -> None:
         self.backend = backend
         self.session = session
-        self.grace = grace
         self.progress = progress
         self.me = os.getpid()
-        self.known: dict[tuple[int, int], ProcessRef] = {}
-        self.denied: set[int] = set()
+        self.known: dict[Key, ProcessRef] = {}
+        self.ignores: dict[Key, int] = {}
+        self.pins = signals.Pins(self.still_member)
         self.steps: list[Step] = []
 
     # -- membership --------------------------------------------------------------------
 
     def members(self) -> list[ProcessRef]:
-        """Live processes of the session now, minus ourselves (a logoff of our own session)."""
-        fresh = {(r.pid, r.start_ticks): r for r in self.backend.members(self.session)}
-        for key, ref in list(self.known.items()):
-            if key not in fresh and signals.same_process(ref):
-                fresh[key] = ref  # no-audit sessions: keep what we found before
-        live = {k: r for k, r in fresh.items() if r.pid != self.me and r.state not in "ZX"}
+        """Live processes of the session now, minus ourselves (a logoff of our own session).
+
+        A PID we hold a pidfd for and whose process has not exited is that same process:
+        no need to read its /proc entry again.
+        """
+        pids = self.backend.member_pids(self.session)
+        pids.discard(self.me)
+        by_pid = {r.pid: r for r in self.known.values()}
+        held = [by_pid[p] for p in pids if p in by_pid and key(by_pid[p]) in self.pins.fds]
+        exited = self.pins.exited(held)
+        live = {key(r): r for r in held if key(r) not in exited}
+        fresh = pids.difference(r.pid for r in live.values())
+        live.update((key(r), r) for r in proc.live_refs(fresh, with_uid=False))
+        for k, ref in self.known.items():
+            if k not in live and ref.pid not in pids and ref.pid != self.me \
+                    and k not in exited and signals.same_process(ref):
+                live[k] = ref  # no-audit sessions: keep what we found before
         self.known.update(live)
         return list(live.values())
+
+    def targets(self) -> list[ProcessRef]:
+        """Members we are allowed to signal."""
+        return [r for r in self.members() if r.pid not in self.pins.denied]
 
     def still_member(self, pid: int) -> bool:
         """Checked after the pidfd pins the process: it is (still) in the session."""
@@ -127,23 +142,31 @@ class _Run:
             return any(r.pid == pid for r in self.known.values())
         return member
 
+    def ignored(self, ref: ProcessRef) -> int:
+        """The signals ``ref`` ignores (read once per process)."""
+        k = key(ref)
+        if k not in self.ignores:
+            self.ignores[k] = proc.ignored_signals(ref.pid)
+        return self.ignores[k]
+
+    def deaf_to(self, ref: ProcessRef, sigs: tuple[int, ...]) -> bool:
+        """True if the process ignores every one of ``sigs``: waiting gains nothing."""
+        mask = self.ignored(ref)
+        return all(mask & _bit(s) for s in sigs)
+
     def _send(self, refs: list[ProcessRef], sigs: tuple[int, ...]) -> int:
         sent = 0
         for ref in refs:
+            outcome = Sent.SENT
             for sig in sigs:
-                outcome = signals.send(ref, sig, self.still_member)
-                if outcome is Sent.DENIED:
-                    self.denied.add(ref.pid)
+                outcome = self.pins.send(ref, sig)
+                if outcome is not Sent.SENT:
                     break
-                if outcome is Sent.GONE:
-                    break
-            else:
-                sent += 1
+            sent += outcome is Sent.SENT
         return sent
 
     def _step(self, name: str, sig: str, signalled: int, started: float, detail: str = "") -> None:
-        left = [r for r in self.members() if r.pid not in self.denied]
-        step = Step(name, sig, signalled, len(left), time.monotonic() - started, detail)
+        step = Step(name, sig, signalled, len(self.targets()), time.monotonic() - started, detail)
         self.steps.append(step)
         if self.progress:
             self.progress(step)
@@ -151,82 +174,84 @@ class _Run:
     # -- stages ------------------------------------------------------------------------
 
     def signal_and_wait(self, name: str, sigs: tuple[int, ...], wait: float,
-                        via_backend: Callable[[Session], bool] | None = None) -> None:
+                        via_backend: Callable[[Session], bool] | None = None,
+                        deaf: tuple[int, ...] = ()) -> None:
         """Send ``sigs`` to every member, then to newcomers, until empty or ``wait`` ends.
 
         ``via_backend`` may deliver the first round (logind's KillSession/TerminateSession);
-        if it declines, we send through pidfds ourselves.
+        if it declines, we send through pidfds ourselves. The wait ends early once every
+        process left ignores all of ``deaf``. In the hangup stage a process that ignores
+        SIGHUP gets SIGTERM at once, so it spends the grace on a signal it can hear; a
+        process that ignores both still gets the whole grace.
         """
         started = time.monotonic()
-        told: set[tuple[int, int]] = set()
-        signalled = 0
         deadline = started + wait
+        told: set[Key] = set()
+        signalled = early_term = 0
         detail = ""
-        first = self.members()
-        if via_backend is not None and via_backend(self.session):
-            told.update((r.pid, r.start_ticks) for r in first)
-            signalled = len(first)
-            detail = f"via {self.backend.name}"
+        if via_backend is not None:
+            first = self.targets()
+            if via_backend(self.session):
+                told.update(key(r) for r in first)
+                signalled = len(first)
+                detail = f"via {self.backend.name}"
         while True:
-            current = self.members()
-            new = [r for r in current if (r.pid, r.start_ticks) not in told]
+            current = self.targets()
+            new = [r for r in current if key(r) not in told]
             signalled += self._send(new, sigs)
-            told.update((r.pid, r.start_ticks) for r in new)
-            if all(r.pid in self.denied for r in current) or time.monotonic() >= deadline:
+            told.update(key(r) for r in new)
+            if sigs[0] != signal.SIGTERM:
+                hup_deaf = [r for r in new if self.deaf_to(r, sigs[:1])]
+                early_term += self._send(hup_deaf, (signal.SIGTERM, signal.SIGCONT))
+            if not current or time.monotonic() >= deadline:
                 break
-            self._sleep_until_gone(current, min(deadline, time.monotonic() + RESCAN))
+            if deaf and all(self.deaf_to(r, deaf) for r in current):
+                break  # nothing left can hear what we sent: waiting gains nothing
+            self.pins.wait_exit(current, min(deadline, time.monotonic() + RESCAN))
+        if early_term:
+            detail = ", ".join(filter(None, [detail, f"{early_term} ignoring it got SIGTERM"]))
         label = "+".join(signal.Signals(s).name for s in sigs)
         self._step(name, label, signalled, started, detail)
-
-    def _sleep_until_gone(self, refs: list[ProcessRef], until: float) -> None:
-        while time.monotonic() < until:
-            if not any(signals.same_process(r) for r in refs if r.pid not in self.denied):
-                return
-            time.sleep(POLL)
 
     def kill(self) -> None:
         """SIGKILL every member: by cgroup.kill where the session owns a cgroup, else frozen."""
         started = time.monotonic()
-        current = [r for r in self.members() if r.pid not in self.denied]
-        if not current:
-            self._step("kill", "SIGKILL", 0, started)
-            return
-        directory = self.backend.cgroup_dir(self.session) or cgroup.exclusive_cgroup(
-            {r.pid for r in current}
-        )
+        current = self.targets()
         signalled = 0
         detail = ""
-        if directory is not None and os.geteuid() == 0:
-            try:
-                cgroup.kill(directory)
-                signalled = len(current)
-                detail = f"cgroup.kill {directory}"
-            except OSError as exc:
-                detail = f"cgroup.kill failed ({exc.strerror}); stopped and killed instead"
+        if current:
+            directory = self.backend.cgroup_dir(self.session) or cgroup.exclusive_cgroup(
+                {r.pid for r in current})
+            if directory is not None and os.geteuid() == 0:
+                try:
+                    cgroup.kill(directory)
+                    signalled = len(current)
+                    detail = f"cgroup.kill {directory}"
+                except OSError as exc:
+                    detail = f"cgroup.kill failed ({exc.strerror}); "
         for _ in range(KILL_ROUNDS):
-            current = [r for r in self.members() if r.pid not in self.denied]
+            current = self.targets()
             if not current:
                 break
             frozen = self._freeze(current)
             signalled += self._send(frozen, (signal.SIGKILL,))
-            self._sleep_until_gone(frozen, time.monotonic() + 0.5)
-            detail = detail or "SIGSTOP, rescan until closed, SIGKILL"
+            self.pins.wait_exit(frozen, time.monotonic() + 0.5)
+            if "SIGSTOP" not in detail:
+                detail += "SIGSTOP, rescan until closed, SIGKILL"
         self._step("kill", "SIGKILL", signalled, started, detail)
 
     def _freeze(self, current: list[ProcessRef]) -> list[ProcessRef]:
         """SIGSTOP the set and every process it forks until a rescan finds nothing new."""
-        stopped: dict[tuple[int, int], ProcessRef] = {}
-        for _ in range(1000):
-            new = [r for r in current if (r.pid, r.start_ticks) not in stopped]
-            new = [r for r in new if r.pid not in self.denied]
+        stopped: dict[Key, ProcessRef] = {}
+        for _ in range(FREEZE_ROUNDS):
+            new = [r for r in current if key(r) not in stopped and r.pid not in self.pins.denied]
             if not new:
-                waiting = [r for r in stopped.values() if not signals.is_stopped(r)]
-                if not waiting:
-                    break
+                if all(signals.is_stopped(r) for r in stopped.values()):
+                    break  # nothing can fork any more: the set is closed
                 time.sleep(0.001)
             self._send(new, (signal.SIGSTOP,))
-            stopped.update(((r.pid, r.start_ticks), r) for r in new)
-            current = self.members()
+            stopped.update((key(r), r) for r in new)
+            current = self.targets()
         return list(stopped.values())
 
 
@@ -281,26 +306,26 @@ def logoff(
             signal.signal(sig, signal.SIG_IGN)
     started_at = datetime.now().astimezone()
     t0 = time.monotonic()
-    run = _Run(be, session, grace, progress)
-    processes_at_start = len(run.members())
-    if not be.hangup(session):
-        run.signal_and_wait("hangup", (signal.SIGHUP, signal.SIGCONT), grace)
-    else:
-        run._step("hangup", "SIGHUP (backend)", processes_at_start, t0)
-        run._sleep_until_gone(run.members(), t0 + grace)
-    if run.members():
-        run.signal_and_wait(
-            "terminate", (signal.SIGTERM, signal.SIGCONT), TERM_WAIT if grace > 0 else 0.0
-        )
-    run.kill()
+    signals.raise_fd_limit()
+    run = _Run(be, session, progress)
+    try:
+        processes_at_start = len(run.members())
+        run.signal_and_wait("hangup", (signal.SIGHUP, signal.SIGCONT), grace, be.hangup)
+        if run.targets():
+            run.signal_and_wait("terminate", (signal.SIGTERM, signal.SIGCONT),
+                                TERM_WAIT if grace > 0 else 0.0, be.terminate,
+                                deaf=(signal.SIGTERM,))
+        run.kill()
+        remaining = sorted(r.pid for r in run.members())
+    finally:
+        run.pins.close()
     closed = be.close_login(session)
-    remaining = sorted(r.pid for r in run.members())
     result = LogoffResult(
         session=session,
         outcome="logged-off" if not remaining else "incomplete",
         steps=run.steps,
         remaining=remaining,
-        not_permitted=sorted(run.denied & set(remaining)),
+        not_permitted=sorted(run.pins.denied & set(remaining)),
         record_closed=closed,
         seconds=time.monotonic() - t0,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from pathlib import Path
 
+from ..linux import proc
 from ..model import ProcessRef, Session
 
 
@@ -18,8 +19,12 @@ class Backend(ABC):
         """Every session now, each with its processes."""
 
     @abstractmethod
+    def member_pids(self, session: Session) -> set[int]:
+        """PIDs that belong to ``session`` right now (a fresh look; zombies may be in it)."""
+
     def members(self, session: Session) -> list[ProcessRef]:
-        """The processes that belong to ``session`` right now (a fresh look)."""
+        """The live processes that belong to ``session`` right now."""
+        return proc.live_refs(self.member_pids(session), with_uid=False)
 
     def is_member(self, session: Session, pid: int) -> bool | None:
         """Whether ``pid`` belongs to ``session`` now; None if only a full look can tell."""

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..errors import BackendUnavailable, NoSuchSession
 from ..linux import cgroup, proc, tty
-from ..model import ProcessRef, Session, State
+from ..model import Session, State
 from .base import Backend
 from .procfs import close_login_records, session_type
 
@@ -120,7 +120,7 @@ class LogindBackend(Backend):
         p = self._props(path, "org.freedesktop.login1.Session")
         scope = str(p.get("Scope", ""))
         directory = self._scope_dir(scope)
-        refs = self._refs(cgroup.procs(directory)) if directory else []
+        refs = proc.live_refs(cgroup.procs(directory)) if directory else []
         line = str(p.get("TTY", "")) or str(p.get("Display", ""))
         service = str(p.get("Service", ""))
         ltype = str(p.get("Type", "unspecified"))
@@ -146,20 +146,11 @@ class LogindBackend(Backend):
                    "logind_state": str(p.get("State", ""))},
         )
 
-    @staticmethod
-    def _refs(pids: set[int]) -> list[ProcessRef]:
-        refs = []
-        for pid in pids:
-            ref = proc.process_ref(pid)
-            if ref is not None and ref.state not in "ZX":
-                refs.append(ref)
-        return refs
-
     # -- acting ------------------------------------------------------------------------
 
-    def members(self, session: Session) -> list[ProcessRef]:
+    def member_pids(self, session: Session) -> set[int]:
         directory = self.cgroup_dir(session)
-        return self._refs(cgroup.procs(directory)) if directory else []
+        return cgroup.procs(directory) if directory else set()
 
     def is_member(self, session: Session, pid: int) -> bool | None:
         directory = self.cgroup_dir(session)

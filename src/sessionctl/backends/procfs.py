@@ -158,12 +158,7 @@ class ProcfsBackend(Backend):
         return out
 
     def _refs(self, pids: list[int]) -> list[ProcessRef]:
-        refs = []
-        for pid in pids:
-            ref = proc.process_ref(pid, self.proc_root)
-            if ref is not None and ref.state not in "ZX":  # zombies hold nothing
-                refs.append(ref)
-        return refs
+        return proc.live_refs(pids, self.proc_root)
 
     def _audit_session(
         self,
@@ -269,21 +264,16 @@ class ProcfsBackend(Backend):
 
     # -- acting ------------------------------------------------------------------------
 
-    def members(self, session: Session) -> list[ProcessRef]:
+    def member_pids(self, session: Session) -> set[int]:
         if session.id.startswith(NO_AUDIT_PREFIX):
             leader = session.leader_pid or 0
-            entry = utmp.UtmpEntry(
-                utmp.USER_PROCESS, leader, session.name, b"", session.user, "", 0, 0.0, "", -1
-            )
-            stats = [
-                s
-                for s in (proc.stat(p, self.proc_root) for p in proc.pids(self.proc_root))
-                if s is not None
-            ]
-            return self._refs(sorted(_tree_and_tty(entry, stats, self.proc_root)))
+            entry = utmp.UtmpEntry(utmp.USER_PROCESS, leader, session.name, b"", session.user,
+                                   "", 0, 0.0, "", -1)
+            stats = [s for s in (proc.stat(p, self.proc_root) for p in proc.pids(self.proc_root))
+                     if s is not None]
+            return _tree_and_tty(entry, stats, self.proc_root)
         asid = int(session.id)
-        audit = proc.audit_sessions(self.proc_root)
-        return self._refs([pid for pid, a in audit.items() if a == asid])
+        return {pid for pid, a in proc.audit_sessions(self.proc_root).items() if a == asid}
 
     def is_member(self, session: Session, pid: int) -> bool | None:
         if session.id.startswith(NO_AUDIT_PREFIX):

@@ -56,17 +56,16 @@ def exclusive_cgroup(pids: set[int], proc_root: str = proc.PROC) -> Path | None:
     """A cgroup holding exactly this set of processes (and nothing else), if there is one.
 
     Only such a cgroup may be killed whole: it is the session's own (a logind scope).
+    One member's cgroup is read; it qualifies if its processes are exactly ``pids``.
     """
-    dirs = {of_pid(pid, proc_root) for pid in pids}
-    dirs.discard(None)
-    if len(dirs) != 1:
+    if not pids:
         return None
-    directory = dirs.pop()
-    root = cgroup2_root()
-    if directory is None or directory == root or not (directory / "cgroup.kill").exists():
+    directory = of_pid(next(iter(pids)), proc_root)
+    if directory is None or directory == cgroup2_root():
         return None
-    inside = procs(directory)
-    return directory if inside and inside <= pids else None
+    if not (directory / "cgroup.kill").exists():
+        return None
+    return directory if procs(directory) == pids else None
 
 
 def kill(directory: Path, timeout: float = 2.0) -> bool:

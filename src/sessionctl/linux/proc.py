@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..model import ProcessRef
@@ -122,13 +123,39 @@ def owner_uid(pid: int, proc: str = PROC) -> int | None:
         return None
 
 
-def process_ref(pid: int, proc: str = PROC) -> ProcessRef | None:
-    """A ProcessRef for one live process, None if it vanished."""
+def process_ref(pid: int, proc: str = PROC, with_uid: bool = True) -> ProcessRef | None:
+    """A ProcessRef for one live process, None if it vanished (uid -1 unless asked)."""
     st = stat(pid, proc)
-    uid = owner_uid(pid, proc)
+    uid = owner_uid(pid, proc) if with_uid else -1
     if st is None or uid is None:
         return None
     return ProcessRef(pid, st.ppid, uid, st.start_ticks, st.comm, st.state)
+
+
+def live_refs(pids: Iterable[int], proc: str = PROC, with_uid: bool = True) -> list[ProcessRef]:
+    """ProcessRefs of those PIDs that are alive and not zombies (zombies hold nothing)."""
+    refs = []
+    for pid in pids:
+        ref = process_ref(pid, proc, with_uid)
+        if ref is not None and ref.state not in "ZX":
+            refs.append(ref)
+    return refs
+
+
+def ignored_signals(pid: int, proc: str = PROC) -> int:
+    """Bit mask of the signals a process ignores (SigIgn; bit n-1 is signal n), 0 if unknown."""
+    try:
+        raw = _read(f"{proc}/{pid}/status", 4096)
+    except OSError:
+        return 0
+    start = raw.find(b"\nSigIgn:")
+    if start < 0:
+        return 0
+    end = raw.find(b"\n", start + 1)
+    try:
+        return int(raw[start + 8 : end].strip(), 16)
+    except ValueError:
+        return 0
 
 
 def boot_time(proc: str = PROC) -> float:
