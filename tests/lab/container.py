@@ -28,6 +28,19 @@ Lifecycle (``with SystemdContainer() as c: ...`` or ``start()``/``stop()``):
   ``/run/systemd/nspawn``.  A crashed test run leaves at most a run directory and empty
   cgroups behind (nspawn gets SIGTERM through PR_SET_PDEATHSIG); the next start sweeps them.
 
+Facts worth knowing (measured on the Debian 12 lab VM, systemd 252 inside):
+
+* boot to "running" + logind on the bus + sshd listening: about 0.35 s; stop: about 0.2 s;
+* ``loginctl list-sessions --output=json`` works on 252 (keys: session, uid, user, seat,
+  tty; no state/class - use ``show_session()``);
+* ssh logins get numeric session ids (the kernel audit session id; pam_loginuid works in
+  the container), ``su -`` via nsenter gets ``cN`` ids;
+* ``exec()`` runs via ``nsenter -t <init> -a``: all namespaces, but the process stays in the
+  caller's cgroup (``/../../..`` inside), outside any session;
+* the system bus is reachable from the host too: ``system_bus_address``;
+* ``loginctl terminate-session`` returns at once; a session whose process ignores SIGTERM and
+  SIGHUP stays "closing" for 90 s (DefaultTimeoutStopSec) until systemd SIGKILLs the scope.
+
 Pytest integration: tests/conftest.py can wrap the generator ``container_fixture()``::
 
     @pytest.fixture(scope="session")
@@ -354,6 +367,12 @@ class SystemdContainer:
     def root(self) -> Path:
         """The container's root directory as seen from the host."""
         return Path(f"/proc/{self.init_pid}/root")
+
+    @property
+    def system_bus_address(self) -> str:
+        """D-Bus address of the container's system bus, usable from the host as root
+        (e.g. ``jeepney.io.blocking.open_dbus_connection(c.system_bus_address)``)."""
+        return f"unix:path=/proc/{self.init_pid}/root/run/dbus/system_bus_socket"
 
     # -- start --------------------------------------------------------------------------------
 
@@ -913,11 +932,18 @@ def _main(argv: Sequence[str]) -> int:
     if reason:
         print(reason, file=sys.stderr)
         return 1
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # Explicit handlers: a shell may start us with SIGINT ignored (background job).
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     with SystemdContainer() as c:
-        print(f"container {c.name} up: {c.timings}")
+        print(f"container {c.name} up: {c.timings}", flush=True)
         print(f"  enter:  {' '.join(c.nsenter_argv())} bash")
         print(f"  ssh:    {' '.join(c.ssh_login_argv('root'))}")
-        print("Ctrl-C stops it.")
+        print("Ctrl-C (or SIGTERM) stops it.", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             signal.pause()
     return 0

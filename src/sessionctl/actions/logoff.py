@@ -103,44 +103,66 @@ class _Run:
         self.session = session
         self.progress = progress
         self.me = os.getpid()
-        self.known: dict[Key, ProcessRef] = {}
+        self.by_pid: dict[int, ProcessRef] = {}
+        self.termed: set[Key] = set()
+        self.cache: dict[int, bool] = {}  # PID → member?, as earlier looks found
+        self.last: list[ProcessRef] = []
+        self.emptied = False  # a thorough look found the session empty
+        # without an audit id or cgroup, membership is by process tree and tty
+        self.by_tree = backend.is_member(session, self.me) is None
         self.ignores: dict[Key, int] = {}
         self.pins = signals.Pins(self.still_member)
         self.steps: list[Step] = []
 
     # -- membership --------------------------------------------------------------------
 
-    def members(self) -> list[ProcessRef]:
+    def members(self, thorough: bool = False) -> list[ProcessRef]:
         """Live processes of the session now, minus ourselves (a logoff of our own session).
 
-        A PID we hold a pidfd for and whose process has not exited is that same process:
-        no need to read its /proc entry again.
+        A PID whose pinned process has not exited is that same process, so its /proc entry
+        is not read again, and PIDs found outside the session a moment ago are not either
+        (a PID is not reused within seconds); ``thorough`` looks at everything afresh and
+        is what decides that the session is empty.
         """
-        pids = self.backend.member_pids(self.session)
+        self.pins.refresh()
+        pids = self.backend.member_pids(self.session, None if thorough else self.cache)
         pids.discard(self.me)
-        by_pid = {r.pid: r for r in self.known.values()}
-        held = [by_pid[p] for p in pids if p in by_pid and key(by_pid[p]) in self.pins.fds]
-        exited = self.pins.exited(held)
-        live = {key(r): r for r in held if key(r) not in exited}
-        fresh = pids.difference(r.pid for r in live.values())
-        live.update((key(r), r) for r in proc.live_refs(fresh, with_uid=False))
-        for k, ref in self.known.items():
-            if k not in live and ref.pid not in pids and ref.pid != self.me \
-                    and k not in exited and signals.same_process(ref):
-                live[k] = ref  # no-audit sessions: keep what we found before
-        self.known.update(live)
+        live: dict[Key, ProcessRef] = {}
+        fresh = []
+        for pid in pids:
+            ref = self.by_pid.get(pid)
+            if ref is not None and key(ref) in self.pins.fds:
+                if self.pins.alive(ref):
+                    live[key(ref)] = ref
+                    continue
+                if not thorough:
+                    continue  # its pinned process died: a zombie, until a thorough look
+            fresh.append(pid)
+        for ref in proc.live_refs(fresh, with_uid=False):
+            live[key(ref)] = ref
+            self.by_pid[ref.pid] = ref
+        if self.by_tree:
+            # no-audit sessions: membership is by tree and tty, so keep what we found
+            for ref in self.by_pid.values():
+                if ref.pid not in pids and ref.pid != self.me and self.pins.alive(ref):
+                    live[key(ref)] = ref
+        self.last = [r for r in live.values() if r.pid not in self.pins.denied]
         return list(live.values())
 
-    def targets(self) -> list[ProcessRef]:
+    def targets(self, thorough: bool = False) -> list[ProcessRef]:
         """Members we are allowed to signal."""
-        return [r for r in self.members() if r.pid not in self.pins.denied]
+        self.members(thorough)
+        return self.last
+
+    def left(self) -> int:
+        """How many of the last look's targets are still alive (no new look)."""
+        self.pins.refresh()
+        return sum(1 for r in self.last if self.pins.alive(r))
 
     def still_member(self, pid: int) -> bool:
         """Checked after the pidfd pins the process: it is (still) in the session."""
         member = self.backend.is_member(self.session, pid)
-        if member is None:
-            return any(r.pid == pid for r in self.known.values())
-        return member
+        return pid in self.by_pid if member is None else member
 
     def ignored(self, ref: ProcessRef) -> int:
         """The signals ``ref`` ignores (read once per process)."""
@@ -155,10 +177,13 @@ class _Run:
         return all(mask & _bit(s) for s in sigs)
 
     def _send(self, refs: list[ProcessRef], sigs: tuple[int, ...]) -> int:
+        """Send each of ``sigs`` in turn; SIGCONT only to processes seen stopped."""
         sent = 0
         for ref in refs:
             outcome = Sent.SENT
             for sig in sigs:
+                if sig == signal.SIGCONT and ref.state not in "Tt":
+                    continue
                 outcome = self.pins.send(ref, sig)
                 if outcome is not Sent.SENT:
                     break
@@ -166,7 +191,7 @@ class _Run:
         return sent
 
     def _step(self, name: str, sig: str, signalled: int, started: float, detail: str = "") -> None:
-        step = Step(name, sig, signalled, len(self.targets()), time.monotonic() - started, detail)
+        step = Step(name, sig, signalled, self.left(), time.monotonic() - started, detail)
         self.steps.append(step)
         if self.progress:
             self.progress(step)
@@ -198,11 +223,16 @@ class _Run:
         while True:
             current = self.targets()
             new = [r for r in current if key(r) not in told]
-            signalled += self._send(new, sigs)
             told.update(key(r) for r in new)
-            if sigs[0] != signal.SIGTERM:
+            if sigs[0] == signal.SIGTERM:  # no second SIGTERM, none to those that ignore it
+                new = [r for r in new if key(r) not in self.termed
+                       and not self.deaf_to(r, (signal.SIGTERM,))]
+                self.termed.update(key(r) for r in new)
+            signalled += self._send(new, sigs)
+            if sigs[0] == signal.SIGHUP:
                 hup_deaf = [r for r in new if self.deaf_to(r, sigs[:1])]
                 early_term += self._send(hup_deaf, (signal.SIGTERM, signal.SIGCONT))
+                self.termed.update(key(r) for r in hup_deaf)
             if not current or time.monotonic() >= deadline:
                 break
             if deaf and all(self.deaf_to(r, deaf) for r in current):
@@ -230,8 +260,9 @@ class _Run:
                 except OSError as exc:
                     detail = f"cgroup.kill failed ({exc.strerror}); "
         for _ in range(KILL_ROUNDS):
-            current = self.targets()
+            current = self.targets() or self.targets(thorough=True)
             if not current:
+                self.emptied = True
                 break
             frozen = self._freeze(current)
             signalled += self._send(frozen, (signal.SIGKILL,))
@@ -316,7 +347,7 @@ def logoff(
                                 TERM_WAIT if grace > 0 else 0.0, be.terminate,
                                 deaf=(signal.SIGTERM,))
         run.kill()
-        remaining = sorted(r.pid for r in run.members())
+        remaining = [] if run.emptied else sorted(r.pid for r in run.members(thorough=True))
     finally:
         run.pins.close()
     closed = be.close_login(session)

@@ -19,8 +19,12 @@ class Backend(ABC):
         """Every session now, each with its processes."""
 
     @abstractmethod
-    def member_pids(self, session: Session) -> set[int]:
-        """PIDs that belong to ``session`` right now (a fresh look; zombies may be in it)."""
+    def member_pids(self, session: Session, cache: dict[int, bool] | None = None) -> set[int]:
+        """PIDs that belong to ``session`` right now (a fresh look; zombies may be in it).
+
+        ``cache`` (PID → member?) holds what earlier looks found; a backend may trust it
+        instead of looking again, and adds what it learns. None: look at everything.
+        """
 
     def members(self, session: Session) -> list[ProcessRef]:
         """The live processes that belong to ``session`` right now."""

@@ -148,7 +148,7 @@ class LogindBackend(Backend):
 
     # -- acting ------------------------------------------------------------------------
 
-    def member_pids(self, session: Session) -> set[int]:
+    def member_pids(self, session: Session, cache: dict[int, bool] | None = None) -> set[int]:
         directory = self.cgroup_dir(session)
         return cgroup.procs(directory) if directory else set()
 

@@ -264,7 +264,7 @@ class ProcfsBackend(Backend):
 
     # -- acting ------------------------------------------------------------------------
 
-    def member_pids(self, session: Session) -> set[int]:
+    def member_pids(self, session: Session, cache: dict[int, bool] | None = None) -> set[int]:
         if session.id.startswith(NO_AUDIT_PREFIX):
             leader = session.leader_pid or 0
             entry = utmp.UtmpEntry(utmp.USER_PROCESS, leader, session.name, b"", session.user,
@@ -273,7 +273,13 @@ class ProcfsBackend(Backend):
                      if s is not None]
             return _tree_and_tty(entry, stats, self.proc_root)
         asid = int(session.id)
-        return {pid for pid, a in proc.audit_sessions(self.proc_root).items() if a == asid}
+        if cache is None:
+            return {p for p, a in proc.audit_sessions(self.proc_root).items() if a == asid}
+        hints = {p: asid if member else proc.AUDIT_UNSET for p, member in cache.items()}
+        learned: dict[int, int] = {}
+        found = proc.audit_sessions(self.proc_root, hints, learned)
+        cache.update((p, a == asid) for p, a in learned.items())
+        return {p for p, a in found.items() if a == asid}
 
     def is_member(self, session: Session, pid: int) -> bool | None:
         if session.id.startswith(NO_AUDIT_PREFIX):

@@ -43,12 +43,16 @@ def pids(proc: str = PROC) -> list[int]:
     return [int(n) for n in os.listdir(proc) if n.isdigit()]
 
 
-def audit_sessions(proc: str = PROC) -> dict[int, int]:
+def audit_sessions(proc: str = PROC, known: dict[int, int] | None = None,
+                   learned: dict[int, int] | None = None) -> dict[int, int]:
     """PID → audit session id for every process that has one (one read per process).
 
     This is the hot loop of every listing: one openat relative to /proc per process.
+    ``known`` gives ids the caller already vouches for (PID → id, AUDIT_UNSET for none):
+    those are not read again; ``learned`` receives every id that was read.
     """
     out: dict[int, int] = {}
+    known = known or {}
     unset = b"4294967295"
     flags = os.O_RDONLY | os.O_CLOEXEC
     dfd = os.open(proc, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -56,6 +60,12 @@ def audit_sessions(proc: str = PROC) -> dict[int, int]:
         for name in os.listdir(dfd):
             if not name.isdigit():
                 continue
+            if known:
+                value = known.get(int(name))
+                if value is not None:
+                    if value != AUDIT_UNSET:
+                        out[int(name)] = value
+                    continue
             try:
                 fd = os.open(name + "/sessionid", flags, dir_fd=dfd)
             except OSError:
@@ -66,7 +76,11 @@ def audit_sessions(proc: str = PROC) -> dict[int, int]:
                 continue
             finally:
                 os.close(fd)
-            if raw != unset and raw.isdigit():
+            if not raw.isdigit():
+                continue
+            if learned is not None:
+                learned[int(name)] = int(raw)
+            if raw != unset:
                 out[int(name)] = int(raw)
     finally:
         os.close(dfd)

@@ -16,7 +16,7 @@ import resource
 import select
 import signal
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from enum import Enum
 
 from ..model import ProcessRef
@@ -62,47 +62,59 @@ def raise_fd_limit() -> int:
 
 
 class Pins:
-    """Pidfds of checked processes, reused for every later signal to them."""
+    """Pidfds of checked processes, reused for every later signal to them.
+
+    Every pinned fd is also watched: a pidfd turns readable when its process exits, so
+    exits are learnt from one poll() instead of reading /proc again.
+    """
 
     def __init__(self, still_member: Callable[[int], bool], proc_root: str = proc.PROC) -> None:
         self.still_member = still_member
         self.proc_root = proc_root
         self.fds: dict[Key, int] = {}
+        self._keys: dict[int, Key] = {}
+        self.dead: set[Key] = set()
         self.denied: set[int] = set()
+        self._epoll = select.epoll()
 
-    def _open_checked(self, ref: ProcessRef) -> int | None:
+    def _checked(self, ref: ProcessRef) -> int | None:
         """A pidfd for ``ref`` if it is still that process and still a member."""
-        try:
-            fd = os.pidfd_open(ref.pid)
-        except OSError as exc:
-            if exc.errno in (errno.EMFILE, errno.ENFILE):
-                raise
-            return None
+        fd = os.pidfd_open(ref.pid)
         if same_process(ref, self.proc_root) and self.still_member(ref.pid):
             return fd
         os.close(fd)
         return None
 
+    def _pin(self, ref: ProcessRef) -> tuple[int | None, bool]:
+        """(fd, transient): a held pidfd, or one for this signal only when fds run out."""
+        try:
+            fd = self._checked(ref)
+        except OSError as exc:
+            if exc.errno not in (errno.EMFILE, errno.ENFILE):
+                return None, False
+            try:
+                fd = self._checked(ref)  # retried by the caller's next round if still short
+            except OSError:
+                return None, False
+            return fd, True
+        if fd is not None:
+            k = key(ref)
+            self.fds[k] = fd
+            self._keys[fd] = k
+            self._epoll.register(fd, select.EPOLLIN)
+        return fd, False
+
     def send(self, ref: ProcessRef, sig: int) -> Sent:
         """Send ``sig`` to exactly the process ``ref`` names, pinning it on first use."""
         k = key(ref)
+        if k in self.dead:
+            return Sent.GONE
         fd = self.fds.get(k)
         transient = False
         if fd is None:
-            try:
-                fd = self._open_checked(ref)
-            except OSError:  # out of file descriptors: pin just for this signal
-                fd = None
-                transient = True
-                with contextlib.suppress(OSError):
-                    fd = os.pidfd_open(ref.pid)
-                    if not (same_process(ref, self.proc_root) and self.still_member(ref.pid)):
-                        os.close(fd)
-                        fd = None
+            fd, transient = self._pin(ref)
             if fd is None:
                 return Sent.GONE
-            if not transient:
-                self.fds[k] = fd
         try:
             signal.pidfd_send_signal(fd, sig)
             return Sent.SENT
@@ -115,42 +127,44 @@ class Pins:
             if transient:
                 os.close(fd)
 
-    def exited(self, refs: Iterable[ProcessRef]) -> set[Key]:
-        """Keys of those processes that have exited (zombies included)."""
-        out: set[Key] = set()
-        poller = select.poll()
-        by_fd: dict[int, Key] = {}
-        for ref in refs:
-            k = key(ref)
-            fd = self.fds.get(k)
-            if fd is None:
-                if not same_process(ref, self.proc_root):
-                    out.add(k)
-                continue
-            poller.register(fd, select.POLLIN)
-            by_fd[fd] = k
-        if by_fd:
-            for fd, _ev in poller.poll(0):
-                out.add(by_fd[fd])
-        return out
+    def refresh(self, timeout: float = 0.0) -> set[Key]:
+        """Learn which pinned processes exited, waiting up to ``timeout`` for the first."""
+        newly: set[Key] = set()
+        events = self._epoll.poll(timeout if timeout > 0 else 0, max(64, len(self._keys)))
+        for fd, _event in events:
+            self._epoll.unregister(fd)
+            newly.add(self._keys[fd])
+        self.dead |= newly
+        return newly
+
+    def alive(self, ref: ProcessRef) -> bool:
+        """True while the process lives (pinned: by its pidfd; else by its /proc entry)."""
+        k = key(ref)
+        if k in self.fds:
+            return k not in self.dead
+        return same_process(ref, self.proc_root)
 
     def wait_exit(self, refs: list[ProcessRef], until: float, poll: float = 0.01) -> bool:
-        """Wait until every process in ``refs`` (not denied) has exited or ``until``."""
-        pending = [r for r in refs if r.pid not in self.denied]
-        while pending:
-            gone = self.exited(pending)
-            pending = [r for r in pending if key(r) not in gone]
-            if not pending or time.monotonic() >= until:
-                break
-            time.sleep(min(poll, max(0.0, until - time.monotonic())))
-        return not pending
+        """Wait until every process in ``refs`` (not denied) has exited, or ``until``."""
+        self.refresh()
+        pinned = {key(r) for r in refs if key(r) in self.fds and r.pid not in self.denied}
+        pinned -= self.dead
+        others = [r for r in refs if key(r) not in self.fds and r.pid not in self.denied]
+        while True:
+            others = [r for r in others if same_process(r, self.proc_root)]
+            left = until - time.monotonic()
+            if (not pinned and not others) or left <= 0:
+                return not pinned and not others
+            pinned -= self.refresh(min(left, poll) if others else left)
 
     def close(self) -> None:
-        """Close every pidfd."""
+        """Close every pidfd and the watch on them."""
+        self._epoll.close()
         for fd in self.fds.values():
             with contextlib.suppress(OSError):
                 os.close(fd)
         self.fds.clear()
+        self._keys.clear()
 
 
 def send(ref: ProcessRef, sig: int, still_member: Callable[[int], bool] | None = None,
