@@ -116,3 +116,11 @@ def open_notty(
     yield factory
     for session in sessions:
         session.close()
+
+
+@pytest.fixture(scope="session")
+def systemd_container() -> Iterator[object]:
+    """One real systemd + logind container (systemd-nspawn) for the whole test session."""
+    from lab.container import container_fixture
+
+    yield from container_fixture()

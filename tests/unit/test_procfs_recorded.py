@@ -165,3 +165,16 @@ def test_console_login_under_init_owns_its_audit_id(tmp_path: Path) -> None:
     (s,) = ProcfsBackend(proc_root=proc_root, utmp_path=u).sessions()
     assert s.id == "12" and s.name == "tty3" and s.console and s.type == "tty"
     assert s.pids == [700, 701] and s.state is State.ACTIVE
+
+
+def test_forked_readers_agree_with_one_reader(tree: tuple[str, str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from sessionctl.linux import proc
+
+    proc_root, _ = tree
+    serial = proc.audit_sessions(proc_root)
+    monkeypatch.setattr(proc, "PARALLEL_MIN", 0)
+    for workers in (2, 3, 4):
+        assert proc.audit_sessions(proc_root, workers=workers) == serial
+    assert serial == {200: 5, 201: 5, 202: 5, 203: 5, 204: 5, 300: 6, 301: 6, 400: 7,
+                      401: 7, 500: 8}

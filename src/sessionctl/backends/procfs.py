@@ -126,7 +126,7 @@ class ProcfsBackend(Backend):
         self._warnings = []
         now = time.time()
         logins = [e for e in self._logins() if self._plausible(e)]
-        audit = proc.audit_sessions(self.proc_root)
+        audit = proc.audit_sessions(self.proc_root, workers=proc.default_workers())
         groups: dict[int, list[int]] = defaultdict(list)
         for pid, asid in audit.items():
             groups[asid].append(pid)

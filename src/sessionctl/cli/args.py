@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import socket
 import sys
 from collections.abc import Sequence
 
@@ -79,6 +78,8 @@ def is_local_server(name: str | None) -> bool:
     """True if /server names this machine."""
     if name is None:
         return True
+    import socket
+
     local = {
         "localhost",
         ".",

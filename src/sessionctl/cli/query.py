@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Sequence
 
@@ -69,6 +68,8 @@ def _query(prog: str, argv: Sequence[str], kind: str) -> int:
     for warning in backend.warnings():
         say(prog, f"warning: {warning}")
     if ns.json:
+        import json
+
         print(json.dumps([s.to_dict() for s in found], indent=2))
     elif found:
         if kind == "session":

@@ -43,48 +43,111 @@ def pids(proc: str = PROC) -> list[int]:
     return [int(n) for n in os.listdir(proc) if n.isdigit()]
 
 
+PARALLEL_MIN = 4000  # below this many processes one reader is as fast as several
+_UNSET_RAW = b"4294967295"
+
+
+def _read_ids(dfd: int, names: list[str], known: dict[int, int],
+              learned: dict[int, int] | None, out: dict[int, int]) -> None:
+    """Read /proc/NAME/sessionid for each name (relative to ``dfd``) into ``out``."""
+    flags = os.O_RDONLY | os.O_CLOEXEC
+    for name in names:
+        if known:
+            value = known.get(int(name))
+            if value is not None:
+                if value != AUDIT_UNSET:
+                    out[int(name)] = value
+                continue
+        try:
+            fd = os.open(name + "/sessionid", flags, dir_fd=dfd)
+        except OSError:
+            continue  # gone mid-scan, or no audit support
+        try:
+            raw = os.read(fd, 16)
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+        if not raw.isdigit():
+            continue
+        if learned is not None:
+            learned[int(name)] = int(raw)
+        if raw != _UNSET_RAW:
+            out[int(name)] = int(raw)
+
+
+def _read_ids_forked(dfd: int, names: list[str], workers: int) -> dict[int, int] | None:
+    """Split the reads over ``workers`` processes (this one included); None if fork fails."""
+    chunks = [names[i::workers] for i in range(workers)]
+    children: list[tuple[int, int]] = []
+    for chunk in chunks[1:]:
+        try:
+            rfd, wfd = os.pipe()
+            pid = os.fork()
+        except OSError:
+            break
+        if pid == 0:  # child: read, report "pid id" lines, leave without cleanup
+            try:
+                os.close(rfd)
+                found: dict[int, int] = {}
+                _read_ids(dfd, chunk, {}, None, found)
+                payload = "\n".join(f"{p} {a}" for p, a in found.items()).encode()
+                view = memoryview(payload)
+                while view:
+                    view = view[os.write(wfd, view):]
+            finally:
+                os._exit(0)
+        os.close(wfd)
+        children.append((pid, rfd))
+    if len(children) != len(chunks) - 1:
+        for pid, rfd in children:
+            os.close(rfd)
+            os.waitpid(pid, 0)
+        return None
+    out: dict[int, int] = {}
+    _read_ids(dfd, chunks[0], {}, None, out)
+    for pid, rfd in children:
+        data = bytearray()
+        while chunk := os.read(rfd, 65536):
+            data += chunk
+        os.close(rfd)
+        os.waitpid(pid, 0)
+        for line in bytes(data).split(b"\n"):
+            if line:
+                p, a = line.split()
+                out[int(p)] = int(a)
+    return out
+
+
 def audit_sessions(proc: str = PROC, known: dict[int, int] | None = None,
-                   learned: dict[int, int] | None = None) -> dict[int, int]:
+                   learned: dict[int, int] | None = None, workers: int = 1) -> dict[int, int]:
     """PID → audit session id for every process that has one (one read per process).
 
-    This is the hot loop of every listing: one openat relative to /proc per process.
-    ``known`` gives ids the caller already vouches for (PID → id, AUDIT_UNSET for none):
-    those are not read again; ``learned`` receives every id that was read.
+    This is the hot loop of every listing: one openat relative to /proc per process,
+    spread over ``workers`` forked readers on big hosts. ``known`` gives ids the caller
+    already vouches for (PID → id, AUDIT_UNSET for none): those are not read again;
+    ``learned`` receives every id that was read.
     """
     out: dict[int, int] = {}
-    known = known or {}
-    unset = b"4294967295"
-    flags = os.O_RDONLY | os.O_CLOEXEC
     dfd = os.open(proc, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        for name in os.listdir(dfd):
-            if not name.isdigit():
-                continue
-            if known:
-                value = known.get(int(name))
-                if value is not None:
-                    if value != AUDIT_UNSET:
-                        out[int(name)] = value
-                    continue
-            try:
-                fd = os.open(name + "/sessionid", flags, dir_fd=dfd)
-            except OSError:
-                continue  # gone mid-scan, or no audit support
-            try:
-                raw = os.read(fd, 16)
-            except OSError:
-                continue
-            finally:
-                os.close(fd)
-            if not raw.isdigit():
-                continue
-            if learned is not None:
-                learned[int(name)] = int(raw)
-            if raw != unset:
-                out[int(name)] = int(raw)
+        names = [n for n in os.listdir(dfd) if n.isdigit()]
+        if workers > 1 and len(names) >= PARALLEL_MIN and not known and learned is None:
+            forked = _read_ids_forked(dfd, names, workers)
+            if forked is not None:
+                return forked
+        _read_ids(dfd, names, known or {}, learned, out)
     finally:
         os.close(dfd)
     return out
+
+
+def default_workers() -> int:
+    """Readers for a listing: one per CPU we may run on, at most four."""
+    try:
+        return max(1, min(4, len(os.sched_getaffinity(0))))
+    except OSError:
+        return 1
 
 
 def audit_session(pid: int | str, proc: str = PROC) -> int | None:
