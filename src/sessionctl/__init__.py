@@ -19,6 +19,18 @@ from .model import ProcessRef, Session, State, UserSummary
 
 __version__ = "0.1.0"
 
+
+def logoff(target: str | None = None, **options: object) -> object:
+    """Sign out a session completely; see :func:`sessionctl.actions.logoff.logoff`.
+
+    Returns a ``LogoffResult``; raises NoSuchSession, AccessDenied or InvalidArgument
+    before anything is signalled.
+    """
+    from .actions.logoff import logoff as sign_out
+
+    return sign_out(target, **options)  # type: ignore[arg-type]
+
+
 __all__ = [
     "AccessDenied",
     "BackendUnavailable",
@@ -33,6 +45,7 @@ __all__ = [
     "__version__",
     "find_session",
     "get_backend",
+    "logoff",
     "sessions",
     "users",
 ]

@@ -198,3 +198,29 @@ def test_unreadable_utmp_is_a_clear_error(lab_user, open_login) -> None:
     finally:
         os.chmod("/var/run/utmp", st.st_mode & 0o7777)
     assert status == 1 and "cannot read /var/run/utmp" in out and "Traceback" not in out
+
+
+def test_python_api_on_real_sessions(make_user, open_login) -> None:
+    import sessionctl
+
+    a, b = make_user(), make_user()
+    la1, la2, lb = open_login(a), open_login(a), open_login(b)
+    lb.run("nohup sleep 600 >/dev/null 2>&1 &")
+    lb_asid, lb_line = lb.audit_session_id, lb.tty_line
+    lb.logout()
+    procs.wait_until(lambda: (b.name, lb_line) not in who_lines(), 10)
+    procs.wait_until(lambda: len(procs.pids_by_audit_session()[lb_asid]) == 1, 10)
+    mine = {s.id: s for s in sessionctl.sessions(a.name)}
+    assert set(mine) == {str(la1.audit_session_id), str(la2.audit_session_id)}
+    assert all(isinstance(s, sessionctl.Session) and s.state is sessionctl.State.ACTIVE
+               for s in mine.values())
+    assert set(mine[str(la1.audit_session_id)].pids) == la1.pids()
+    summaries = {u.user: u for u in sessionctl.users()}
+    assert len(summaries[a.name].sessions) == 2 and summaries[a.name].state.value == "Active"
+    assert summaries[b.name].state.value == "Disc"
+    assert [s.id for s in summaries[b.name].sessions] == [str(lb_asid)]
+    assert sessionctl.find_session(la2.tty_line).id == str(la2.audit_session_id)
+    with pytest.raises(sessionctl.NoSuchSession):
+        sessionctl.find_session("pts/9999")
+    with pytest.raises(sessionctl.InvalidArgument):
+        sessionctl.sessions("../etc")

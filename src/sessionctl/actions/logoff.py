@@ -97,8 +97,9 @@ def _bit(sig: int) -> int:
 class _Run:
     """The state of one sign-out in progress."""
 
-    def __init__(self, backend: Backend, session: Session,
-                 progress: Callable[[Step], None] | None) -> None:
+    def __init__(
+        self, backend: Backend, session: Session, progress: Callable[[Step], None] | None
+    ) -> None:
         self.backend = backend
         self.session = session
         self.progress = progress
@@ -198,9 +199,14 @@ class _Run:
 
     # -- stages ------------------------------------------------------------------------
 
-    def signal_and_wait(self, name: str, sigs: tuple[int, ...], wait: float,
-                        via_backend: Callable[[Session], bool] | None = None,
-                        deaf: tuple[int, ...] = ()) -> None:
+    def signal_and_wait(
+        self,
+        name: str,
+        sigs: tuple[int, ...],
+        wait: float,
+        via_backend: Callable[[Session], bool] | None = None,
+        deaf: tuple[int, ...] = (),
+    ) -> None:
         """Send ``sigs`` to every member, then to newcomers, until empty or ``wait`` ends.
 
         ``via_backend`` may deliver the first round (logind's KillSession/TerminateSession);
@@ -225,8 +231,11 @@ class _Run:
             new = [r for r in current if key(r) not in told]
             told.update(key(r) for r in new)
             if sigs[0] == signal.SIGTERM:  # no second SIGTERM, none to those that ignore it
-                new = [r for r in new if key(r) not in self.termed
-                       and not self.deaf_to(r, (signal.SIGTERM,))]
+                new = [
+                    r
+                    for r in new
+                    if key(r) not in self.termed and not self.deaf_to(r, (signal.SIGTERM,))
+                ]
                 self.termed.update(key(r) for r in new)
             signalled += self._send(new, sigs)
             if sigs[0] == signal.SIGHUP:
@@ -251,7 +260,8 @@ class _Run:
         detail = ""
         if current:
             directory = self.backend.cgroup_dir(self.session) or cgroup.exclusive_cgroup(
-                {r.pid for r in current})
+                {r.pid for r in current}
+            )
             if directory is not None and os.geteuid() == 0:
                 try:
                     cgroup.kill(directory)
@@ -343,9 +353,13 @@ def logoff(
         processes_at_start = len(run.members())
         run.signal_and_wait("hangup", (signal.SIGHUP, signal.SIGCONT), grace, be.hangup)
         if run.targets():
-            run.signal_and_wait("terminate", (signal.SIGTERM, signal.SIGCONT),
-                                TERM_WAIT if grace > 0 else 0.0, be.terminate,
-                                deaf=(signal.SIGTERM,))
+            run.signal_and_wait(
+                "terminate",
+                (signal.SIGTERM, signal.SIGCONT),
+                TERM_WAIT if grace > 0 else 0.0,
+                be.terminate,
+                deaf=(signal.SIGTERM,),
+            )
         run.kill()
         remaining = [] if run.emptied else sorted(r.pid for r in run.members(thorough=True))
     finally:

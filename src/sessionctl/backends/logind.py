@@ -58,8 +58,15 @@ class LogindBackend(Backend):
 
     # -- D-Bus -------------------------------------------------------------------------
 
-    def _call(self, path: str, interface: str, method: str, signature: str | None = None,
-              body: tuple = (), bus_name: str = BUS) -> tuple:
+    def _call(
+        self,
+        path: str,
+        interface: str,
+        method: str,
+        signature: str | None = None,
+        body: tuple = (),
+        bus_name: str = BUS,
+    ) -> tuple:
         from jeepney import DBusAddress, new_method_call
         from jeepney.wrappers import DBusErrorResponse, unwrap_msg
 
@@ -70,18 +77,22 @@ class LogindBackend(Backend):
             return unwrap_msg(reply)
         except TimeoutError:
             raise BackendUnavailable(
-                f"logind did not answer {method} within {TIMEOUT:g} s") from None
+                f"logind did not answer {method} within {TIMEOUT:g} s"
+            ) from None
         except DBusErrorResponse as exc:
-            if exc.name in ("org.freedesktop.login1.NoSuchSession",
-                            "org.freedesktop.DBus.Error.UnknownObject"):
+            if exc.name in (
+                "org.freedesktop.login1.NoSuchSession",
+                "org.freedesktop.DBus.Error.UnknownObject",
+            ):
                 raise NoSuchSession(f"No session exists for {body[0] if body else '?'}") from None
             raise BackendUnavailable(f"logind refused {method}: {exc.name}: {exc.data}") from None
         except OSError as exc:
             raise BackendUnavailable(f"system bus: {exc}") from None
 
     def _props(self, path: str, interface: str, bus_name: str = BUS) -> dict[str, object]:
-        (raw,) = self._call(path, "org.freedesktop.DBus.Properties", "GetAll", "s",
-                            (interface,), bus_name)
+        (raw,) = self._call(
+            path, "org.freedesktop.DBus.Properties", "GetAll", "s", (interface,), bus_name
+        )
         return {k: v for k, (_sig, v) in raw.items()}
 
     # -- reading -----------------------------------------------------------------------
@@ -93,11 +104,17 @@ class LogindBackend(Backend):
         found: Path | None = None
         if root is not None and scope:
             try:
-                (unit,) = self._call("/org/freedesktop/systemd1",
-                                     "org.freedesktop.systemd1.Manager", "GetUnit", "s",
-                                     (scope,), SYSTEMD)
+                (unit,) = self._call(
+                    "/org/freedesktop/systemd1",
+                    "org.freedesktop.systemd1.Manager",
+                    "GetUnit",
+                    "s",
+                    (scope,),
+                    SYSTEMD,
+                )
                 group = self._props(unit, "org.freedesktop.systemd1.Scope", SYSTEMD).get(
-                    "ControlGroup", "")
+                    "ControlGroup", ""
+                )
                 if group:
                     found = root / str(group).lstrip("/")
             except (BackendUnavailable, NoSuchSession):
@@ -132,18 +149,28 @@ class LogindBackend(Backend):
         stamp = int(p.get("Timestamp", 0) or 0)
         me = os.getpid()
         return Session(
-            id=sid, name=line, user=str(p.get("Name", "")), uid=uid,
-            state=STATES.get(str(p.get("State", "")), State.ACTIVE), type=kind,
-            device=tty.device_path(line), remote_host=str(p.get("RemoteHost", "")),
+            id=sid,
+            name=line,
+            user=str(p.get("Name", "")),
+            uid=uid,
+            state=STATES.get(str(p.get("State", "")), State.ACTIVE),
+            type=kind,
+            device=tty.device_path(line),
+            remote_host=str(p.get("RemoteHost", "")),
             service=service,
             login_time=datetime.fromtimestamp(stamp / 1e6).astimezone() if stamp else None,
-            idle_seconds=idle, leader_pid=int(p.get("Leader", 0) or 0) or None,
+            idle_seconds=idle,
+            leader_pid=int(p.get("Leader", 0) or 0) or None,
             processes=tuple(sorted(refs, key=lambda r: r.pid)),
             current=any(r.pid == me for r in refs),
             console=bool(p.get("VTNr")) or tty.is_console(line),
-            ttys=(line,) if line else (), backend=self.name,
-            extra={"class": str(p.get("Class", "")), "scope": scope,
-                   "logind_state": str(p.get("State", ""))},
+            ttys=(line,) if line else (),
+            backend=self.name,
+            extra={
+                "class": str(p.get("Class", "")),
+                "scope": scope,
+                "logind_state": str(p.get("State", "")),
+            },
         )
 
     # -- acting ------------------------------------------------------------------------
@@ -165,16 +192,26 @@ class LogindBackend(Backend):
     def hangup(self, session: Session) -> bool:
         try:
             for sig in (signal.SIGHUP, signal.SIGCONT):
-                self._call(MANAGER_PATH, "org.freedesktop.login1.Manager", "KillSession",
-                           "ssi", (session.id, "all", int(sig)))
+                self._call(
+                    MANAGER_PATH,
+                    "org.freedesktop.login1.Manager",
+                    "KillSession",
+                    "ssi",
+                    (session.id, "all", int(sig)),
+                )
         except BackendUnavailable:
             return False  # e.g. refused to a non-root caller: we signal ourselves
         return True
 
     def terminate(self, session: Session) -> bool:
         try:
-            self._call(MANAGER_PATH, "org.freedesktop.login1.Manager", "TerminateSession",
-                       "s", (session.id,))
+            self._call(
+                MANAGER_PATH,
+                "org.freedesktop.login1.Manager",
+                "TerminateSession",
+                "s",
+                (session.id,),
+            )
         except BackendUnavailable:
             return False
         return True

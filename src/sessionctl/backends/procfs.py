@@ -172,31 +172,8 @@ class ProcfsBackend(Backend):
         pids = {r.pid for r in refs}
         current = me in pids
         if entries:
-            primary = entries[0]
             lines = tuple(dict.fromkeys(e.line for e in entries if e.line))
-            idles = [i for i in (tty.idle_seconds(line, now) for line in lines) if i is not None]
-            leader = next((r for r in refs if r.pid == primary.pid), None)
-            service = leader.comm if leader else ""
-            uid = user_uid(primary.user)
-            return Session(
-                id=str(asid),
-                name=primary.line,
-                user=primary.user,
-                uid=uid if uid is not None else -1,
-                state=State.ACTIVE,
-                type=session_type(service, primary.line),
-                device=tty.device_path(primary.line),
-                remote_host=primary.host,
-                service=service,
-                login_time=datetime.fromtimestamp(primary.login_time).astimezone(),
-                idle_seconds=min(idles) if idles else None,
-                leader_pid=primary.pid,
-                processes=tuple(sorted(refs, key=lambda r: r.pid)),
-                current=current,
-                console=tty.is_console(primary.line),
-                ttys=lines,
-                backend=self.name,
-            )
+            return self._login_session(str(asid), entries[0], lines, refs, now, current)
         # No live login record: a tty-less session (ssh command, cron job) whose spawning
         # service still holds it, or what a finished login left behind (Disc).
         roots = [r for r in refs if r.ppid not in pids]
@@ -223,41 +200,52 @@ class ProcfsBackend(Backend):
             backend=self.name,
         )
 
+    def _login_session(
+        self,
+        sid: str,
+        login: utmp.UtmpEntry,
+        lines: tuple[str, ...],
+        refs: list[ProcessRef],
+        now: float,
+        current: bool,
+    ) -> Session:
+        """An Active session from its (primary) utmp login record and its processes."""
+        idles = [i for i in (tty.idle_seconds(line, now) for line in lines) if i is not None]
+        leader = next((r for r in refs if r.pid == login.pid), None)
+        service = leader.comm if leader else ""
+        uid = user_uid(login.user)
+        return Session(
+            id=sid,
+            name=login.line,
+            user=login.user,
+            uid=uid if uid is not None else -1,
+            state=State.ACTIVE,
+            type=session_type(service, login.line),
+            device=tty.device_path(login.line),
+            remote_host=login.host,
+            service=service,
+            login_time=datetime.fromtimestamp(login.login_time).astimezone(),
+            idle_seconds=min(idles) if idles else None,
+            leader_pid=login.pid,
+            processes=tuple(sorted(refs, key=lambda r: r.pid)),
+            current=current,
+            console=tty.is_console(login.line),
+            ttys=lines,
+            backend=self.name,
+        )
+
     def _no_audit_sessions(
         self, entries: list[utmp.UtmpEntry], audit: dict[int, int], now: float, me: int
     ) -> list[Session]:
-        stats = [
-            s
-            for s in (proc.stat(p, self.proc_root) for p in proc.pids(self.proc_root))
-            if s is not None
-        ]
+        stats = proc.all_stats(self.proc_root)
         out = []
         for entry in entries:
             member_pids = _tree_and_tty(entry, stats, self.proc_root)
             refs = self._refs(sorted(member_pids))
-            leader = next((r for r in refs if r.pid == entry.pid), None)
-            service = leader.comm if leader else ""
-            uid = user_uid(entry.user)
-            idle = tty.idle_seconds(entry.line, now)
+            lines = (entry.line,) if entry.line else ()
             out.append(
-                Session(
-                    id=f"{NO_AUDIT_PREFIX}{entry.pid}",
-                    name=entry.line,
-                    user=entry.user,
-                    uid=uid if uid is not None else -1,
-                    state=State.ACTIVE,
-                    type=session_type(service, entry.line),
-                    device=tty.device_path(entry.line),
-                    remote_host=entry.host,
-                    service=service,
-                    login_time=datetime.fromtimestamp(entry.login_time).astimezone(),
-                    idle_seconds=idle,
-                    leader_pid=entry.pid,
-                    processes=tuple(refs),
-                    current=me in member_pids,
-                    console=tty.is_console(entry.line),
-                    ttys=(entry.line,) if entry.line else (),
-                    backend=self.name,
+                self._login_session(
+                    f"{NO_AUDIT_PREFIX}{entry.pid}", entry, lines, refs, now, me in member_pids
                 )
             )
         return out
@@ -267,10 +255,10 @@ class ProcfsBackend(Backend):
     def member_pids(self, session: Session, cache: dict[int, bool] | None = None) -> set[int]:
         if session.id.startswith(NO_AUDIT_PREFIX):
             leader = session.leader_pid or 0
-            entry = utmp.UtmpEntry(utmp.USER_PROCESS, leader, session.name, b"", session.user,
-                                   "", 0, 0.0, "", -1)
-            stats = [s for s in (proc.stat(p, self.proc_root) for p in proc.pids(self.proc_root))
-                     if s is not None]
+            entry = utmp.UtmpEntry(
+                utmp.USER_PROCESS, leader, session.name, b"", session.user, "", 0, 0.0, "", -1
+            )
+            stats = proc.all_stats(self.proc_root)
             return _tree_and_tty(entry, stats, self.proc_root)
         asid = int(session.id)
         if cache is None:
@@ -290,8 +278,12 @@ class ProcfsBackend(Backend):
         return close_login_records(session, self.proc_root, self.utmp_path, self.wtmp_path)
 
 
-def close_login_records(session: Session, proc_root: str = proc.PROC,
-                        utmp_path: str = utmp.UTMP_PATH, wtmp_path: str = utmp.WTMP_PATH) -> bool:
+def close_login_records(
+    session: Session,
+    proc_root: str = proc.PROC,
+    utmp_path: str = utmp.UTMP_PATH,
+    wtmp_path: str = utmp.WTMP_PATH,
+) -> bool:
     """Close the utmp records of a session whose login process died without doing it."""
     closed = False
     try:

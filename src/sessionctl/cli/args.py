@@ -99,6 +99,20 @@ def require_local(name: str | None) -> None:
         )
 
 
+def parse_session_command(parser: Parser, argv: Sequence[str]) -> argparse.Namespace:
+    """Parse a session command line: options, a local /server and a well-formed target."""
+    ns = parser.parse(argv)
+    require_local(ns.server)
+    if ns.target is not None:
+        from ..validate import check_target
+
+        try:
+            check_target(ns.target)
+        except InvalidArgument as exc:
+            raise UsageError(str(exc)) from None
+    return ns
+
+
 def say(prog: str, message: str) -> None:
     """A message on stderr, prefixed with the command's name."""
     print(f"{prog}: {message}", file=sys.stderr)

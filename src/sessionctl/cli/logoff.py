@@ -9,9 +9,7 @@ from collections.abc import Sequence
 
 from ..actions.logoff import DEFAULT_GRACE, LogoffResult, Step
 from ..actions.logoff import logoff as do_logoff
-from ..errors import InvalidArgument
-from ..validate import check_target
-from .args import COMMON_WINDOWS_FLAGS, Parser, UsageError, add_common, require_local
+from .args import COMMON_WINDOWS_FLAGS, Parser, UsageError, add_common, parse_session_command
 from .runner import run
 
 USAGE = f"""\
@@ -65,13 +63,7 @@ def describe(step: Step) -> str:
 
 
 def _body(prog: str, argv: Sequence[str]) -> int:
-    ns = _parser(prog).parse(argv)
-    require_local(ns.server)
-    if ns.target is not None:
-        try:
-            check_target(ns.target)
-        except InvalidArgument as exc:
-            raise UsageError(str(exc)) from None
+    ns = parse_session_command(_parser(prog), argv)
     if not 0 <= ns.grace <= 3600:
         raise UsageError(f"--grace must be between 0 and 3600 seconds, not {ns.grace:g}")
     progress = (lambda step: _print(describe(step))) if ns.verbose and not ns.json else None

@@ -7,10 +7,8 @@ from collections.abc import Sequence
 
 from .. import api
 from ..backends import get_backend
-from ..errors import InvalidArgument
-from ..validate import check_target
 from . import render
-from .args import COMMON_WINDOWS_FLAGS, Parser, UsageError, add_common, require_local, say
+from .args import COMMON_WINDOWS_FLAGS, Parser, add_common, parse_session_command, say
 from .runner import run
 
 QWINSTA_USAGE = """\
@@ -56,13 +54,7 @@ def _parser(prog: str) -> Parser:
 
 
 def _query(prog: str, argv: Sequence[str], kind: str) -> int:
-    ns = _parser(prog).parse(argv)
-    require_local(ns.server)
-    if ns.target is not None:
-        try:
-            check_target(ns.target)
-        except InvalidArgument as exc:
-            raise UsageError(str(exc)) from None
+    ns = parse_session_command(_parser(prog), argv)
     backend = get_backend(ns.backend)
     found = api.sessions(ns.target, backend=backend)
     for warning in backend.warnings():

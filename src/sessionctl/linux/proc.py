@@ -47,8 +47,13 @@ PARALLEL_MIN = 4000  # below this many processes one reader is as fast as severa
 _UNSET_RAW = b"4294967295"
 
 
-def _read_ids(dfd: int, names: list[str], known: dict[int, int],
-              learned: dict[int, int] | None, out: dict[int, int]) -> None:
+def _read_ids(
+    dfd: int,
+    names: list[str],
+    known: dict[int, int],
+    learned: dict[int, int] | None,
+    out: dict[int, int],
+) -> None:
     """Read /proc/NAME/sessionid for each name (relative to ``dfd``) into ``out``."""
     flags = os.O_RDONLY | os.O_CLOEXEC
     for name in names:
@@ -94,7 +99,7 @@ def _read_ids_forked(dfd: int, names: list[str], workers: int) -> dict[int, int]
                 payload = "\n".join(f"{p} {a}" for p, a in found.items()).encode()
                 view = memoryview(payload)
                 while view:
-                    view = view[os.write(wfd, view):]
+                    view = view[os.write(wfd, view) :]
             finally:
                 os._exit(0)
         os.close(wfd)
@@ -119,8 +124,12 @@ def _read_ids_forked(dfd: int, names: list[str], workers: int) -> dict[int, int]
     return out
 
 
-def audit_sessions(proc: str = PROC, known: dict[int, int] | None = None,
-                   learned: dict[int, int] | None = None, workers: int = 1) -> dict[int, int]:
+def audit_sessions(
+    proc: str = PROC,
+    known: dict[int, int] | None = None,
+    learned: dict[int, int] | None = None,
+    workers: int = 1,
+) -> dict[int, int]:
     """PID → audit session id for every process that has one (one read per process).
 
     This is the hot loop of every listing: one openat relative to /proc per process,
@@ -190,6 +199,11 @@ def stat(pid: int, proc: str = PROC) -> Stat | None:
         return parse_stat(pid, _read(f"{proc}/{pid}/stat", 1024))
     except (OSError, ValueError, IndexError):
         return None
+
+
+def all_stats(proc: str = PROC) -> list[Stat]:
+    """/proc/PID/stat of every process (those that vanish mid-read are left out)."""
+    return [s for s in (stat(p, proc) for p in pids(proc)) if s is not None]
 
 
 def owner_uid(pid: int, proc: str = PROC) -> int | None:
