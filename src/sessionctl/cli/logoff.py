@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from ..actions.logoff import DEFAULT_GRACE, LogoffResult, Step
 from ..actions.logoff import logoff as do_logoff
 from .args import COMMON_WINDOWS_FLAGS, Parser, UsageError, add_common, parse_session_command
+from .render import printable
 from .runner import run
 
 USAGE = f"""\
@@ -48,9 +49,10 @@ def _parser(prog: str) -> Parser:
 
 
 def _print(text: str, file=None) -> None:
-    """Print, ignoring a terminal that has hung up (a logoff of our own session)."""
+    """Print (control characters shown as '?'), ignoring a terminal that has hung up."""
+    safe = "\n".join(printable(line) for line in text.split("\n"))
     with contextlib.suppress(OSError):
-        print(text, file=file or sys.stdout, flush=True)
+        print(safe, file=file or sys.stdout, flush=True)
 
 
 def describe(step: Step) -> str:

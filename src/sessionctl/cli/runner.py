@@ -22,7 +22,9 @@ def run(prog: str, usage: str, body: Callable[[], int], argv: Sequence[str] | No
         print(f"{INVALID}\n{prog}: {exc}\n{usage}", file=sys.stderr)
         return 1
     except SessionctlError as exc:
-        print(str(exc), file=sys.stderr)
+        from .render import printable
+
+        print(printable(str(exc)), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
