@@ -185,3 +185,16 @@ def test_logind_absent_is_a_clear_error() -> None:
                               "PATH": "/usr/bin:/bin"},
                          capture_output=True, text=True, timeout=30)
     assert res.returncode == 1 and "logind" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_own_session_and_nohup_jobs(ct, ct_login) -> None:
+    """No argument logs off your own session; a nohup job gets SIGTERM without the grace."""
+    login = ct_login()
+    sid = str(login.audit_session_id)
+    login.run("nohup sleep 600 >/dev/null 2>&1 &")
+    t0 = time.monotonic()
+    login.send(f"{TOOL}/logoff --grace 8\n")
+    assert procs.wait_until(
+        lambda: sid not in {s["session"] for s in ct.loginctl_sessions()}, 8 + 2)
+    assert time.monotonic() - t0 < 4  # nothing here needs the grace: it ends early
+    assert procs.wait_until(lambda: login.proc.poll() is not None, 5)

@@ -226,6 +226,8 @@ class _Run:
                 told.update(key(r) for r in first)
                 signalled = len(first)
                 detail = f"via {self.backend.name}"
+                if sigs[0] == signal.SIGHUP:
+                    early_term += self._term_if_deaf_to_hup(first)
         while True:
             current = self.targets()
             new = [r for r in current if key(r) not in told]
@@ -239,9 +241,7 @@ class _Run:
                 self.termed.update(key(r) for r in new)
             signalled += self._send(new, sigs)
             if sigs[0] == signal.SIGHUP:
-                hup_deaf = [r for r in new if self.deaf_to(r, sigs[:1])]
-                early_term += self._send(hup_deaf, (signal.SIGTERM, signal.SIGCONT))
-                self.termed.update(key(r) for r in hup_deaf)
+                early_term += self._term_if_deaf_to_hup(new)
             if not current or time.monotonic() >= deadline:
                 break
             if deaf and all(self.deaf_to(r, deaf) for r in current):
@@ -251,6 +251,12 @@ class _Run:
             detail = ", ".join(filter(None, [detail, f"{early_term} ignoring it got SIGTERM"]))
         label = "+".join(signal.Signals(s).name for s in sigs)
         self._step(name, label, signalled, started, detail)
+
+    def _term_if_deaf_to_hup(self, refs: list[ProcessRef]) -> int:
+        """SIGTERM now to those that ignore SIGHUP (nohup): the grace is theirs to use."""
+        deaf = [r for r in refs if self.deaf_to(r, (signal.SIGHUP,))]
+        self.termed.update(key(r) for r in deaf)
+        return self._send(deaf, (signal.SIGTERM, signal.SIGCONT))
 
     def kill(self) -> None:
         """SIGKILL every member: by cgroup.kill where the session owns a cgroup, else frozen."""
@@ -262,7 +268,10 @@ class _Run:
             directory = self.backend.cgroup_dir(self.session) or cgroup.exclusive_cgroup(
                 {r.pid for r in current}
             )
-            if directory is not None and os.geteuid() == 0:
+            # never the cgroup we run in ourselves (a logoff of our own session)
+            if directory is not None and os.geteuid() == 0 and self.me not in cgroup.procs(
+                directory
+            ):
                 try:
                     cgroup.kill(directory)
                     signalled = len(current)
