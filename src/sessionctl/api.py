@@ -5,7 +5,7 @@ from __future__ import annotations
 from .backends import get_backend
 from .backends.base import Backend
 from .errors import InvalidArgument, NoSuchSession
-from .model import Session, UserSummary
+from .model import Session, State, UserSummary
 from .validate import check_target
 
 
@@ -40,19 +40,20 @@ def find_session(
 
     ``None`` means the caller's own session.
     """
+    if target is not None:
+        check_target(target)
     found = _backend(backend).sessions()
     if target is None:
         own = [s for s in found if s.current]
         if not own:
             raise NoSuchSession("this process is not part of any login session")
         return own[0]
-    check_target(target)
     by_id = [s for s in found if s.id == target]
     if by_id:
         return by_id[0]
     by_name = [s for s in found if s.name and s.name == target]
     if active_only_names:
-        by_name = [s for s in by_name if s.state.value == "Active"]
+        by_name = [s for s in by_name if s.state is State.ACTIVE]
     if len(by_name) == 1:
         return by_name[0]
     if len(by_name) > 1:

@@ -31,6 +31,7 @@ from ..model import ProcessRef, Session
 from . import audit
 
 DEFAULT_GRACE = 10.0
+MAX_GRACE = 3600.0
 TERM_WAIT = 0.3
 POLL = 0.02
 RESCAN = 0.1
@@ -319,8 +320,8 @@ def logoff(
 
     Raises NoSuchSession, AccessDenied or InvalidArgument before signalling anything.
     """
-    if grace < 0 or grace != grace or grace > 3600:
-        raise InvalidArgument(f"grace must be between 0 and 3600 seconds, not {grace}")
+    if not 0 <= grace <= MAX_GRACE:  # also refuses NaN
+        raise InvalidArgument(f"grace must be between 0 and {MAX_GRACE:g} seconds, not {grace}")
     be = backend if isinstance(backend, Backend) else get_backend(backend)
     caller = os.getuid() if caller_uid is None else caller_uid
     session = find_session(target, backend=be)

@@ -153,7 +153,7 @@ class ProcfsBackend(Backend):
             ]
             out.append(self._audit_session(asid, refs, entries, btime, now, me))
         if no_audit:
-            out.extend(self._no_audit_sessions(no_audit, audit, now, me))
+            out.extend(self._no_audit_sessions(no_audit, now, me))
         out.sort(key=_sort_key)
         return out
 
@@ -235,7 +235,7 @@ class ProcfsBackend(Backend):
         )
 
     def _no_audit_sessions(
-        self, entries: list[utmp.UtmpEntry], audit: dict[int, int], now: float, me: int
+        self, entries: list[utmp.UtmpEntry], now: float, me: int
     ) -> list[Session]:
         stats = proc.all_stats(self.proc_root)
         out = []

@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from ..actions.logoff import DEFAULT_GRACE, LogoffResult, Step
+from ..actions.logoff import DEFAULT_GRACE, MAX_GRACE, LogoffResult, Step
 from ..actions.logoff import logoff as do_logoff
 from .args import COMMON_WINDOWS_FLAGS, Parser, UsageError, add_common, parse_session_command
 from .render import printable
@@ -66,8 +66,8 @@ def describe(step: Step) -> str:
 
 def _body(prog: str, argv: Sequence[str]) -> int:
     ns = parse_session_command(_parser(prog), argv)
-    if not 0 <= ns.grace <= 3600:
-        raise UsageError(f"--grace must be between 0 and 3600 seconds, not {ns.grace:g}")
+    if not 0 <= ns.grace <= MAX_GRACE:  # checked here too, to print the usage
+        raise UsageError(f"--grace must be between 0 and {MAX_GRACE:g} seconds, not {ns.grace:g}")
     progress = (lambda step: _print(describe(step))) if ns.verbose and not ns.json else None
     result: LogoffResult = do_logoff(
         ns.target,

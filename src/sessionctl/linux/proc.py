@@ -33,11 +33,6 @@ def _read(path: str, size: int = 4096) -> bytes:
         os.close(fd)
 
 
-def audit_supported(proc: str = PROC) -> bool:
-    """True if the kernel exposes audit session ids."""
-    return os.path.exists(f"{proc}/self/sessionid")
-
-
 def pids(proc: str = PROC) -> list[int]:
     """Every PID visible now."""
     return [int(n) for n in os.listdir(proc) if n.isdigit()]

@@ -166,16 +166,3 @@ class Pins:
         self.fds.clear()
         self._keys.clear()
 
-
-def send(
-    ref: ProcessRef,
-    sig: int,
-    still_member: Callable[[int], bool] | None = None,
-    proc_root: str = proc.PROC,
-) -> Sent:
-    """One signal to exactly ``ref``'s process (pin, check, send, close)."""
-    pins = Pins(still_member or (lambda _pid: True), proc_root)
-    try:
-        return pins.send(ref, sig)
-    finally:
-        pins.close()

@@ -7,7 +7,6 @@ import fcntl
 import os
 import struct
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
@@ -158,8 +157,3 @@ def close_login(entry: UtmpEntry, utmp_path: str = UTMP_PATH, wtmp_path: str = W
         os.close(fd)
     return True
 
-
-def iter_records(path: str) -> Iterator[UtmpEntry]:
-    """Every decodable record of a utmp/wtmp file (for tests and wtmp readers)."""
-    entries, _ = read(path)
-    yield from entries
