@@ -33,7 +33,11 @@ chmod 755 "$venv"
 # Not editable: the code must be readable by the test users wherever the clone lives.
 "$venv/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps "$here"
 "$venv/bin/pip" install -q --disable-pip-version-check "$here$extras"
-for cmd in sessionctl qwinsta quser logoff; do
-  if [ -x "$venv/bin/$cmd" ]; then ln -sf "$venv/bin/$cmd" "/usr/local/bin/$cmd"; fi
-done
-echo "bootstrap: sessionctl installed in $venv (commands linked into /usr/local/bin)" >&2
+# Link the commands into /usr/local/bin only for the default venv (a side venv, e.g. a
+# second checkout's, must not take over the commands admins type).
+if [ "$venv" = /opt/sessionctl-venv ]; then
+  for cmd in sessionctl qwinsta quser logoff msg; do
+    if [ -x "$venv/bin/$cmd" ]; then ln -sf "$venv/bin/$cmd" "/usr/local/bin/$cmd"; fi
+  done
+fi
+echo "bootstrap: sessionctl installed in $venv" >&2
