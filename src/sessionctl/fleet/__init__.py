@@ -1,0 +1,117 @@
+"""Fleet-wide query, logoff and msg over SSH (the system OpenSSH client, no agent).
+
+>>> from sessionctl import fleet
+>>> hosts = fleet.resolve("web[01-50]")
+>>> for r in fleet.query(hosts):
+...     print(r.host, r.status, len(r.result or []))
+
+Each function yields one :class:`HostResult` per host as hosts finish; ``status`` is one of
+ok, unreachable, auth, hostkey, timeout, error. ``result`` holds what the local ``--json``
+output of the same command holds (session objects, logoff results).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from .hosts import DEFAULT_MAX_HOSTS, Host, TooManyHosts, resolve
+from .select import Selection, parse_duration
+from .ssh import STATUSES, HostResult, SshOptions, close_connections, run
+
+
+def _hosts(hosts: list[Host] | str) -> list[Host]:
+    return resolve(hosts) if isinstance(hosts, str) else list(hosts)
+
+
+def query(
+    hosts: list[Host] | str,
+    target: str | None = None,
+    *,
+    backend: str | None = None,
+    options: SshOptions | None = None,
+) -> Iterator[HostResult]:
+    """Sessions on every host (our own SSH session excluded): result = list of session dicts."""
+    if target is not None:
+        from ..validate import check_target
+
+        check_target(target)
+    request = {"op": "query", "target": target, "backend": backend}
+    return run(_hosts(hosts), request, options or SshOptions())
+
+
+def logoff(
+    hosts: list[Host] | str,
+    target: str | None = None,
+    *,
+    select: Selection | None = None,
+    dry_run: bool = False,
+    grace: float = 10.0,
+    allow_console: bool = False,
+    backend: str | None = None,
+    options: SshOptions | None = None,
+) -> Iterator[HostResult]:
+    """Log off one session (``target``: id or name) or every session ``select`` matches.
+
+    With ``dry_run`` nothing is signalled; each result lists the sessions that would go,
+    as ``{"session": {...}, "outcome": "would-log-off"}``.
+    """
+    from ..errors import InvalidArgument
+
+    select = select or Selection()
+    if target is None and select.empty:
+        raise InvalidArgument("fleet logoff needs a session or a selection (user, state, idle)")
+    request = {
+        "op": "logoff",
+        "target": target,
+        "select": select.to_dict(),
+        "dry_run": dry_run,
+        "grace": grace,
+        "allow_console": allow_console,
+        "backend": backend,
+    }
+    opts = options or SshOptions(command_timeout=60.0 + grace * 3)
+    return run(_hosts(hosts), request, opts)
+
+
+def message(
+    hosts: list[Host] | str,
+    text: str,
+    target: str | None = None,
+    *,
+    select: Selection | None = None,
+    dry_run: bool = False,
+    timeout: float = 60.0,
+    options: SshOptions | None = None,
+) -> Iterator[HostResult]:
+    """Send ``text`` to one session (``target``) or every session ``select`` matches."""
+    from ..errors import InvalidArgument
+
+    select = select or Selection()
+    if target is None and select.empty:
+        raise InvalidArgument("fleet msg needs a session or a selection (user, state, idle)")
+    request = {
+        "op": "msg",
+        "target": target,
+        "select": select.to_dict(),
+        "dry_run": dry_run,
+        "text": text,
+        "timeout": timeout,
+    }
+    return run(_hosts(hosts), request, options or SshOptions())
+
+
+__all__ = [
+    "DEFAULT_MAX_HOSTS",
+    "STATUSES",
+    "Host",
+    "HostResult",
+    "Selection",
+    "SshOptions",
+    "TooManyHosts",
+    "close_connections",
+    "logoff",
+    "message",
+    "parse_duration",
+    "query",
+    "resolve",
+]

@@ -1,0 +1,85 @@
+"""Which sessions a fleet logoff or msg acts on: user, state, idle time, age (pure)."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import asdict, dataclass, field
+
+from ..errors import InvalidArgument
+from ..model import Session, State
+
+_UNITS = {"": 1, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)?\s*$", re.IGNORECASE)
+
+
+def parse_duration(text: str) -> float:
+    """'90', '90s', '15m', '1h', '2d' → seconds; raise InvalidArgument otherwise."""
+    match = _DURATION.match(text or "")
+    if not match:
+        raise InvalidArgument(f"invalid duration {text!r} (use e.g. 30s, 15m, 1h, 2d)")
+    return float(match.group(1)) * _UNITS[(match.group(2) or "").lower()]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Criteria a session must all meet; empty lists/None mean 'any'."""
+
+    users: tuple[str, ...] = ()
+    states: tuple[str, ...] = ()
+    idle_over: float | None = None
+    older_than: float | None = None
+    names: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        known = {s.value.lower(): s.value for s in State}
+        states = []
+        for state in self.states:
+            if state.lower() not in known:
+                raise InvalidArgument(f"unknown state {state!r} (use Active or Disc)")
+            states.append(known[state.lower()])
+        object.__setattr__(self, "states", tuple(states))
+        for value in (self.idle_over, self.older_than):
+            if value is not None and not value >= 0:
+                raise InvalidArgument("durations must be 0 or more")
+
+    @property
+    def empty(self) -> bool:
+        """True when nothing narrows the selection (every session matches)."""
+        return not (self.users or self.states or self.names) and (
+            self.idle_over is None and self.older_than is None
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> Selection:
+        return cls(
+            users=tuple(data.get("users") or ()),  # type: ignore[arg-type]
+            states=tuple(data.get("states") or ()),  # type: ignore[arg-type]
+            idle_over=data.get("idle_over"),  # type: ignore[arg-type]
+            older_than=data.get("older_than"),  # type: ignore[arg-type]
+            names=tuple(data.get("names") or ()),  # type: ignore[arg-type]
+        )
+
+    def matches(self, s: Session, now: float | None = None) -> bool:
+        """Whether session ``s`` meets every criterion (our own session never does)."""
+        if s.current:
+            return False
+        if self.users and s.user not in self.users:
+            return False
+        if self.states and s.state.value not in self.states:
+            return False
+        if self.names and not any(s.matches(n) for n in self.names):
+            return False
+        idle = s.idle_seconds
+        if self.idle_over is not None and (idle is None or idle < self.idle_over):
+            return False
+        if self.older_than is not None:
+            if s.login_time is None:
+                return False
+            age = (time.time() if now is None else now) - s.login_time.timestamp()
+            if age < self.older_than:
+                return False
+        return True
