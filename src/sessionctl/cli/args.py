@@ -99,10 +99,14 @@ def require_local(name: str | None) -> None:
         )
 
 
-def parse_session_command(parser: Parser, argv: Sequence[str]) -> argparse.Namespace:
-    """Parse a session command line: options, a local /server and a well-formed target."""
+def parse_session_command(
+    parser: Parser, argv: Sequence[str], *, allow_remote: bool = False
+) -> argparse.Namespace:
+    """Parse a session command line: options, a local /server (unless the command runs
+    remotely too: ``allow_remote``) and a well-formed target."""
     ns = parser.parse(argv)
-    require_local(ns.server)
+    if not allow_remote:
+        require_local(ns.server)
     if ns.target is not None:
         from ..validate import check_target
 

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from ..actions.logoff import DEFAULT_GRACE, MAX_GRACE, LogoffResult, Step
 from ..actions.logoff import logoff as do_logoff
+from . import fleet as fleet_cli
 from .args import COMMON_WINDOWS_FLAGS, Parser, UsageError, add_common, parse_session_command
 from .render import printable
 from .runner import run
@@ -35,7 +36,12 @@ LOGOFF [sessionid | sessionname] [/SERVER:servername] [/V]
 
 Warn the user first with msg: unsaved work is saved only by programs that handle
 the hangup (editors such as nano and vim do).
-Same as: sessionctl logoff [...]"""
+Same as: sessionctl logoff [...]
+
+{fleet_cli.FLEET_HELP}
+
+{fleet_cli.SELECT_HELP}
+Example: logoff --servers node[01-99] --state Disc --older-than 1h --dry-run"""
 
 
 def _parser(prog: str) -> Parser:
@@ -44,6 +50,7 @@ def _parser(prog: str) -> Parser:
     parser.add_argument("--grace", type=float, default=DEFAULT_GRACE)
     parser.add_argument("--allow-console", action="store_true")
     parser.add_argument("--audit-log", metavar="PATH")
+    fleet_cli.add_options(parser, selection=True)
     parser.add_argument("target", nargs="?")
     return parser
 
@@ -65,9 +72,15 @@ def describe(step: Step) -> str:
 
 
 def _body(prog: str, argv: Sequence[str]) -> int:
-    ns = parse_session_command(_parser(prog), argv)
+    ns = parse_session_command(_parser(prog), argv, allow_remote=True)
     if not 0 <= ns.grace <= MAX_GRACE:  # checked here too, to print the usage
         raise UsageError(f"--grace must be between 0 and {MAX_GRACE:g} seconds, not {ns.grace:g}")
+    if fleet_cli.wanted(ns):
+        from .fleet_logoff import remote_logoff
+
+        return remote_logoff(prog, ns)
+    if ns.user or ns.state or ns.idle_over or ns.older_than or ns.dry_run:
+        raise UsageError("--user/--state/--idle-over/--older-than/--dry-run need remote hosts")
     progress = (lambda step: _print(describe(step))) if ns.verbose and not ns.json else None
     result: LogoffResult = do_logoff(
         ns.target,

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from .. import api
 from ..backends import get_backend
+from . import fleet as fleet_cli
 from . import render
 from .args import COMMON_WINDOWS_FLAGS, Parser, add_common, parse_session_command, say
 from .runner import run
@@ -26,7 +27,9 @@ QWINSTA [sessionname | username | sessionid] [/SERVER:servername] [/V]
   --backend NAME      Where sessions come from (default: auto).
   /?                  This help; also -h, --help.
 
-Same as: sessionctl query session [...]"""
+Same as: sessionctl query session [...]
+
+""" + fleet_cli.FLEET_HELP
 
 QUSER_USAGE = """\
 Display information about users logged on to the system.
@@ -43,18 +46,25 @@ QUSER [username | sessionname | sessionid] [/SERVER:servername] [/V]
   --backend NAME      Where sessions come from (default: auto).
   /?                  This help; also -h, --help.
 
-Same as: sessionctl query user [...]"""
+Same as: sessionctl query user [...]
+
+""" + fleet_cli.FLEET_HELP
 
 
 def _parser(prog: str) -> Parser:
     parser = Parser(prog, COMMON_WINDOWS_FLAGS)
     add_common(parser)
+    fleet_cli.add_options(parser)
     parser.add_argument("target", nargs="?")
     return parser
 
 
 def _query(prog: str, argv: Sequence[str], kind: str) -> int:
-    ns = parse_session_command(_parser(prog), argv)
+    ns = parse_session_command(_parser(prog), argv, allow_remote=True)
+    if fleet_cli.wanted(ns):
+        from .fleet_query import remote_query
+
+        return remote_query(prog, ns, kind)
     backend = get_backend(ns.backend)
     found = api.sessions(ns.target, backend=backend)
     for warning in backend.warnings():

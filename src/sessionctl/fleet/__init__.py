@@ -13,13 +13,40 @@ output of the same command holds (session objects, logoff results).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from .hosts import DEFAULT_MAX_HOSTS, Host, TooManyHosts, resolve
 from .select import Selection, parse_duration
-from .ssh import STATUSES, HostResult, SshOptions, close_connections, run
+
+if TYPE_CHECKING:
+    from .hosts import Host
+    from .ssh import HostResult, SshOptions
+
+# The remote agent imports this package too: keep asyncio and ClusterShell out of its way.
+_LAZY = {
+    "DEFAULT_MAX_HOSTS": "hosts",
+    "Host": "hosts",
+    "TooManyHosts": "hosts",
+    "resolve": "hosts",
+    "STATUSES": "ssh",
+    "HostResult": "ssh",
+    "SshOptions": "ssh",
+    "close_connections": "ssh",
+    "run": "ssh",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(name)
+    import importlib
+
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
 
 
 def _hosts(hosts: list[Host] | str) -> list[Host]:
+    from .hosts import resolve
+
     return resolve(hosts) if isinstance(hosts, str) else list(hosts)
 
 
@@ -35,6 +62,8 @@ def query(
         from ..validate import check_target
 
         check_target(target)
+    from .ssh import SshOptions, run
+
     request = {"op": "query", "target": target, "backend": backend}
     return run(_hosts(hosts), request, options or SshOptions())
 
@@ -69,6 +98,8 @@ def logoff(
         "allow_console": allow_console,
         "backend": backend,
     }
+    from .ssh import SshOptions, run
+
     opts = options or SshOptions(command_timeout=60.0 + grace * 3)
     return run(_hosts(hosts), request, opts)
 
@@ -97,6 +128,8 @@ def message(
         "text": text,
         "timeout": timeout,
     }
+    from .ssh import SshOptions, run
+
     return run(_hosts(hosts), request, options or SshOptions())
 
 

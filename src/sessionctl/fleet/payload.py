@@ -78,6 +78,17 @@ def _package_files(module_name: str) -> list[tuple[str, Path]]:
     return out
 
 
+def _pyc(source: bytes, arcname: str) -> bytes:
+    """Bytecode for one module, unchecked-hash style: zipimport uses it when the remote
+    python has the same version as ours (no compiling on every run) and falls back to the
+    source otherwise."""
+    from importlib._bootstrap_external import _code_to_hash_pyc  # type: ignore[attr-defined]
+    from importlib.util import source_hash
+
+    code = compile(source, arcname, "exec", dont_inherit=True)
+    return bytes(_code_to_hash_pyc(code, source_hash(source), checked=False))
+
+
 @cache
 def build() -> Payload:
     """Build the zip once per process (deterministic: same code → same digest)."""
@@ -88,7 +99,12 @@ def build() -> Payload:
                 info = zipfile.ZipInfo(arcname, _STAMP)
                 info.compress_type = zipfile.ZIP_DEFLATED
                 info.external_attr = 0o644 << 16
-                zf.writestr(info, path.read_bytes())
+                source = path.read_bytes()
+                zf.writestr(info, source)
+                compiled = zipfile.ZipInfo(arcname + "c", _STAMP)
+                compiled.compress_type = zipfile.ZIP_DEFLATED
+                compiled.external_attr = 0o644 << 16
+                zf.writestr(compiled, _pyc(source, arcname))
     data = buffer.getvalue()
     return Payload(data, hashlib.sha256(data).hexdigest())
 
