@@ -1,0 +1,185 @@
+"""Fleet query and logoff over real sshd "hosts" on 127.0.1.x with real logins.
+
+The fleet: 20 healthy hosts (each its own sshd, sharing this machine's users and sessions),
+plus ``down`` (nothing listening), ``badkey`` (wrong host key in known_hosts), ``nokey``
+(refuses our key) and ``stall`` (sshd stopped with SIGSTOP). fnodeNN log in as a lab admin
+user, rnodeNN are the same hosts logged into as root (logoff needs root).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+from lab import procs, tool_path
+from lab.fleet import Fleet
+from lab.users import create_user, remove_user
+
+pytestmark = pytest.mark.real
+
+HEALTHY = 20
+BROKEN = {"down": "unreachable", "badkey": "hostkey", "nokey": "auth", "stall": "timeout"}
+CONNECT_TIMEOUT = 3
+
+
+@pytest.fixture(scope="module")
+def fleet(sshd) -> Iterator[Fleet]:  # the lab sshd first: stale-lab cleanup has run
+    admin = create_user()
+    try:
+        with Fleet(count=HEALTHY, admin=admin.name) as lab:
+            lab.admin_user = admin  # type: ignore[attr-defined]
+            yield lab
+    finally:
+        remove_user(admin)
+
+
+def sctl(fleet: Fleet, *argv: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    common = [
+        "--ssh-config", str(fleet.ssh_config),
+        "--control-dir", str(fleet.control_dir),
+        "--connect-timeout", str(CONNECT_TIMEOUT),
+        "--command-timeout", "60",
+        "--persist", "120",
+    ]
+    return subprocess.run(
+        [str(tool_path("sessionctl")), *argv, *common],
+        capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def json_lines(text: str) -> dict[str, dict]:
+    rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    return {row["host"]: row for row in rows}
+
+
+def all_nodes(prefix: str = "fnode") -> str:
+    return f"{prefix}[01-{HEALTHY:02d}],down,badkey,nokey,stall"
+
+
+def test_every_outcome_classified_within_the_timeout(fleet, lab_user, open_login) -> None:
+    login = open_login(lab_user)
+    started = time.monotonic()
+    res = sctl(fleet, "quser", "--servers", all_nodes(), "--json")
+    elapsed = time.monotonic() - started
+    assert res.returncode == 2, res.stderr
+    rows = json_lines(res.stdout)
+    assert set(rows) == {f"fnode{i:02d}" for i in range(1, HEALTHY + 1)} | set(BROKEN)
+    for host, status in BROKEN.items():
+        assert rows[host]["status"] == status, rows[host]
+        assert rows[host]["error"] and rows[host]["result"] is None
+    assert "Connection refused" in rows["down"]["error"]
+    assert "Permission denied" in rows["nokey"]["error"]
+    assert "has changed" in rows["badkey"]["error"]
+    # the stalled sshd accepted TCP but never sent a banner: ssh's ConnectTimeout ended it
+    assert elapsed < CONNECT_TIMEOUT + 60
+    for i in range(1, HEALTHY + 1):
+        row = rows[f"fnode{i:02d}"]
+        assert row["status"] == "ok" and row["error"] is None, row
+        mine = [s for s in row["result"] if s["id"] == str(login.audit_session_id)]
+        assert len(mine) == 1 and mine[0]["user"] == lab_user.name
+        assert mine[0]["name"] == login.tty_line and mine[0]["state"] == "Active"
+        # our own transport session is never listed (it is the one the agent runs in)
+        assert not any(s["current"] for s in row["result"])
+    assert "stall: timeout" in res.stderr and "24 hosts" in res.stderr
+
+
+def test_second_query_reuses_connections(fleet) -> None:
+    names = [f"fnode{i:02d}" for i in range(1, HEALTHY + 1)]
+    assert sctl(fleet, "qwinsta", "--servers", ",".join(names), "--json").returncode == 0
+    for name in names:  # a master is up for every healthy host
+        check = subprocess.run(
+            [*fleet.ssh_base(), "-o", f"ControlPath={fleet.control_dir}/%C", "-O", "check", name],
+            capture_output=True, text=True, timeout=20,
+        )
+        assert check.returncode == 0 and "Master running" in check.stderr, (name, check.stderr)
+    masters = {p for p in procs.all_pids() if "[mux]" in " ".join(procs.cmdline_of(p))
+               and str(fleet.control_dir) in " ".join(procs.cmdline_of(p))}
+    assert len(masters) >= HEALTHY
+    res = sctl(fleet, "qwinsta", "--servers", ",".join(names), "--json")
+    assert res.returncode == 0
+    after = {p for p in procs.all_pids() if "[mux]" in " ".join(procs.cmdline_of(p))
+             and str(fleet.control_dir) in " ".join(procs.cmdline_of(p))}
+    assert after == masters  # no new handshake, no new master
+
+
+def test_table_with_host_column_and_folding(fleet, lab_user, open_login) -> None:
+    open_login(lab_user)
+    res = sctl(fleet, "quser", "--servers", "fnode[01-05]", lab_user.name)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0].startswith("HOST") and "USERNAME" in lines[0]
+    assert [ln.split()[0] for ln in lines[1:]] == [f"fnode{i:02d}" for i in range(1, 6)]
+    assert all(lab_user.name in ln for ln in lines[1:])
+    folded = sctl(fleet, "quser", "--servers", "fnode[01-05],down", "--fold", lab_user.name)
+    assert folded.returncode == 2
+    assert "fnode[01-05] (5)" in folded.stdout and folded.stdout.count(lab_user.name) == 1
+    assert "down: unreachable" in folded.stderr
+
+
+def test_single_server_query_and_errors(fleet, lab_user, open_login) -> None:
+    login = open_login(lab_user)
+    res = sctl(fleet, "qwinsta", "/server:fnode07", lab_user.name)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines()[0].startswith(" SESSIONNAME")
+    assert str(login.audit_session_id) in res.stdout
+    bad = sctl(fleet, "qwinsta", "/server:nokey")
+    assert bad.returncode == 2 and "Error opening Terminal server nokey: auth" in bad.stderr
+
+
+def _disc_session(login) -> tuple[int, set[int]]:
+    """Leave a process behind and log out: the login becomes a Disc session."""
+    asid = login.audit_session_id
+    login.run("setsid sh -c 'exec sleep 600' >/dev/null 2>&1 &")
+    login.logout()
+
+    def only_sleep_left() -> set[int] | None:
+        pids = procs.pids_by_audit_session().get(asid, set())
+        return pids if pids and all(procs.comm_of(p) == "sleep" for p in pids) else None
+
+    return asid, procs.wait_until(only_sleep_left, 10)
+
+
+def test_fleet_logoff_dry_run_then_disc_sessions_older_than(fleet, make_user, open_login) -> None:
+    user, bystander = make_user(), make_user()
+    asid, pids = _disc_session(open_login(user))
+    other = open_login(bystander)  # Active: must stay
+    other_pids = other.pids()
+    time.sleep(2.1)
+    select = ["--user", user.name, "--user", bystander.name, "--state", "Disc",
+              "--older-than", "2s"]
+    dry = sctl(fleet, "logoff", "--servers", "rnode[01-03],down", *select, "--dry-run")
+    assert dry.returncode == 2, dry.stderr  # down failed; nothing was done anywhere
+    assert "Would log off 3 session(s) on 3 host(s)" in dry.stdout
+    assert dry.stdout.count(str(asid)) == 3 and str(other.audit_session_id) not in dry.stdout
+    assert procs.wait_gone(pids, 0.5) == pids  # still running after the dry run
+    res = sctl(fleet, "logoff", "--servers", "rnode01", *select, "--grace", "1", "--json")
+    assert res.returncode == 0, res.stderr
+    row = json_lines(res.stdout)["rnode01"]
+    assert row["status"] == "ok"
+    assert [(r["session"], r["outcome"]) for r in row["result"]] == [(str(asid), "logged-off")]
+    assert procs.wait_gone(pids, 10) == set()
+    assert all(procs.alive(p) for p in other_pids)
+    after = sctl(fleet, "qwinsta", "--servers", "fnode[01-20]", "--json")
+    assert all(
+        str(asid) not in {s["id"] for s in r["result"]} for r in json_lines(after.stdout).values()
+    )
+
+
+def test_single_server_logoff_by_id(fleet, lab_user, open_login) -> None:
+    login = open_login(lab_user)
+    res = sctl(fleet, "logoff", str(login.audit_session_id), "/server:rnode05", "--grace", "1")
+    assert res.returncode == 0, res.stderr
+    assert procs.wait_gone(login.pids(), 10) == set()
+    missing = sctl(fleet, "logoff", "4294967000", "/server:rnode05")
+    assert missing.returncode == 2 and "rnode05: error" in missing.stderr
+    assert "No session" in missing.stderr
+
+
+def test_never_runs_on_unnamed_hosts(fleet) -> None:
+    res = sctl(fleet, "qwinsta", "--servers", "fnode[01-20]!fnode[02-20]", "--json")
+    assert set(json_lines(res.stdout)) == {"fnode01"}
+    res = sctl(fleet, "qwinsta", "--servers", "fnode[01-03]", "--exclude", "fnode02", "--json")
+    assert set(json_lines(res.stdout)) == {"fnode01", "fnode03"}
