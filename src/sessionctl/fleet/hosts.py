@@ -68,10 +68,10 @@ def nodeset(expression: str, inventory: Inventory | None = None, what: str = "no
     """Parse a node-set expression into a ClusterShell NodeSet (not yet expanded)."""
     from ClusterShell.NodeSet import NodeSet, NodeSetException
 
-    expression = expression.strip()
+    expression = re.sub(r"\s*,\s*", ",", expression.strip())  # "a, b" is a list
     if not expression:
         raise InvalidArgument(f"empty {what}")
-    if any(not c.isprintable() or c.isspace() for c in expression.replace(" ", "")):
+    if any(not c.isprintable() or c.isspace() for c in expression):
         raise InvalidArgument(f"{what} contains control or blank characters: {expression!r}")
     resolver = _resolver(inventory)
     for namespace, group in _GROUP.findall(expression):
@@ -82,7 +82,7 @@ def nodeset(expression: str, inventory: Inventory | None = None, what: str = "no
             where = "the inventory" if inventory is not None else "ClusterShell's groups.conf"
             raise InvalidArgument(f"unknown group @{group} (not in {where})")
     try:
-        return NodeSet(expression.replace(" ", ""), resolver=resolver)
+        return NodeSet(expression, resolver=resolver)
     except NodeSetException as exc:
         raise InvalidArgument(f"bad {what} {expression!r}: {exc}") from None
     except Exception as exc:  # group source errors (bad groups.conf upcalls)
