@@ -8,7 +8,7 @@ import shlex
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from lab import tool_path
@@ -135,7 +135,7 @@ def test_durations_and_selection() -> None:
             parse_duration(bad)
     with pytest.raises(InvalidArgument, match="unknown state"):
         Selection(states=("Idle",))
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
 
     def session(sid: str, user: str, state: State, age: float, idle: float | None,
                 current: bool = False) -> Session:
