@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 from ..errors import InvalidArgument, SessionctlError
 from .select import Selection
@@ -77,6 +76,8 @@ def _logoff(req: dict[str, object]) -> list[dict[str, object]]:
 
     if not chosen:
         return []
+    from concurrent.futures import ThreadPoolExecutor
+
     with ThreadPoolExecutor(max_workers=min(16, len(chosen))) as pool:
         return list(pool.map(one, chosen))
 

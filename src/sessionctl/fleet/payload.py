@@ -89,22 +89,59 @@ def _pyc(source: bytes, arcname: str) -> bytes:
     return bytes(_code_to_hash_pyc(code, source_hash(source), checked=False))
 
 
+def _cache_file(files: list[tuple[str, Path]]) -> Path | None:
+    """Where a zip of exactly these files (by path, size, mtime) is kept between runs."""
+    import os
+    import sys
+
+    key = hashlib.sha256(sys.version.encode())
+    for arcname, path in files:
+        st = path.stat()
+        key.update(f"{arcname}\0{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return Path(base) / "sessionctl" / f"payload-{key.hexdigest()[:32]}.pyz"
+
+
 @cache
 def build() -> Payload:
-    """Build the zip once per process (deterministic: same code → same digest)."""
+    """The zip, built once per code version (cached in ~/.cache/sessionctl; same code →
+    same bytes and digest)."""
+    files = [f for name in ("sessionctl", "jeepney") for f in _package_files(name)]
+    cached = _cache_file(files)
+    try:
+        data = cached.read_bytes() if cached else b""
+    except OSError:
+        data = b""
+    if data:
+        return Payload(data, hashlib.sha256(data).hexdigest())
+    payload = _build(files)
+    if cached is not None:
+        import contextlib
+        import os
+        import tempfile
+
+        with contextlib.suppress(OSError):
+            cached.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd, tmp = tempfile.mkstemp(dir=cached.parent)
+            with os.fdopen(fd, "wb") as out:
+                out.write(payload.data)
+            os.replace(tmp, cached)
+    return payload
+
+
+def _build(files: list[tuple[str, Path]]) -> Payload:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
-        for module_name in ("sessionctl", "jeepney"):
-            for arcname, path in _package_files(module_name):
-                info = zipfile.ZipInfo(arcname, _STAMP)
-                info.compress_type = zipfile.ZIP_DEFLATED
-                info.external_attr = 0o644 << 16
-                source = path.read_bytes()
-                zf.writestr(info, source)
-                compiled = zipfile.ZipInfo(arcname + "c", _STAMP)
-                compiled.compress_type = zipfile.ZIP_DEFLATED
-                compiled.external_attr = 0o644 << 16
-                zf.writestr(compiled, _pyc(source, arcname))
+        for arcname, path in files:
+            info = zipfile.ZipInfo(arcname, _STAMP)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            source = path.read_bytes()
+            zf.writestr(info, source)
+            compiled = zipfile.ZipInfo(arcname + "c", _STAMP)
+            compiled.compress_type = zipfile.ZIP_DEFLATED
+            compiled.external_attr = 0o644 << 16
+            zf.writestr(compiled, _pyc(source, arcname))
     data = buffer.getvalue()
     return Payload(data, hashlib.sha256(data).hexdigest())
 

@@ -1,0 +1,130 @@
+"""Fleet query on 20, 50 and 100 real sshd hosts: sessionctl vs pdsh, clush and Ansible.
+
+Run as root:  flock /tmp/sessionctl-bench.lock /opt/sessionctl-venv/bin/python \\
+                  bench/fleet_bench.py --tools-venv /opt/sessionctl-bench
+(--tools-venv: a venv with ansible-core and ClusterShell; pdsh from apt.)
+
+Every "host" is its own sshd on 127.0.1.N sharing this machine (so the remote side of
+every tool runs on the same 2 cores as the client). All tools log in as the same lab
+user with the same key, ssh config and known_hosts, fan-out = number of hosts, and run
+`who` (ours: a full session listing). Cold = no ssh connection up; for us "cold+ship"
+also has an empty remote cache, so the zip is sent. Warm = our ControlMaster
+connections up (median of 5). Default OpenSSH key exchange everywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from common import run_timed, table, tool
+from lab.fleet import Fleet
+from lab.users import create_user, remove_user
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="20,50,100")
+    ap.add_argument("--tools-venv", default="/opt/sessionctl-bench")
+    ap.add_argument("--no-ansible", action="store_true")
+    ap.add_argument("--warm-runs", type=int, default=5)
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("run as root: the bench creates a user and sshds")
+    sizes = [int(s) for s in args.sizes.split(",")]
+    tools_bin = Path(args.tools_venv) / "bin"
+    rows = []
+    with contextlib.ExitStack() as stack:
+        admin = create_user()
+        stack.callback(remove_user, admin)
+        fleet = stack.enter_context(Fleet(count=max(sizes), admin=admin.name))
+        cfg = str(fleet.ssh_config)
+        tmp = Path(tempfile.mkdtemp(prefix="sctest-fleetbench-"))
+        stack.callback(shutil.rmtree, tmp, True)
+        for n in sizes:
+            nodes = f"fnode[01-{n:02d}]"
+            ours = [tool("sessionctl"), "quser", "--servers", nodes, "--fanout", str(n),
+                    "--ssh-config", cfg, "--control-dir", str(fleet.control_dir), "--json"]
+            cache = admin.home / ".cache" / "sessionctl"
+
+            def cold_ours(ship: bool, ours=ours, cache=cache) -> tuple[float, float, int]:
+                fleet.close_masters()
+                if ship:
+                    shutil.rmtree(cache, ignore_errors=True)
+                return run_timed(ours)
+
+            results: dict[str, tuple[float, float, int]] = {}
+            results["sessionctl cold+ship"] = cold_ours(True)
+            results["sessionctl cold"] = cold_ours(False)
+            warm = [run_timed(ours) for _ in range(args.warm_runs)]
+            results["sessionctl warm"] = (
+                statistics.median(w for w, _, _ in warm),
+                statistics.median(c for _, c, _ in warm),
+                max(r for _, _, r in warm),
+            )
+            fleet.close_masters()
+            env = {**os.environ, "PDSH_SSH_ARGS": f"-F {cfg} -o BatchMode=yes -l%u %h"}
+            results["pdsh -R ssh"] = _timed_env(
+                ["pdsh", "-R", "ssh", "-l", admin.name, "-f", str(n), "-w", nodes, "who"], env
+            )
+            results["clush"] = run_timed(
+                [str(tools_bin / "clush"), "-f", str(n), "-l", admin.name, "-o", f"-F {cfg}",
+                 "-w", nodes, "who"]
+            )
+            if not args.no_ansible:
+                results["ansible -m command"] = _ansible(tools_bin, tmp, fleet, admin.name, n)
+            base = results["sessionctl cold"][0]
+            for name, (wall, cpu, rc) in results.items():
+                rows.append([str(n), name, f"{wall:.2f}", f"{cpu:.2f}", f"{cpu / n * 1000:.1f}",
+                             f"{wall / base:.2f}", str(rc)])
+            print(table(rows[-len(results):], HEADER), flush=True)
+            print(flush=True)
+    print(table(rows, HEADER))
+    return 0
+
+
+HEADER = ["hosts", "tool", "wall s", "client CPU s", "CPU ms/host", "wall / ours cold", "exit"]
+
+
+def _timed_env(argv: list[str], env: dict[str, str]) -> tuple[float, float, int]:
+    old = dict(os.environ)
+    os.environ.update(env)
+    try:
+        return run_timed(argv)
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+
+
+def _ansible(tools_bin: Path, tmp: Path, fleet: Fleet, user: str, n: int):
+    inventory = tmp / f"inv{n}.ini"
+    inventory.write_text("[fleet]\n" + "".join(f"fnode{i:02d}\n" for i in range(1, n + 1)))
+    cp = tmp / f"cp{n}"
+    cp.mkdir(mode=0o700)
+    env = {
+        "ANSIBLE_SSH_ARGS": f"-F {fleet.ssh_config} -o ControlMaster=auto -o ControlPersist=60s",
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(cp),
+        "ANSIBLE_PYTHON_INTERPRETER": "/usr/bin/python3",
+        "ANSIBLE_LOCAL_TEMP": str(tmp / "ansible-local"),
+        "ANSIBLE_REMOTE_USER": user,
+        "ANSIBLE_NOCOLOR": "1",
+    }
+    argv = [str(tools_bin / "ansible"), "all", "-i", str(inventory), "-m", "command",
+            "-a", "who", "-f", str(n)]
+    try:
+        return _timed_env(argv, env)
+    finally:
+        for sock in cp.iterdir():  # stop Ansible's own masters
+            subprocess.run(["ssh", "-F", "/dev/null", "-o", f"ControlPath={sock}", "-O", "exit",
+                            "x"], capture_output=True, timeout=10)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
