@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -147,6 +148,8 @@ class Fleet:
         if self.workdir is None or not self.control_dir.exists():
             return
         for sock in self.control_dir.iterdir():
+            if not re.fullmatch(r"[0-9a-f]{40}", sock.name):  # only ControlPath %C sockets
+                continue
             with contextlib.suppress(Exception):
                 subprocess.run(
                     ["ssh", "-F", "/dev/null", "-o", f"ControlPath={sock}", "-O", "exit", "x"],

@@ -86,23 +86,66 @@ def test_every_outcome_classified_within_the_timeout(fleet, lab_user, open_login
     assert "stall: timeout" in res.stderr and "24 hosts" in res.stderr
 
 
-def test_second_query_reuses_connections(fleet) -> None:
-    names = [f"fnode{i:02d}" for i in range(1, HEALTHY + 1)]
-    assert sctl(fleet, "qwinsta", "--servers", ",".join(names), "--json").returncode == 0
-    for name in names:  # a master is up for every healthy host
+def _masters(fleet: Fleet) -> set[int]:
+    return {p for p in procs.all_pids() if "[mux]" in " ".join(procs.cmdline_of(p))
+            and str(fleet.control_dir) in " ".join(procs.cmdline_of(p))}
+
+
+def _query_servers(user_uid: int) -> set[int]:
+    """Our remote query servers: the admin's python processes running the shipped agent."""
+    return {p for p in procs.all_pids() if procs.uids_of(p) and procs.uids_of(p)[0] == user_uid
+            and procs.comm_of(p) == "python3"}
+
+
+def test_repeated_queries_reuse_connections_and_query_servers(fleet) -> None:
+    names = ",".join(f"fnode{i:02d}" for i in range(1, HEALTHY + 1))
+    fleet.close_masters()
+    for marker in fleet.control_dir.glob("m-*"):  # forget earlier tests' runs: a cold start
+        marker.unlink()
+    uid = fleet.admin_user.uid  # type: ignore[attr-defined]
+    first = sctl(fleet, "qwinsta", "--servers", names, "--json")
+    assert first.returncode == 0, first.stderr
+    for i in range(1, HEALTHY + 1):  # a master is up for every healthy host
         check = subprocess.run(
-            [*fleet.ssh_base(), "-o", f"ControlPath={fleet.control_dir}/%C", "-O", "check", name],
-            capture_output=True, text=True, timeout=20,
+            [*fleet.ssh_base(), "-o", f"ControlPath={fleet.control_dir}/%C", "-O", "check",
+             f"fnode{i:02d}"], capture_output=True, text=True, timeout=20,
         )
-        assert check.returncode == 0 and "Master running" in check.stderr, (name, check.stderr)
-    masters = {p for p in procs.all_pids() if "[mux]" in " ".join(procs.cmdline_of(p))
-               and str(fleet.control_dir) in " ".join(procs.cmdline_of(p))}
-    assert len(masters) >= HEALTHY
-    res = sctl(fleet, "qwinsta", "--servers", ",".join(names), "--json")
-    assert res.returncode == 0
-    after = {p for p in procs.all_pids() if "[mux]" in " ".join(procs.cmdline_of(p))
-             and str(fleet.control_dir) in " ".join(procs.cmdline_of(p))}
-    assert after == masters  # no new handshake, no new master
+        assert check.returncode == 0 and "Master running" in check.stderr, check.stderr
+    masters = _masters(fleet)
+    assert len(masters) == HEALTHY
+    assert _query_servers(uid) == set()  # the first contact starts nothing that stays
+    # second run: same connections (no new master, no handshake); it starts query servers
+    assert sctl(fleet, "qwinsta", "--servers", names, "--json").returncode == 0
+    assert _masters(fleet) == masters
+    servers = procs.wait_until(lambda: len(_query_servers(uid)) >= HEALTHY and
+                               _query_servers(uid), 10)
+    assert len(list(fleet.control_dir.glob("a-*.sock"))) == HEALTHY
+    # third run: answered by the servers through the forwarded sockets
+    third = sctl(fleet, "qwinsta", "--servers", names, "--json")
+    rows = json_lines(third.stdout)
+    assert third.returncode == 0 and len(rows) == HEALTHY
+    assert all(r["status"] == "ok" and not any(s["current"] for s in r["result"])
+               for r in rows.values())
+    assert _masters(fleet) == masters and _query_servers(uid) == servers
+    # the servers live exactly as long as the connections they came with
+    fleet.close_masters()
+    assert procs.wait_gone(servers, 10) == set()
+    assert list(fleet.control_dir.glob("a-*.sock")) == [] or all(
+        not s.is_socket() or _refused(s) for s in fleet.control_dir.glob("a-*.sock"))
+    # and a query after that falls back to ssh on its own
+    again = sctl(fleet, "qwinsta", "--servers", names, "--json")
+    assert again.returncode == 0 and len(json_lines(again.stdout)) == HEALTHY
+
+
+def _refused(path) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_UNIX) as sock:
+        try:
+            sock.connect(str(path))
+        except OSError:
+            return True
+    return False
 
 
 def test_table_with_host_column_and_folding(fleet, lab_user, open_login) -> None:

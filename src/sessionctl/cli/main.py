@@ -15,18 +15,29 @@ Commands:
   query user [...]      list users' sessions (same as quser)
   qwinsta [...]         same as query session
   quser [...]           same as query user
-  logoff [...]          sign a session out completely (same as logoff)
+  logoff [...]          sign a session out completely (same as logoff);
+                        --notice 10m warns first and counts down
+  msg [...]             send a message to sessions' terminals (same as msg)
+  ack [TOKEN]           acknowledge a message sent with msg /W
+  postpone [DURATION]   push back a sign-out announced for your session
+  cancel ID             cancel a warned logoff
+  pending               list warned logoffs counting down
 
 Run 'sessionctl COMMAND --help' for a command's options."""
 
 
 def _commands() -> dict[str, Callable[[Sequence[str], str], int]]:
-    from . import logoff
+    from . import logoff, msg, pending
 
     return {
         "qwinsta": query.qwinsta,
         "quser": query.quser,
         "logoff": logoff.logoff,
+        "msg": msg.msg,
+        "ack": msg.ack,
+        "postpone": pending.postpone,
+        "cancel": pending.cancel,
+        "pending": pending.pending,
     }
 
 

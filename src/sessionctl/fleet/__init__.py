@@ -107,30 +107,33 @@ def logoff(
 def message(
     hosts: list[Host] | str,
     text: str,
-    target: str | None = None,
+    target: str | None = "*",
     *,
     select: Selection | None = None,
     dry_run: bool = False,
+    wait: bool = False,
     timeout: float = 60.0,
+    backend: str | None = None,
     options: SshOptions | None = None,
 ) -> Iterator[HostResult]:
-    """Send ``text`` to one session (``target``) or every session ``select`` matches."""
-    from ..errors import InvalidArgument
-
+    """Send ``text`` to ``target`` (user, session name, id or ``*``) on every host, narrowed
+    by ``select``; result per host = the local ``msg --json`` report. With ``wait``, each
+    host waits up to ``timeout`` for acknowledgements (``sessionctl ack``)."""
     select = select or Selection()
-    if target is None and select.empty:
-        raise InvalidArgument("fleet msg needs a session or a selection (user, state, idle)")
     request = {
         "op": "msg",
         "target": target,
         "select": select.to_dict(),
         "dry_run": dry_run,
         "text": text,
+        "wait": wait,
         "timeout": timeout,
+        "backend": backend,
     }
     from .ssh import SshOptions, run
 
-    return run(_hosts(hosts), request, options or SshOptions())
+    opts = options or SshOptions(command_timeout=60.0 + (timeout if wait else 0))
+    return run(_hosts(hosts), request, opts)
 
 
 __all__ = [

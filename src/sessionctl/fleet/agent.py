@@ -6,6 +6,7 @@ core. Our own SSH session (the one this agent runs in) is never listed or acted 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import Sequence
@@ -82,29 +83,43 @@ def _logoff(req: dict[str, object]) -> list[dict[str, object]]:
         return list(pool.map(one, chosen))
 
 
-def _msg(req: dict[str, object]) -> list[dict[str, object]]:
-    import sessionctl
+def _msg(req: dict[str, object]) -> dict[str, object]:
+    """Send a message: to ``target`` (user, session, id or *) and/or a selection.
 
-    send = getattr(sessionctl, "send_message", None)
-    if send is None:
-        raise InvalidArgument("this sessionctl version cannot send messages")
-    chosen = _chosen(req)
+    The result is what the local ``msg --json`` prints (one report per host).
+    """
+    from ..actions.message import send_message
+
     text = str(req.get("text", ""))
+    target = str(req.get("target") or "*")
+    wait = bool(req.get("wait"))
+    timeout = float(req.get("timeout", 60))  # type: ignore[arg-type]
+    backend = req.get("backend")
+    selection = Selection.from_dict(req.get("select") or {})  # type: ignore[arg-type]
+    if selection.empty:
+        if req.get("dry_run"):
+            found = _sessions({"target": None if target == "*" else target, "backend": backend})
+            if target == "*":
+                found = [s for s in found if s.ttys or s.device or s.type == "x11"]
+            return {"sessions": [s.id for s in found], "deliveries": [], "dry_run": True}
+        report = send_message(target, text, wait=wait, timeout=timeout, backend=backend)  # type: ignore[arg-type]
+        return report.to_dict()
+    found = _sessions({"target": None if target == "*" else target, "backend": backend})
+    chosen = [s for s in found if selection.matches(s)]
     if req.get("dry_run"):
-        return [{"session": s.to_dict(), "outcome": "would-send"} for s in chosen]
-    out = []
+        return {"sessions": [s.id for s in chosen], "deliveries": [], "dry_run": True}
+    merged: dict[str, object] = {"sessions": [], "deliveries": [], "acknowledged": None,
+                                 "acknowledged_by": {}, "waited_seconds": None}
+    acks: list[bool | None] = []
     for s in chosen:
-        report = send(s.id, text, timeout=float(req.get("timeout", 60)))  # type: ignore[arg-type]
-        out.append(report.to_dict() if hasattr(report, "to_dict") else _report_dict(report))
-    return out
-
-
-def _report_dict(report: object) -> dict[str, object]:
-    from dataclasses import asdict, is_dataclass
-
-    if is_dataclass(report):
-        return asdict(report)  # type: ignore[arg-type]
-    return {"report": str(report)}
+        part = send_message(s.id, text, wait=wait, timeout=timeout, backend=backend).to_dict()  # type: ignore[arg-type]
+        merged["sessions"] += part["sessions"]  # type: ignore[operator]
+        merged["deliveries"] += part["deliveries"]  # type: ignore[operator]
+        merged["acknowledged_by"].update(part["acknowledged_by"])  # type: ignore[attr-defined]
+        acks.append(part["acknowledged"])  # type: ignore[arg-type]
+    if wait and acks:
+        merged["acknowledged"] = all(acks)
+    return merged
 
 
 def main(argv: Sequence[str]) -> int:
@@ -120,6 +135,109 @@ def main(argv: Sequence[str]) -> int:
         answer = {"ok": False, "error": str(exc), "kind": type(exc).__name__}
     except Exception as exc:  # report, don't crash: the client shows it as a remote error
         answer = {"ok": False, "error": f"internal error: {type(exc).__name__}: {exc}"}
+    if answer.get("ok") and req.get("op") == "query" and req.get("serve"):
+        with contextlib.suppress(Exception):  # the fast path is optional; the answer stands
+            answer["agent"] = _serve(req)
     sys.stdout.write(json.dumps(answer) + "\n")
     sys.stdout.flush()
     return 0
+
+
+# -- the query server that lives as long as our SSH connection (reuse fast path) ------------
+
+
+def _serve(req: dict[str, object]) -> str:
+    """Start (once per SSH connection) a query server on a private unix socket; its path.
+
+    The server is a forked child of this agent: it answers query requests (one JSON line in,
+    one out) arriving through the socket, which our client reaches through a forward on its
+    own ControlMaster connection. It exits when the SSH connection it was started from ends
+    or after ``idle`` seconds without a request. It never installs anything.
+    """
+    import os
+    import socket
+
+    home = os.path.dirname(sys.path[0])  # the directory the loader keeps the zip in
+    tag = os.path.basename(sys.path[0]).split("-")[-1][:16]
+    path = os.path.join(home, f"agent-{tag}-{os.getppid()}.sock")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+        return path  # already serving this connection
+    except OSError:
+        pass
+    finally:
+        probe.close()
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(16)
+    idle = float(req.get("idle", 600))  # type: ignore[arg-type]
+    connection = os.getppid()  # the sshd process of our SSH connection
+    backend = req.get("backend")
+    if os.fork() != 0:
+        listener.close()
+        return path
+    try:  # the server: detached, quiet, bounded
+        os.setsid()
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        _serve_loop(listener, path, connection, idle, backend)
+    finally:
+        os._exit(0)
+
+
+def _serve_loop(listener, path: str, connection: int, idle: float, backend: object) -> None:
+    import os
+    import selectors
+    import time
+
+    selector = selectors.DefaultSelector()
+    selector.register(listener, selectors.EVENT_READ, "accept")
+    try:
+        gone = os.pidfd_open(connection)
+        selector.register(gone, selectors.EVENT_READ, "gone")
+    except (OSError, AttributeError):
+        pass  # no pidfd: the idle limit alone ends us
+    last = time.monotonic()
+    try:
+        while True:
+            events = selector.select(timeout=max(0.0, last + idle - time.monotonic()))
+            if not events:
+                return
+            for key, _ in events:
+                if key.data == "gone":
+                    return
+                conn, _ = listener.accept()
+                last = time.monotonic()
+                with conn:
+                    _answer(conn, backend)
+    finally:
+        try:
+            if os.stat(path).st_ino == os.fstat(listener.fileno()).st_ino:
+                os.unlink(path)
+        except OSError:
+            pass
+
+
+def _answer(conn, backend: object) -> None:
+    conn.settimeout(10)
+    data = b""
+    try:
+        while not data.endswith(b"\n") and len(data) < 65536:
+            chunk = conn.recv(4096)
+            if not chunk:
+                return
+            data += chunk
+        req = json.loads(data)
+        if req.get("op") != "query":  # the fast path only ever reads
+            raise InvalidArgument("only queries are served here")
+        answer: dict[str, object] = {"ok": True, "result": _query({**req, "backend": backend})}
+    except SessionctlError as exc:
+        answer = {"ok": False, "error": str(exc), "kind": type(exc).__name__}
+    except Exception as exc:
+        answer = {"ok": False, "error": f"internal error: {type(exc).__name__}: {exc}"}
+    with contextlib.suppress(OSError):
+        conn.sendall(json.dumps(answer).encode() + b"\n")

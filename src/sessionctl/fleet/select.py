@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import asdict, dataclass, field
 
 from ..errors import InvalidArgument
 from ..model import Session, State
 
-_UNITS = {"": 1, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)?\s*$", re.IGNORECASE)
-
 
 def parse_duration(text: str) -> float:
-    """'90', '90s', '15m', '1h', '2d' → seconds; raise InvalidArgument otherwise."""
-    match = _DURATION.match(text or "")
-    if not match:
-        raise InvalidArgument(f"invalid duration {text!r} (use e.g. 30s, 15m, 1h, 2d)")
-    return float(match.group(1)) * _UNITS[(match.group(2) or "").lower()]
+    """'90', '90s', '15m', '1h30m', '2d' → seconds (0 allowed); raise InvalidArgument."""
+    from ..durations import parse_duration as parse
+
+    return parse(text, what="duration", allow_zero=True)
 
 
 @dataclass(frozen=True)

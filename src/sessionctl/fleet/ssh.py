@@ -76,6 +76,7 @@ class HostResult:
     result: object = None
     seconds: float = 0.0
     shipped: bool = False
+    agent: str = ""
 
     @property
     def ok(self) -> bool:
@@ -214,12 +215,99 @@ def _interpret(host: str, rc: int, header: bytes, out: bytes, err: str) -> HostR
         return HostResult(host, "error", f"no answer from remote sessionctl: {last}")
     if not answer.get("ok"):
         return HostResult(host, "error", _clean(str(answer.get("error"))), answer.get("result"))
-    return HostResult(host, "ok", None, answer.get("result"))
+    result = HostResult(host, "ok", None, answer.get("result"))
+    result.agent = str(answer.get("agent") or "")
+    return result
+
+
+def _reuse_paths(host: Host, opts: SshOptions) -> tuple[Path, Path]:
+    """(local socket of the forwarded query server, marker of a recent success) for a host."""
+    import hashlib
+
+    ident = json.dumps([host.name, host.user, host.port, host.hostname, opts.ssh_config,
+                        list(opts.ssh_options), opts.ssh, opts.python])
+    key = hashlib.sha256(ident.encode()).hexdigest()[:24]
+    control = private_dir(Path(opts.control_dir) if opts.control_dir else default_control_dir())
+    return control / f"a-{key}.sock", control / f"m-{key}"
+
+
+async def _fast(host: Host, request: str, sock: Path, timeout: float) -> HostResult | None:
+    """A query through the forwarded socket of the host's query server; None to fall back."""
+    started = time.monotonic()
+    writer = None
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_unix_connection(str(sock), limit=2**24)
+            writer.write(request.encode() + b"\n")
+            await writer.drain()
+            line = await reader.readline()
+    except (OSError, TimeoutError, ValueError):
+        line = b""
+    finally:
+        if writer is not None:
+            writer.close()
+    if not line:
+        with contextlib.suppress(OSError):
+            sock.unlink()  # master or server gone: ours, in our private directory
+        return None
+    result = _interpret(host.name, 0, payload_mod.HAVE, line, "")
+    result.seconds = time.monotonic() - started
+    return result
+
+
+async def _forward(host: Host, opts: SshOptions, sock: Path, remote: str) -> None:
+    """Ask our ControlMaster to forward ``sock`` to the host's query server socket."""
+    if not remote.startswith("/") or any(c.isspace() or c == ":" for c in remote):
+        return
+    argv = ssh_argv(host, opts, "-O", "forward", "-o", "StreamLocalBindUnlink=yes",
+                    "-L", f"{sock}:{remote}")
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        async with asyncio.timeout(10):
+            await proc.wait()
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
 
 
 async def _run_host(
+    host: Host, req: dict[str, object], opts: SshOptions, pay: payload_mod.Payload
+) -> HostResult:
+    """One host: the reuse fast path for queries when it is up, else ssh + the agent."""
+    request = json.dumps(req, separators=(",", ":"))
+    if not (opts.reuse and req.get("op") == "query"):
+        return await _exec(host, request, opts, pay)
+    try:
+        sock, marker = _reuse_paths(host, opts)
+    except InvalidArgument as exc:
+        return HostResult(host.name, "error", str(exc))
+    if sock.exists():
+        fast = await _fast(host, request, sock, min(5.0, opts.command_timeout))
+        if fast is not None:
+            return fast
+    try:
+        recent = time.time() - marker.stat().st_mtime < opts.persist
+    except OSError:
+        recent = False
+    if recent:  # the connection was up before: start the query server for the next runs
+        request = json.dumps({**req, "serve": True, "idle": opts.persist}, separators=(",", ":"))
+    result = await _exec(host, request, opts, pay)
+    if result.ok:
+        with contextlib.suppress(OSError):
+            marker.touch()
+        if result.agent:
+            await _forward(host, opts, sock, result.agent)
+    return result
+
+
+async def _exec(
     host: Host, request: str, opts: SshOptions, pay: payload_mod.Payload
 ) -> HostResult:
+    """Run the agent on the host through ssh (shipping the zip if the host lacks it)."""
     started = time.monotonic()
     command = payload_mod.remote_command(pay, request, opts.python)
     try:
@@ -297,13 +385,12 @@ async def run_async(
     """Run ``request`` on every host, at most opts.fanout at once; report each as it ends."""
     opts.check()
     pay = payload_mod.build()
-    text = json.dumps(request, separators=(",", ":"))
     _raise_fd_limit(opts.fanout)
     window = asyncio.Semaphore(opts.fanout)
 
     async def one(host: Host) -> None:
         async with window:
-            result = await _run_host(host, text, opts, pay)
+            result = await _run_host(host, request, opts, pay)
         on_result(result)
 
     tasks = [asyncio.ensure_future(one(h)) for h in hosts]
