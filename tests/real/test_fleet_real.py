@@ -45,7 +45,7 @@ def sctl(fleet: Fleet, *argv: str, timeout: float = 120) -> subprocess.Completed
         "--persist", "120",
     ]
     return subprocess.run(
-        [str(tool_path("sessionctl")), *argv, *common],
+        [str(tool_path("sessionctl")), argv[0], *common, *argv[1:]],  # msg: text comes last
         capture_output=True, text=True, timeout=timeout,
     )
 
@@ -226,3 +226,29 @@ def test_never_runs_on_unnamed_hosts(fleet) -> None:
     assert set(json_lines(res.stdout)) == {"fnode01"}
     res = sctl(fleet, "qwinsta", "--servers", "fnode[01-03]", "--exclude", "fnode02", "--json")
     assert set(json_lines(res.stdout)) == {"fnode01", "fnode03"}
+
+
+def test_msg_one_server_and_a_selection_across_hosts(fleet, make_user, open_login) -> None:
+    user, other = make_user(), make_user()
+    login, bystander = open_login(user), open_login(other)
+    sid = str(login.audit_session_id)
+    one = sctl(fleet, "msg", user.name, "/server:rnode03", "hello from rnode03")
+    assert one.returncode == 0, one.stderr
+    login.wait_output(r"Message from root@\S+.*?\r*\n\r*\nhello from rnode03", 10)
+    dry = sctl(fleet, "msg", "--servers", "rnode[01-02]", "--user", user.name, "--dry-run",
+               "*", "not sent")
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.count(f"would send to session(s) {sid}") == 2
+    res = sctl(fleet, "msg", "--servers", "rnode[01-02],nokey", "--user", user.name,
+               "--state", "Active", "--json", "*", "fleet notice")
+    assert res.returncode == 2, res.stderr  # nokey failed; the others delivered
+    rows = json_lines(res.stdout)
+    assert rows["nokey"]["status"] == "auth"
+    for host in ("rnode01", "rnode02"):
+        report = rows[host]["result"]
+        assert rows[host]["status"] == "ok" and report["sessions"] == [sid]
+        assert [(d["session_id"], d["status"]) for d in report["deliveries"]] == [
+            (sid, "delivered")]
+    login.wait_output(r"fleet notice[\s\S]*fleet notice", 10)  # once per host
+    assert "fleet notice" not in bystander.read_available(0.5)
+    assert "not sent" not in login.read_available(0.2)
