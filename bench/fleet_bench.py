@@ -8,8 +8,10 @@ Every "host" is its own sshd on 127.0.1.N sharing this machine (so the remote si
 every tool runs on the same 2 cores as the client). All tools log in as the same lab
 user with the same key, ssh config and known_hosts, fan-out = number of hosts, and run
 `who` (ours: a full session listing). Cold = no ssh connection up; for us "cold+ship"
-also has an empty remote cache, so the zip is sent. Warm = our ControlMaster
-connections up. Cold runs are interleaved over --rounds rounds; medians shown.
+also has an empty remote cache, so the zip is sent. "Warm, first reuse" = our
+ControlMaster connections up (this run also starts the per-connection query servers);
+"warm" = connections and query servers up (no process spawned per host). Cold runs are
+interleaved over --rounds rounds; medians shown.
 Default OpenSSH key exchange everywhere.
 """
 
@@ -29,6 +31,7 @@ from common import run_timed, table, tool
 from lab.fleet import Fleet
 from lab.users import create_user, remove_user
 
+from sessionctl.fleet import payload
 from sessionctl.fleet.hosts import fold
 
 
@@ -62,6 +65,8 @@ def main() -> int:
 
             def cold_ours(ship: bool, ours=ours, cache=cache) -> tuple[float, float, int]:
                 fleet.close_masters()
+                for marker in fleet.control_dir.glob("m-*"):  # no memory of earlier runs
+                    marker.unlink()
                 if ship:
                     shutil.rmtree(cache, ignore_errors=True)
                 return run_timed(ours)
@@ -73,13 +78,20 @@ def main() -> int:
             # Other work may share the CPU: interleave the cold runs and take medians.
             samples: dict[str, list[tuple[float, float, int]]] = {}
             samples["sessionctl cold+ship"] = [cold_ours(True)]
+            # pdsh running exactly our remote command (zip already cached there): the same
+            # remote work as ours, so this row compares the fan-out engines alone
+            same = payload.remote_command(payload.build(), '{"op":"query"}')
+            pdsh_same = [*pdsh[:-1], same]
             for _ in range(args.rounds):
                 samples.setdefault("sessionctl cold", []).append(cold_ours(False))
+                samples.setdefault("sessionctl warm, first reuse", []).append(run_timed(ours))
                 samples.setdefault("sessionctl warm", []).extend(
                     run_timed(ours) for _ in range(args.warm_runs)
                 )
                 fleet.close_masters()
                 samples.setdefault("pdsh -R ssh", []).append(_timed_env(pdsh, env))
+                samples.setdefault("pdsh, our remote command", []).append(
+                    _timed_env(pdsh_same, env))
                 samples.setdefault("clush", []).append(run_timed(clush))
             if not args.no_ansible:
                 samples["ansible -m command"] = [_ansible(tools_bin, tmp, fleet, admin.name, n)]
