@@ -128,7 +128,9 @@ def test_repeated_queries_reuse_connections_and_query_servers(fleet) -> None:
                for r in rows.values())
     assert _masters(fleet) == masters and _query_servers(uid) == servers
     # the servers live exactly as long as the connections they came with
-    fleet.close_masters()
+    bye = sctl(fleet, "disconnect", "--servers", names)
+    assert bye.returncode == 0 and f"{HEALTHY} connection(s) closed" in bye.stderr, bye.stderr
+    assert procs.wait_gone(masters, 10) == set()
     assert procs.wait_gone(servers, 10) == set()
     assert list(fleet.control_dir.glob("a-*.sock")) == [] or all(
         not s.is_socket() or _refused(s) for s in fleet.control_dir.glob("a-*.sock"))

@@ -19,6 +19,7 @@ Commands:
                         --notice 10m warns first and counts down
   msg [...]             send a message to sessions' terminals (same as msg)
   ack [TOKEN]           acknowledge a message sent with msg /W
+  disconnect --servers NODESET   close reused SSH connections to those hosts
   postpone [DURATION]   push back a sign-out announced for your session
   cancel ID             cancel a warned logoff
   pending               list warned logoffs counting down
@@ -38,7 +39,14 @@ def _commands() -> dict[str, Callable[[Sequence[str], str], int]]:
         "postpone": pending.postpone,
         "cancel": pending.cancel,
         "pending": pending.pending,
+        "disconnect": _disconnect,
     }
+
+
+def _disconnect(argv: Sequence[str], prog: str) -> int:
+    from .fleet_close import disconnect
+
+    return disconnect(argv, prog)
 
 
 def dispatch(argv: Sequence[str]) -> int:

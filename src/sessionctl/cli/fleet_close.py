@@ -1,0 +1,44 @@
+"""sessionctl disconnect: end our reused SSH connections (and their query servers)."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Sequence
+
+from . import fleet as fleet_cli
+from .args import Parser
+from .runner import run
+
+USAGE = """\
+usage: sessionctl disconnect {--servers NODESET | --hosts-file PATH | --inventory PATH}
+                             [--ssh-config PATH] [--control-dir DIR] [...]
+
+Ends the SSH connections that qwinsta/quser/logoff/msg keep open for reuse
+(ControlMaster/ControlPersist) to these hosts; the query servers started through them
+exit with them. Without this they end on their own after --persist seconds idle."""
+
+
+def _body(prog: str, argv: Sequence[str]) -> int:
+    from ..fleet.ssh import _reuse_paths, close_connections
+
+    parser = Parser(prog, {})
+    parser.add_argument("--server")
+    fleet_cli.add_options(parser)
+    ns = parser.parse(argv)
+    if not fleet_cli.wanted(ns):
+        raise fleet_cli.UsageError("name the hosts (--servers, --hosts-file or --inventory)")
+    hosts = fleet_cli.hosts_of(ns)
+    opts = fleet_cli.options_of(ns)
+    stopped = close_connections(hosts, opts)
+    for host in hosts:
+        with contextlib.suppress(OSError):
+            _reuse_paths(host, opts)[0].unlink()
+    count = sum(stopped.values())
+    print(f"{count} connection(s) closed; {len(hosts) - count} host(s) had none.",
+          file=sys.stderr)
+    return 0
+
+
+def disconnect(argv: Sequence[str], prog: str = "sessionctl disconnect") -> int:
+    return run(prog, USAGE, lambda: _body(prog, argv))
