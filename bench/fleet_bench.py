@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -78,9 +79,12 @@ def main() -> int:
             # Other work may share the CPU: interleave the cold runs and take medians.
             samples: dict[str, list[tuple[float, float, int]]] = {}
             samples["sessionctl cold+ship"] = [cold_ours(True)]
-            # pdsh running exactly our remote command (zip already cached there): the same
-            # remote work as ours, so this row compares the fan-out engines alone
-            same = payload.remote_command(payload.build(), '{"op":"query"}')
+            # pdsh running our remote agent (zip already cached there): the same remote
+            # work as ours, so this row compares the fan-out engines alone
+            zipped = f"~/.cache/sessionctl/sessionctl-{payload.build().digest[:40]}.pyz"
+            snippet = (f"import os,sys; sys.path.insert(0, os.path.expanduser({zipped!r})); "
+                       "from sessionctl.fleet.agent import main; main(['{\"op\": \"query\"}'])")
+            same = f"python3 -I -S -c {shlex.quote(snippet)}"
             pdsh_same = [*pdsh[:-1], same]
             for _ in range(args.rounds):
                 samples.setdefault("sessionctl cold", []).append(cold_ours(False))

@@ -159,25 +159,26 @@ def test_payload_is_deterministic_and_runs_through_the_loader(tmp_path) -> None:
     payload.build.cache_clear()
     again = payload.build()
     assert first.digest == again.digest and first.data == again.data
-    command = payload.remote_command(first, json.dumps({"op": "query", "target": "nosuchuser"}))
-    assert shlex.split(command)[-1] == '{"op": "query", "target": "nosuchuser"}'
+    command = payload.remote_command(first)
+    assert shlex.split(command)[-2:] == [first.digest, str(len(first.data))]
+    request = json.dumps({"op": "query", "target": "nosuchuser"}).encode() + b"\n"
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path), "PATH": os.path.dirname(sys.executable)
            + ":/usr/bin:/bin"}
     # first run: the loader asks for the zip, we send it on stdin
     shell = subprocess.Popen(["/bin/sh", "-c", command], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    out, err = shell.communicate(first.data, timeout=60)
+    out, err = shell.communicate(first.data + request, timeout=60)
     assert out.startswith(b"SCTL NEED\n"), err
     assert json.loads(out.splitlines()[-1]) == {"ok": True, "result": []}
     cached = list((tmp_path / "sessionctl").iterdir())
     assert [p.name for p in cached] == [f"sessionctl-{first.digest[:40]}.pyz"]
     # second run: cached, nothing sent
-    out = subprocess.run(["/bin/sh", "-c", command], stdin=subprocess.DEVNULL,
+    out = subprocess.run(["/bin/sh", "-c", command], input=request,
                          capture_output=True, env=env, timeout=60).stdout
     assert out.startswith(b"SCTL HAVE\n") and json.loads(out.splitlines()[-1])["ok"]
     # a tampered cache is not used: the loader asks again
     cached[0].write_bytes(b"PK tampered")
-    out = subprocess.run(["/bin/sh", "-c", command], input=first.data,
+    out = subprocess.run(["/bin/sh", "-c", command], input=first.data + request,
                          capture_output=True, env=env, timeout=60).stdout
     assert out.startswith(b"SCTL NEED\n") and json.loads(out.splitlines()[-1])["ok"]
 

@@ -3,7 +3,8 @@
 Remote hosts need only python3 (3.11+). The loader, passed with ``python3 -c``, keeps the zip
 in ``~/.cache/sessionctl/`` keyed by its SHA-256 (checked on every use); when it is missing
 it prints ``SCTL NEED`` and reads exactly that many bytes from the SSH channel's stdin.
-So the first run on a host sends the zip once, later runs send nothing.
+So the first run on a host sends the zip once, later runs send nothing. The request, one
+JSON line, comes next on stdin.
 """
 
 from __future__ import annotations
@@ -52,8 +53,9 @@ else:
     with os.fdopen(fd,"wb") as f:f.write(b)
     if p!=t:os.replace(t,p)
 sys.path.insert(0,p)
+q=sys.stdin.buffer.readline(1<<20).decode()
 from sessionctl.fleet.agent import main
-sys.exit(main(sys.argv[3:]))
+sys.exit(main([q]))
 """.strip()
 
 
@@ -146,8 +148,9 @@ def _build(files: list[tuple[str, Path]]) -> Payload:
     return Payload(data, hashlib.sha256(data).hexdigest())
 
 
-def remote_command(payload: Payload, request: str, python: str = "python3") -> str:
-    """The shell command line run on the remote host for one request (a JSON string)."""
-    args = [payload.digest, str(len(payload.data)), request]
+def remote_command(payload: Payload, python: str = "python3") -> str:
+    """The shell command line run on the remote host. The request (one JSON line) follows
+    the zip, if asked for, on stdin: nothing of it shows in the remote process list."""
+    args = [payload.digest, str(len(payload.data))]
     words = ["exec", shlex.quote(python), "-I", "-S", "-c", shlex.quote(LOADER)]
     return " ".join([*words, *map(shlex.quote, args)])

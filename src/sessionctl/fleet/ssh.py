@@ -309,7 +309,7 @@ async def _exec(
 ) -> HostResult:
     """Run the agent on the host through ssh (shipping the zip if the host lacks it)."""
     started = time.monotonic()
-    command = payload_mod.remote_command(pay, request, opts.python)
+    command = payload_mod.remote_command(pay, opts.python)
     try:
         argv = ssh_argv(host, opts, command=command)
     except InvalidArgument as exc:
@@ -335,6 +335,8 @@ async def _exec(
                 if header == payload_mod.NEED:
                     shipped = True
                     proc.stdin.write(pay.data)
+                if header in (payload_mod.NEED, payload_mod.HAVE):
+                    proc.stdin.write(request.encode() + b"\n")
                     await proc.stdin.drain()
                 proc.stdin.close()
             out = await proc.stdout.read()
@@ -402,6 +404,25 @@ async def run_async(
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+def _pidfd_watcher(loop: asyncio.AbstractEventLoop) -> None:
+    """On Python 3.11, wait for ssh processes with pidfds in the loop instead of the default
+    one thread per process: starting a thread waits for it to run, which on a CPU busy with
+    a hundred handshakes stalled the whole window (3.12+ already does this)."""
+    import sys
+    import warnings
+
+    if sys.version_info >= (3, 12) or not hasattr(asyncio, "PidfdChildWatcher"):
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            watcher = asyncio.PidfdChildWatcher()
+            watcher.attach_loop(loop)
+            asyncio.get_event_loop_policy().set_child_watcher(watcher)
+        except (OSError, NotImplementedError, RuntimeError):
+            pass
+
+
 def run(hosts: list[Host], request: dict[str, object], opts: SshOptions) -> Iterator[HostResult]:
     """Synchronous form of run_async: yields HostResults as hosts finish (any order)."""
     opts.check()
@@ -411,6 +432,7 @@ def run(hosts: list[Host], request: dict[str, object], opts: SshOptions) -> Iter
 
     def worker() -> None:
         asyncio.set_event_loop(loop)
+        _pidfd_watcher(loop)
         try:
             main.append(asyncio.ensure_future(run_async(hosts, request, opts, results.put)))
             loop.run_until_complete(main[0])
