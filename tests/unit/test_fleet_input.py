@@ -211,7 +211,7 @@ def _cli(tmp_path, *argv: str) -> subprocess.CompletedProcess[str]:
         (["qwinsta", "--servers", "a", "--connect-timeout", "0"], "connect timeout"),
         (["logoff", "--servers", "a[1-3]"], "needs a session id"),
         (["logoff", "--servers", "a[1-3]", "12"], "choose sessions with"),
-        (["logoff", "--servers", "a", "--idle-over", "soon"], "invalid duration"),
+        (["logoff", "--servers", "a", "--idle-over", "soon"], "is not a duration"),
         (["logoff", "--state", "Disc"], "need remote hosts"),
         (["qwinsta", "/server:a", "--servers", "b"], "either /server"),
     ],
