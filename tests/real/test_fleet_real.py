@@ -254,3 +254,28 @@ def test_msg_one_server_and_a_selection_across_hosts(fleet, make_user, open_logi
     login.wait_output(r"fleet notice[\s\S]*fleet notice", 10)  # once per host
     assert "fleet notice" not in bystander.read_available(0.5)
     assert "not sent" not in login.read_available(0.2)
+
+
+def test_remote_failures_and_our_own_deadline(fleet, lab_user, open_login) -> None:
+    login = open_login(lab_user)
+    started = time.monotonic()
+    # no python on the far side: a remote error with the reason, not a hang
+    res = sctl(fleet, "quser", "--servers", "fnode01", "--remote-python", "/nonexistent/python3",
+               "--json")
+    row = json_lines(res.stdout)["fnode01"]
+    assert res.returncode == 2 and row["status"] == "error"
+    assert "exit 127" in row["error"] and "python3" in row["error"]
+    # a command that outlives --command-timeout (msg /w waits for an acknowledgement that
+    # never comes): our deadline ends it and says which stage it was in
+    res = subprocess.run(
+        [str(tool_path("sessionctl")), "msg", "--ssh-config", str(fleet.ssh_config),
+         "--control-dir", str(fleet.control_dir), "--connect-timeout", "3",
+         "--command-timeout", "2", "--servers", "rnode04", "--json", "/w", "/time:60",
+         lab_user.name, "please", "ack"],
+        capture_output=True, text=True, timeout=60,
+    )
+    row = json_lines(res.stdout)["rnode04"]
+    assert res.returncode == 2 and row["status"] == "timeout", row
+    assert row["error"] == "no answer within 5 s (running the command)"
+    login.wait_output("please ack", 10)
+    assert time.monotonic() - started < 30

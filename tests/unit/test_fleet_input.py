@@ -239,3 +239,29 @@ def test_cli_inventory_errors_and_only_named_hosts(tmp_path) -> None:
     assert targets == ["db-a", "db-b", "db-c"]
     assert all("-l dba" in line and "HostName=10.0.0.9" in line for line in ran)
     assert all("StrictHostKeyChecking" not in line and "BatchMode=yes" in line for line in ran)
+
+
+def test_progress_bar_only_on_a_terminal_after_a_second() -> None:
+    import io
+
+    from sessionctl.cli.fleet import Progress
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    quiet = io.StringIO()
+    bar = Progress(10, quiet)
+    bar.started -= 5
+    bar.update(True)
+    bar.finish()
+    assert quiet.getvalue() == ""  # not a terminal: nothing
+    tty = Tty()
+    bar = Progress(10, tty)
+    bar.update(True)
+    assert tty.getvalue() == ""  # under a second: nothing
+    bar.started -= 5
+    bar.update(False)
+    assert "2/10 hosts, 1 failed" in tty.getvalue()
+    bar.finish()
+    assert tty.getvalue().endswith("\r\x1b[K")

@@ -300,7 +300,8 @@ async def _run_host(
         with contextlib.suppress(OSError):
             marker.touch()
         if result.agent:
-            await _forward(host, opts, sock, result.agent)
+            with contextlib.suppress(Exception):  # only an optimisation for the next run
+                await _forward(host, opts, sock, result.agent)
     return result
 
 
@@ -359,13 +360,23 @@ async def _exec(
 
 
 async def _end(proc: asyncio.subprocess.Process, err_task: asyncio.Future[bytes]) -> None:
-    """Kill the ssh process we spawned (only it) and reap it."""
+    """Kill the ssh process we spawned (only it), see it reaped, and drop our pipe ends.
+
+    Not ``proc.wait()``: on 3.11 that also waits for the pipes to close, and a ControlMaster
+    that this very ssh process started keeps a copy of one of them for its whole life.
+    """
     if proc.returncode is None:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
-    with contextlib.suppress(Exception):
-        await asyncio.shield(proc.wait())
+    for _ in range(200):
+        if proc.returncode is not None:
+            break
+        await asyncio.sleep(0.025)
     err_task.cancel()
+    transport = getattr(proc, "_transport", None)
+    if transport is not None:
+        with contextlib.suppress(Exception):
+            transport.close()
 
 
 def _raise_fd_limit(fanout: int) -> None:
@@ -392,7 +403,12 @@ async def run_async(
 
     async def one(host: Host) -> None:
         async with window:
-            result = await _run_host(host, request, opts, pay)
+            try:
+                result = await _run_host(host, request, opts, pay)
+            except (asyncio.CancelledError, KeyboardInterrupt):
+                raise
+            except Exception as exc:  # one host's trouble never ends the others' run
+                result = HostResult(host.name, "error", f"internal error: {exc!r}")
         on_result(result)
 
     tasks = [asyncio.ensure_future(one(h)) for h in hosts]
