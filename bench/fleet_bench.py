@@ -28,7 +28,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import run_timed, table, tool
+from common import table, tool
 from lab.fleet import Fleet
 from lab.users import create_user, remove_user
 
@@ -111,6 +111,23 @@ def main() -> int:
 
 
 HEADER = ["hosts", "tool", "wall s", "client CPU s", "CPU ms/host", "wall / ours cold", "exit"]
+
+
+def run_timed(argv: list[str]) -> tuple[float, float, int]:
+    """common.run_timed, but a failed run's stderr is shown (figures must not hide errors)."""
+    import time
+
+    with tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err)
+        _pid, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - t0
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0 and "sessionctl" in argv[0]:
+            err.seek(0)
+            print(f"[{' '.join(argv[:3])}... exit {code}]\n{err.read().decode()[-2000:]}",
+                  file=sys.stderr, flush=True)
+    return wall, usage.ru_utime + usage.ru_stime, code
 
 
 def _median(runs: list[tuple[float, float, int]]) -> tuple[float, float, int]:
