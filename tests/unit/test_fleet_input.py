@@ -167,7 +167,7 @@ def test_payload_is_deterministic_and_runs_through_the_loader(tmp_path) -> None:
     # first run: the loader asks for the zip, we send it on stdin
     shell = subprocess.Popen(["/bin/sh", "-c", command], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    out, err = shell.communicate(first.data + request, timeout=60)
+    out, err = shell.communicate(request + first.data, timeout=60)
     assert out.startswith(b"SCTL NEED\n"), err
     assert json.loads(out.splitlines()[-1]) == {"ok": True, "result": []}
     cached = list((tmp_path / "sessionctl").iterdir())
@@ -178,7 +178,7 @@ def test_payload_is_deterministic_and_runs_through_the_loader(tmp_path) -> None:
     assert out.startswith(b"SCTL HAVE\n") and json.loads(out.splitlines()[-1])["ok"]
     # a tampered cache is not used: the loader asks again
     cached[0].write_bytes(b"PK tampered")
-    out = subprocess.run(["/bin/sh", "-c", command], input=first.data + request,
+    out = subprocess.run(["/bin/sh", "-c", command], input=request + first.data,
                          capture_output=True, env=env, timeout=60).stdout
     assert out.startswith(b"SCTL NEED\n") and json.loads(out.splitlines()[-1])["ok"]
 

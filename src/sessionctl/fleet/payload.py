@@ -4,7 +4,7 @@ Remote hosts need only python3 (3.11+). The loader, passed with ``python3 -c``, 
 in ``~/.cache/sessionctl/`` keyed by its SHA-256 (checked on every use); when it is missing
 it prints ``SCTL NEED`` and reads exactly that many bytes from the SSH channel's stdin.
 So the first run on a host sends the zip once, later runs send nothing. The request, one
-JSON line, comes next on stdin.
+JSON line, comes first on stdin (sent without waiting, so a cached host never waits on us).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ w=sys.stdout.buffer
 if sys.version_info<(3,11):
     w.write(b"SCTL OLD %d.%d\n"%sys.version_info[:2]);sys.exit(3)
 h,n=sys.argv[1],int(sys.argv[2])
+q=sys.stdin.buffer.readline(1<<20).decode()
 d=os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),"sessionctl")
 p=os.path.join(d,"sessionctl-%s.pyz"%h[:40])
 def good(path):
@@ -53,7 +54,6 @@ else:
     with os.fdopen(fd,"wb") as f:f.write(b)
     if p!=t:os.replace(t,p)
 sys.path.insert(0,p)
-q=sys.stdin.buffer.readline(1<<20).decode()
 from sessionctl.fleet.agent import main
 sys.exit(main([q]))
 """.strip()
@@ -149,8 +149,8 @@ def _build(files: list[tuple[str, Path]]) -> Payload:
 
 
 def remote_command(payload: Payload, python: str = "python3") -> str:
-    """The shell command line run on the remote host. The request (one JSON line) follows
-    the zip, if asked for, on stdin: nothing of it shows in the remote process list."""
+    """The shell command line run on the remote host. The request (one JSON line) comes on
+    stdin, then the zip if asked for: nothing of the request shows in the process list."""
     args = [payload.digest, str(len(payload.data))]
     words = ["exec", shlex.quote(python), "-I", "-S", "-c", shlex.quote(LOADER)]
     return " ".join([*words, *map(shlex.quote, args)])

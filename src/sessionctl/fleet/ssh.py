@@ -331,13 +331,13 @@ async def _exec(
     shipped = False
     try:
         async with asyncio.timeout(opts.deadline):
+            with contextlib.suppress(ConnectionError):
+                proc.stdin.write(request.encode() + b"\n")  # small: fits the pipe at once
             header = (await proc.stdout.readline()).strip()
             with contextlib.suppress(ConnectionError):
                 if header == payload_mod.NEED:
                     shipped = True
                     proc.stdin.write(pay.data)
-                if header in (payload_mod.NEED, payload_mod.HAVE):
-                    proc.stdin.write(request.encode() + b"\n")
                     await proc.stdin.drain()
                 proc.stdin.close()
             out = await proc.stdout.read()
@@ -471,8 +471,9 @@ def run(hosts: list[Host], request: dict[str, object], opts: SshOptions) -> Iter
                 raise item
             yield item
     finally:
-        if thread.is_alive() and main:
-            loop.call_soon_threadsafe(main[0].cancel)
+        if main and not main[0].done():  # the caller stopped early (or ^C): end the run
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(main[0].cancel)
         thread.join()
 
 
