@@ -16,17 +16,21 @@ Commands:
   qwinsta [...]         same as query session
   quser [...]           same as query user
   logoff [...]          sign a session out completely (same as logoff)
+  users [...]           CPU, memory and disk use per user, session and process
+  top [...]             interactive Users screen (expand, sort, message, sign out)
 
 Run 'sessionctl COMMAND --help' for a command's options."""
 
 
 def _commands() -> dict[str, Callable[[Sequence[str], str], int]]:
-    from . import logoff
+    from . import logoff, top, users
 
     return {
         "qwinsta": query.qwinsta,
         "quser": query.quser,
         "logoff": logoff.logoff,
+        "users": users.users,
+        "top": top.top,
     }
 
 
