@@ -73,7 +73,7 @@ class UsageSampler:
             for ref in s.processes:
                 c, denied = read_counters(ref.pid, ref.start_ticks, io=self.io, pss=self.pss)
                 unreadable += denied
-                if c is None:
+                if c is None or c.state in "ZX":  # gone, or a zombie (holds nothing)
                     vanished += 1
                     continue
                 counters[(c.pid, c.start_ticks)] = c
@@ -84,9 +84,12 @@ class UsageSampler:
         found = self._list()
         self._last = self._read(found)[0]
 
-    def sample(self) -> UsageSnapshot:
-        """Sessions now, with rates since the previous reading (prime() first, or 0s)."""
-        found = self._list()
+    def sample(self, listing: list[Session] | None = None) -> UsageSnapshot:
+        """Sessions now, with rates since the previous reading (prime() first, or 0s).
+
+        ``listing``: sessions already listed (sessions()) to read instead of a new look.
+        """
+        found = self._list() if listing is None else listing
         reading, unreadable, vanished = self._read(found)
         prev = self._last
         self._last = reading
