@@ -62,6 +62,7 @@ class TopApp(App[None]):
     #notes { height: auto; max-height: 3; color: $warning; }
     #toosmall { display: none; color: $error; text-style: bold; }
     UsersTable { height: 1fr; scrollbar-size-vertical: 1; }
+    MessageDialog, SignOutDialog, EndProcessDialog, HelpScreen { align: center middle; }
     """
     BINDINGS: ClassVar[list[Binding]] = [
         Binding("q", "quit", "Quit"),
@@ -198,6 +199,7 @@ class TopApp(App[None]):
         return Text(usagefmt.fit(value, width - 1), style=style, justify="right", no_wrap=True)
 
     def redraw(self) -> None:
+        self._check_size()
         self._columns()
         snap = self.snapshot
         self._title(snap)

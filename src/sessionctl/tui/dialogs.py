@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
@@ -20,7 +20,6 @@ DIALOG_CSS = """
 .dialog Input { margin: 0 0; }
 .dialog Horizontal { height: auto; margin-top: 1; }
 .dialog Button { margin-right: 1; min-width: 10; }
-ModalScreen { align: center middle; }
 """
 
 WARN_DEFAULT = 300  # seconds of notice for a warned sign-out
@@ -165,23 +164,23 @@ class EndProcessDialog(ModalScreen[bool]):
 
 
 HELP = """\
-sessionctl top: who uses what (Task Manager's Users tab)
+sessionctl top: who uses what on this machine
 
-  Up/Down, PgUp/PgDn   move            Enter, Space, Right   expand / collapse
-  Left                 collapse / go to parent       e   expand all / collapse all
-  s / S                next / previous sort column   r   reverse the order
-  m                    send a message to the user or session under the cursor
-  l                    sign out the session under the cursor (asks; offers a warning)
-  k, Delete            end the process under the cursor (asks)
-  p                    show PSS (proportional memory; costs more)
-  ?, F1                this help         q, Ctrl+C   quit
+Up/Down PgUp/PgDn  move           Enter Space Right  expand / collapse
+Left     collapse, go to parent   e    expand all / collapse all
+s / S    next / previous sort     r    reverse order (or click a title)
+m        message to the user or session under the cursor
+l        sign out the session under the cursor (asks; offers a warning)
+k, Del   end the process under the cursor (asks)
+p        PSS on/off (proportional memory; costs more to read)
+?, F1    this help                q    quit
 
-Columns: CPU% (100 = one core), RSS (resident memory), PSS, READ/s and WRITE/s
-(storage I/O), IDLE (time since the last keystroke on the session's terminal;
-'-': no terminal). STATE: Active, Idle (idle 5 min or more), Disc (login ended,
-processes left), Warned (a sign-out is pending). '*' after a disk figure: some
-processes could not be read (not root). Figures are over the last refresh interval.
-Processes outside every login session are not shown.
+CPU% 100 = one core. RSS resident memory; PSS shared pages divided.
+READ/s WRITE/s storage I/O; '*' some processes not readable (not root),
+'-' not readable. IDLE since the last key on the session's terminal.
+STATE Active, Idle (5 min+), Disc (login ended, processes left),
+Warned (a sign-out is pending). Processes outside login sessions are
+not shown. Figures cover the last refresh interval.
 
 Press Escape, q or ? to close this help."""
 
@@ -189,7 +188,7 @@ Press Escape, q or ? to close this help."""
 class HelpScreen(ModalScreen[None]):
     """The key and column reference."""
 
-    DEFAULT_CSS = DIALOG_CSS + "#help { width: 80; }"
+    DEFAULT_CSS = DIALOG_CSS + "#help { width: 76; }"
     BINDINGS: ClassVar[list[Binding]] = [
         Binding("escape", "close", "Close"),
         Binding("q", "close", "Close"),
@@ -198,7 +197,7 @@ class HelpScreen(ModalScreen[None]):
     ]
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog", id="help"):
+        with VerticalScroll(classes="dialog", id="help"):
             yield Static(HELP)
 
     def action_close(self) -> None:
