@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from lab import procs
@@ -31,7 +32,7 @@ def test_end_process_checks_then_ends_only_that_process(make_user, open_login, t
         sessionctl.end_process(victim, start_ticks=start + 1, audit_log=log)
     with pytest.raises(sessionctl.NoSuchSession, match="not in session"):
         sessionctl.end_process(victim, session_id="999999999", audit_log=log)
-    unused = next(p for p in range(int(open("/proc/sys/kernel/pid_max").read()) - 1, 300, -1)
+    unused = next(p for p in range(int(Path("/proc/sys/kernel/pid_max").read_text()) - 1, 300, -1)
                   if not procs.alive(p))  # no process: in no session (never a real one)
     with pytest.raises(sessionctl.NoSuchSession, match="not in any login session"):
         sessionctl.end_process(unused, audit_log=log)
