@@ -3,25 +3,34 @@
 Membership comes from the backend's sessions (Session.processes): a user's figures are
 the union of their sessions' processes. Processes outside every session (daemons, or
 a user's processes without a login session) are not shown. Two readings ``interval``
-seconds apart give the rates; a sampler kept between calls (the top screen) reuses its
-last reading, so each refresh costs one reading.
+seconds apart give the rates.
+
+A sampler kept between calls (the top screen) looks at every process only every
+``rescan`` seconds (a full ``sessions()``); in between, each sample re-reads the known
+members, drops those that exited and places the processes created since the last
+sample: the PIDs handed out since then (/proc/loadavg names the last one; PIDs are
+given out in turn), each asked once which session it is in. More than NEW_LIMIT new
+PIDs in one interval, or a new login, wait for a full look.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..api import _backend
 from ..backends.base import Backend
+from ..linux import proc
+from ..linux import usage as counters_io
 from ..linux.proc import CLOCK_TICKS
 from ..linux.usage import Counters, read_counters
-from ..model import Session
+from ..model import ProcessRef, Session
 from ..usage import IDLE_AFTER, ProcessUsage, SessionUsage, UsageSnapshot, group_by_user
 
 DEFAULT_INTERVAL = 1.0
 MIN_INTERVAL = 0.1
 MAX_INTERVAL = 3600.0
+NEW_LIMIT = 4096  # more PIDs handed out than this between samples: look at everything
 
 
 @dataclass
@@ -40,6 +49,7 @@ class UsageSampler:
 
     ``pss``: also read PSS (/proc/PID/smaps_rollup; costs a page-table walk per
     process, so off by default). ``io``: read disk counters (/proc/PID/io).
+    ``rescan``: seconds between full looks (0: every sample is one).
     """
 
     def __init__(
@@ -50,19 +60,58 @@ class UsageSampler:
         pss: bool = False,
         io: bool = True,
         idle_after: float = IDLE_AFTER,
+        rescan: float = 0.0,
     ) -> None:
         self.target = target
         self.backend = _backend(backend)
         self.pss = pss
         self.io = io
         self.idle_after = idle_after
+        self.rescan = rescan
         self._last: _Reading | None = None
+        self._looked_at = 0.0
+        self._last_pid: int | None = None
         self.sessions: list[Session] = []
+        self.full_looks = 0
 
     def _list(self) -> list[Session]:
         from ..api import sessions
 
-        return sessions(self.target, backend=self.backend)
+        self._last_pid = counters_io.last_pid() if self.rescan > 0 else None
+        found = sessions(self.target, backend=self.backend)
+        self.full_looks += 1
+        self._looked_at = time.monotonic()
+        return found
+
+    def rescan_now(self) -> None:
+        """Make the next sample a full look (after acting on sessions, say)."""
+        self._looked_at = 0.0
+
+    def _update(self) -> list[Session] | None:
+        """The last listing with the processes created since placed in their sessions;
+        None if that cannot be told cheaply (a full look is needed)."""
+        last = counters_io.last_pid()
+        if last is None or self._last_pid is None:
+            return None
+        new = counters_io.pids_since(self._last_pid, last, NEW_LIMIT)
+        if new is None:
+            return None
+        self._last_pid = last
+        known = {r.pid for s in self.sessions for r in s.processes}
+        added: dict[str, list[ProcessRef]] = {}
+        for pid in new:
+            if pid in known:
+                continue
+            s = self.backend.session_of(pid, self.sessions)  # None for most (gone, threads)
+            if s is None or not counters_io.is_process(pid):
+                continue
+            ref = proc.process_ref(pid)
+            if ref is not None and ref.state not in "ZX":
+                added.setdefault(s.id, []).append(ref)
+        return [
+            replace(s, processes=s.processes + tuple(added[s.id])) if s.id in added else s
+            for s in self.sessions
+        ]
 
     def _read(self, found: list[Session]) -> tuple[_Reading, int, int]:
         counters: dict[tuple[int, int], Counters] = {}
@@ -79,33 +128,51 @@ class UsageSampler:
                 counters[(c.pid, c.start_ticks)] = c
         return _Reading(at, now_ticks, counters), unreadable, vanished
 
+    def _listing(self, listing: list[Session] | None) -> tuple[list[Session], bool]:
+        if listing is not None:
+            return listing, True
+        due = time.monotonic() - self._looked_at >= self.rescan
+        if self.rescan > 0 and not due and self._last is not None:
+            updated = self._update()
+            if updated is not None:
+                return updated, False
+        return self._list(), True
+
     def prime(self) -> None:
         """Take a first reading (rates are measured from here)."""
-        found = self._list()
-        self._last = self._read(found)[0]
+        self.sessions = self._list()
+        self._last = self._read(self.sessions)[0]
 
     def sample(self, listing: list[Session] | None = None) -> UsageSnapshot:
         """Sessions now, with rates since the previous reading (prime() first, or 0s).
 
         ``listing``: sessions already listed (sessions()) to read instead of a new look.
         """
-        found = self._list() if listing is None else listing
+        found, full = self._listing(listing)
         reading, unreadable, vanished = self._read(found)
         prev = self._last
         self._last = reading
-        self.sessions = found
         elapsed = reading.at - prev.at if prev is not None else 0.0
         since_ticks = prev.btime_ticks if prev is not None else reading.btime_ticks
         usages = []
+        kept = []
         for s in found:
             rows = []
+            live = []
             for ref in s.processes:
                 c = reading.counters.get((ref.pid, ref.start_ticks))
                 if c is None:
                     continue
+                live.append(ref)
                 old = prev.counters.get((c.pid, c.start_ticks)) if prev else None
                 rows.append(self._rates(c, old, elapsed, since_ticks))
+            if not live and not full:
+                continue  # every process of it ended since the last full look
+            if len(live) != len(s.processes):
+                s = replace(s, processes=tuple(live))
+            kept.append(s)
             usages.append(SessionUsage(s, tuple(rows), self.idle_after))
+        self.sessions = kept
         notes = [f"warning: {w}" for w in self.backend.warnings()]
         if unreadable:
             notes.append(
@@ -113,7 +180,7 @@ class UsageSampler:
                 + (" and PSS" if self.pss else "")
                 + " figures not readable (run as root to see them)"
             )
-        if vanished:
+        if vanished and full:
             notes.append(f"{vanished} process(es) exited while being read")
         return UsageSnapshot(
             taken_at=time.time(),
@@ -121,7 +188,7 @@ class UsageSampler:
             users=group_by_user(usages),
             pss=self.pss,
             unreadable=unreadable,
-            vanished=vanished,
+            vanished=vanished if full else 0,
             notes=notes,
         )
 
@@ -177,4 +244,3 @@ def usage(
     sampler.prime()
     time.sleep(max(0.0, interval - (time.monotonic() - sampler._last.at)))  # type: ignore[union-attr]
     return sampler.sample()
-

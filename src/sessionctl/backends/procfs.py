@@ -274,6 +274,12 @@ class ProcfsBackend(Backend):
             return None
         return proc.audit_session(pid, self.proc_root) == int(session.id)
 
+    def session_of(self, pid: int, sessions: list[Session]) -> Session | None:
+        asid = proc.audit_session(pid, self.proc_root)  # one read, whatever the count
+        if asid is None:
+            return None
+        return next((s for s in sessions if s.id == str(asid)), None)
+
     def close_login(self, session: Session) -> bool:
         return close_login_records(session, self.proc_root, self.utmp_path, self.wtmp_path)
 

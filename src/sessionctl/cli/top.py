@@ -21,6 +21,8 @@ sessionctl top [username | sessionname | sessionid] [--interval SECONDS] [--sort
   --interval SECONDS  Refresh (and measuring) interval, 0.5 to 3600 (default 1).
   --sort KEY          Initial sort column (default cpu).
   --pss               Also show PSS (proportional memory).
+  --rescan SECONDS    Look at every process (new logins) this often (default 5);
+                      in between, known sessions' processes and new PIDs are read.
   /?                  This help; also -h, --help.
 
 Keys: arrows move, Enter/Space/Right expand, Left collapse, s sort, r reverse,
@@ -34,6 +36,7 @@ def _parser(prog: str) -> Parser:
     parser.add_argument("--interval", type=float, default=1.0)
     parser.add_argument("--sort", default="cpu")
     parser.add_argument("--pss", action="store_true")
+    parser.add_argument("--rescan", type=float, default=5.0)
     parser.add_argument("--idle-after", type=float, default=300.0)
     parser.add_argument("target", nargs="?")
     return parser
@@ -43,6 +46,8 @@ def _body(prog: str, argv: Sequence[str]) -> int:
     ns = parse_session_command(_parser(prog), argv)
     if not 0.5 <= ns.interval <= MAX_INTERVAL:
         raise UsageError(f"--interval must be between 0.5 and {MAX_INTERVAL:g} seconds")
+    if not 0 <= ns.rescan <= MAX_INTERVAL:
+        raise UsageError(f"--rescan must be between 0 and {MAX_INTERVAL:g} seconds")
     if ns.sort not in SORT_KEYS:
         raise UsageError(f"--sort must be one of {', '.join(SORT_KEYS)}, not {ns.sort!r}")
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
@@ -54,7 +59,7 @@ def _body(prog: str, argv: Sequence[str]) -> int:
     from ..tui.app import TopApp
 
     TopApp(target=ns.target, interval=ns.interval, backend=ns.backend, pss=ns.pss,
-           idle_after=ns.idle_after, sort=ns.sort).run()
+           idle_after=ns.idle_after, sort=ns.sort, rescan=ns.rescan).run()
     return 0
 
 

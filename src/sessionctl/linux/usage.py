@@ -117,3 +117,45 @@ def read_counters(
         ),
         denied,
     )
+
+
+def last_pid(proc: str = PROC) -> int | None:
+    """The PID most recently handed out in our PID namespace (/proc/loadavg's last field)."""
+    try:
+        return int(_read(f"{proc}/loadavg", 128).split()[-1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def pid_max(proc: str = PROC) -> int:
+    try:
+        return int(_read(f"{proc}/sys/kernel/pid_max", 32))
+    except (OSError, ValueError):
+        return 4194304
+
+
+def pids_since(before: int, after: int, limit: int, proc: str = PROC) -> list[int] | None:
+    """PIDs handed out after ``before`` up to ``after`` (PIDs are given out in turn and wrap
+    at pid_max); None if more than ``limit`` (look at everything instead)."""
+    if after == before:
+        return []
+    if after > before:
+        return list(range(before + 1, after + 1)) if after - before <= limit else None
+    top = pid_max(proc)
+    count = (top - 1 - before) + after
+    if count > limit:
+        return None
+    return [*range(before + 1, top), *range(1, after + 1)]
+
+
+def is_process(pid: int, proc: str = PROC) -> bool:
+    """True if ``pid`` names a process (thread group leader), not another thread's id."""
+    try:
+        raw = _read(f"{proc}/{pid}/status", 4096)
+    except OSError:
+        return False
+    start = raw.find(b"\nTgid:")
+    if start < 0:
+        return False
+    end = raw.find(b"\n", start + 1)
+    return raw[start + 6 : end].strip() == str(pid).encode()

@@ -86,11 +86,12 @@ class TopApp(App[None]):
         pss: bool = False,
         idle_after: float = 300.0,
         sort: str = "cpu",
+        rescan: float = 5.0,
     ) -> None:
         super().__init__()
         self.interval = interval
         self.sampler = sessionctl.usage_sampler(
-            target, backend=backend, pss=pss, idle_after=idle_after
+            target, backend=backend, pss=pss, idle_after=idle_after, rescan=rescan
         )
         self.expanded: set[str] = set()
         self.sort = sort
@@ -372,6 +373,7 @@ class TopApp(App[None]):
                 self._done(f"{what}: failed: {type(exc).__name__}: {exc}", error=True)
             else:
                 self._done(text)
+            self.sampler.rescan_now()
             await self._sample()
 
         self.run_worker(work(), group="actions")
