@@ -64,7 +64,7 @@ def test_cpu_and_memory_agree_with_psutil(make_user, open_login) -> None:
     (sess,) = b["session_list"]
     assert sess["id"] == str(burn_login.audit_session_id)
     row = next(p for p in sess["process_list"] if p["pid"] == burner)
-    assert row["cpu_percent"] > 30, row  # it spins; shared CPU may slow it
+    assert row["cpu_percent"] > 5, row  # it spins; a loaded machine may slow it
     assert row["cpu_percent"] == pytest.approx(independent, abs=20)
     assert b["cpu_percent"] == pytest.approx(row["cpu_percent"], abs=5)  # the rest sleeps
     # sorted by CPU: the spinning user comes before the one that only holds memory
@@ -174,3 +174,40 @@ def test_vanished_processes_are_counted_not_fatal(make_user, open_login) -> None
     assert login.shell_pid in {p.pid for s in snap.sessions for p in s.processes}
     again = sampler.sample()  # a fresh listing no longer has them
     assert again.vanished == 0
+
+
+def test_between_full_looks_new_processes_are_placed(make_user, open_login) -> None:
+    import sessionctl
+
+    user, other = make_user(), make_user()
+    login, bystander = open_login(user), open_login(other)
+    sampler = sessionctl.usage_sampler(rescan=600)  # no second full look in this test
+    sampler.prime()
+    looks = sampler.full_looks
+    burner = bg(login, BURN)
+    threaded = bg(login, "python3 -c 'import threading, time; "
+                  "[threading.Thread(target=time.sleep, args=(600,)).start() for _ in range(3)]' "
+                  ">/dev/null 2>&1 & echo $!")
+    outsider = bg(bystander, "sleep 600 >/dev/null 2>&1 & echo $!")
+    procs.wait_until(lambda: len(os.listdir(f"/proc/{threaded}/task")) >= 4, 10)
+    time.sleep(0.5)
+    snap = sampler.sample()
+    assert sampler.full_looks == looks  # placed without looking at everything
+    by_session = {s.session.id: {p.pid: p for p in s.processes} for s in snap.sessions}
+    mine = by_session[str(login.audit_session_id)]
+    assert burner in mine and threaded in mine
+    assert set(mine) == procs.pids_by_audit_session()[login.audit_session_id]  # no thread ids
+    assert outsider in by_session[str(bystander.audit_session_id)]
+    assert outsider not in mine
+    t0, c0 = time.monotonic(), cpu_seconds(burner)
+    time.sleep(1)
+    snap = sampler.sample()
+    independent = (cpu_seconds(burner) - c0) / (time.monotonic() - t0) * 100
+    mine = {p.pid: p for s in snap.sessions for p in s.processes
+            if s.session.id == str(login.audit_session_id)}
+    assert mine[burner].cpu_percent > 5  # it spins (however loaded the machine is)
+    assert mine[burner].cpu_percent == pytest.approx(independent, abs=20)
+    _kill({burner})
+    snap = sampler.sample()
+    assert burner not in {p.pid for s in snap.sessions for p in s.processes}
+    assert snap.vanished == 0 and sampler.full_looks == looks
