@@ -150,3 +150,33 @@ def update_pending(session_id: str, **changes: object) -> dict[str, object] | No
         conn.execute("UPDATE pending SET data = ? WHERE session_id = ?",
                      (json.dumps(data), session_id))
     return data
+
+
+def kv_all(prefix: str) -> dict[str, dict[str, object]]:
+    """Every current (this boot) kv row whose key starts with ``prefix``."""
+    try:
+        with connect(readonly=True) as conn:
+            if conn is None:
+                return {}
+            rows = conn.execute(
+                "SELECT key, data FROM kv WHERE boot_id = ? AND key LIKE ?",
+                (boot_id(), prefix.replace("%", "") + "%"),
+            ).fetchall()
+    except sqlite3.Error:
+        return {}
+    return {k: json.loads(d) for k, d in rows}
+
+
+def kv_put(key: str, data: dict[str, object]) -> None:
+    with connect() as conn:
+        assert conn is not None
+        conn.execute("INSERT OR REPLACE INTO kv (key, boot_id, data) VALUES (?, ?, ?)",
+                     (key, boot_id(), json.dumps(data)))
+
+
+def kv_delete(keys: list[str]) -> None:
+    if not keys:
+        return
+    with connect() as conn:
+        assert conn is not None
+        conn.executemany("DELETE FROM kv WHERE key = ?", [(k,) for k in keys])

@@ -22,12 +22,14 @@ Commands:
   postpone [DURATION]   push back a sign-out announced for your session
   cancel ID             cancel a warned logoff
   pending               list warned logoffs counting down
+  daemon --config FILE  enforce the idle-session policy (--once, --dry-run)
+  policy check FILE     validate a policy and show what each session would get
 
 Run 'sessionctl COMMAND --help' for a command's options."""
 
 
 def _commands() -> dict[str, Callable[[Sequence[str], str], int]]:
-    from . import logoff, msg, pending
+    from . import logoff, msg, pending, policy
 
     return {
         "qwinsta": query.qwinsta,
@@ -38,6 +40,8 @@ def _commands() -> dict[str, Callable[[Sequence[str], str], int]]:
         "postpone": pending.postpone,
         "cancel": pending.cancel,
         "pending": pending.pending,
+        "daemon": policy.daemon,
+        "policy": policy.policy,
     }
 
 
