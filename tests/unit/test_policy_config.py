@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from sessionctl.policy.config import ConfigError, parse
 
 GOOD = """\
