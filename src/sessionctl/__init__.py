@@ -54,6 +54,44 @@ def logoff(target: str | None = None, **options: object) -> object:
     return sign_out(target, **options)  # type: ignore[arg-type]
 
 
+def send_message(target: str, text: str | bytes, **options: object) -> object:
+    """Show a message on the target sessions' terminals; see actions.message.send_message."""
+    from .actions.message import send_message as send
+
+    return send(target, text, **options)  # type: ignore[arg-type]
+
+
+def schedule_logoff(target: str | None, notice: float, **options: object) -> object:
+    """Warn, count down, then log off; see actions.schedule.schedule_logoff.
+
+    Returns (PendingLogoff, MessageReport of the first notice).
+    """
+    from .actions.schedule import schedule_logoff as schedule
+
+    return schedule(target, notice, **options)  # type: ignore[arg-type]
+
+
+def postpone_logoff(seconds: float | None = None, session_id: str | None = None) -> object:
+    """Push back the pending logoff of a session (its own user or root)."""
+    from .actions.schedule import postpone_logoff as postpone
+
+    return postpone(seconds, session_id)
+
+
+def cancel_logoff(session_id: str) -> object:
+    """Cancel a pending logoff (root or whoever scheduled it)."""
+    from .actions.schedule import cancel_logoff as cancel
+
+    return cancel(session_id)
+
+
+def pending_logoffs() -> list:
+    """The warned logoffs counting down on this machine."""
+    from .actions.schedule import pending_logoffs as pending
+
+    return pending()
+
+
 __all__ = [
     "AccessDenied",
     "BackendUnavailable",
@@ -66,10 +104,15 @@ __all__ = [
     "State",
     "UserSummary",
     "__version__",
+    "cancel_logoff",
     "end_process",
     "find_session",
     "get_backend",
     "logoff",
+    "pending_logoffs",
+    "postpone_logoff",
+    "schedule_logoff",
+    "send_message",
     "sessions",
     "usage",
     "usage_sampler",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import datetime
+
 from .backends import get_backend
 from .backends.base import Backend
 from .errors import InvalidArgument, NoSuchSession
@@ -21,8 +24,25 @@ def sessions(target: str | None = None, *, backend: Backend | str | None = None)
     """
     if target is not None:
         check_target(target)
-    found = _backend(backend).sessions()
+    found = with_pending(_backend(backend).sessions())
     return [s for s in found if target is None or s.matches(target)]
+
+
+def with_pending(found: list[Session]) -> list[Session]:
+    """Sessions with ``logoff_at`` set where a warned logoff is pending (state.db)."""
+    from . import state
+
+    pending = {str(d.get("session_id")): d for d in state.all_pending()}
+    if not pending:
+        return found
+    out = []
+    for s in found:
+        d = pending.get(s.id)
+        if d and d.get("uid") == s.uid and isinstance(d.get("logoff_at"), int | float):
+            when = datetime.fromtimestamp(float(d["logoff_at"])).astimezone()  # type: ignore[arg-type]
+            s = replace(s, logoff_at=when)
+        out.append(s)
+    return out
 
 
 def users(target: str | None = None, *, backend: Backend | str | None = None) -> list[UserSummary]:

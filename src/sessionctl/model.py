@@ -52,6 +52,7 @@ class Session:
     console: bool = False
     ttys: tuple[str, ...] = ()
     backend: str = ""
+    logoff_at: datetime | None = None  # a warned logoff is pending (sessionctl logoff --notice)
     extra: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -83,6 +84,7 @@ class Session:
             "console": self.console,
             "ttys": list(self.ttys),
             "backend": self.backend,
+            "logoff_at": self.logoff_at.isoformat(timespec="seconds") if self.logoff_at else None,
             **self.extra,
         }
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from .model import Session, State
 
@@ -124,6 +125,8 @@ class SessionUsage(_Totals):
     def logoff_at(self) -> float | None:
         """When a warned logoff is due (epoch seconds), if one is pending."""
         value = getattr(self.session, "logoff_at", None)
+        if isinstance(value, datetime):
+            return value.timestamp()
         return value if isinstance(value, int | float) else None
 
     def to_dict(self, with_processes: bool = False) -> dict[str, object]:

@@ -111,6 +111,7 @@ class Login:
         self.user = user
         self.sshd = sshd
         self._buf = ""
+        self.raw = bytearray()  # every byte the login's terminal ever showed us
         self._eof = False
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._info: tuple[int, int, str] | None = None
@@ -165,6 +166,7 @@ class Login:
             data = os.read(self._fd, 65536)
         except OSError:  # EIO: every holder of the pty slave is gone
             data = b""
+        self.raw += data
         if not data:
             self._eof = True
             self._buf += self._decoder.decode(b"", final=True)

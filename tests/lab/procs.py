@@ -112,6 +112,15 @@ def start_time_of(pid: int) -> int | None:
         return None
 
 
+def tty_nr_of(pid: int) -> int | None:
+    """Controlling terminal device number (field 7 of /proc/PID/stat); 0 = none."""
+    fields = stat_fields(pid)
+    try:
+        return None if fields is None else int(fields[4])
+    except (ValueError, IndexError):
+        return None
+
+
 def stat_fields(pid: int) -> list[str] | None:
     """Fields of /proc/PID/stat after the command name: [state, ppid, pgrp, session, tty_nr,
     tpgid, ...] (so index = man-page field number - 3); None if gone."""

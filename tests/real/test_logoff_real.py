@@ -177,5 +177,9 @@ def test_json_result(lab_user, open_login, tmp_path) -> None:
     assert res.returncode == 0, res.stderr
     data = json.loads(res.stdout)
     assert data["session"] == str(login.audit_session_id) and data["outcome"] == "logged-off"
-    assert data["remaining"] == [] and data["steps"][0]["signalled"] >= 3
+    # The first SIGHUP (to sshd) can take the shell down before it is signalled itself,
+    # so only "at least one" is certain; the audit record counts the session's processes.
+    assert data["remaining"] == [] and data["steps"][0]["signalled"] >= 1, json.dumps(data)
     assert os.stat(tmp_path / "a.jsonl").st_mode & 0o777 == 0o600
+    record = json.loads((tmp_path / "a.jsonl").read_text().splitlines()[-1])
+    assert record["processes"] >= 3 and record["outcome"] == "logged-off"

@@ -243,3 +243,69 @@ def test_top_in_tmux_80x24(make_user, open_login) -> None:
         assert not tmux.alive()  # q quits (the window closes with the command)
     finally:
         tmux.close()
+
+
+def test_message_reaches_the_session_terminal(make_user, open_login) -> None:
+    user = make_user()
+    login = open_login(user)
+    other = open_login(user)
+    sid = str(login.audit_session_id)
+
+    async def scenario(app, pilot) -> None:
+        from sessionctl.tui.dialogs import MessageDialog
+
+        await until(pilot, lambda: f"u:{user.name}" in keys(app))
+        app.expanded.add(f"u:{user.name}")
+        app.redraw()
+        assert app.select(f"s:{sid}")
+        await pilot.press("m")
+        await until(pilot, lambda: isinstance(app.screen, MessageDialog))
+        assert f"session {sid} ({user.name} {login.tty_line})" in str(
+            app.screen.query_one("Label").render())
+        await pilot.press(*"lunch at one 4711")
+        await pilot.press("enter")
+        await until(pilot, lambda: any(o.startswith(f"message to {sid}") for o in app.outcomes))
+        assert app.outcomes[-1] == f"message to {sid}: 1 delivered"
+
+    run_app(scenario)
+    login.wait_output("lunch at one 4711", 10)
+    assert "lunch at one 4711" not in other.read_available(0.5)  # only that session
+
+
+def test_warned_sign_out_counts_down_then_signs_out(make_user, open_login) -> None:
+    import sessionctl
+
+    user = make_user()
+    login = open_login(user)
+    sid = str(login.audit_session_id)
+    members = login.pids()
+
+    async def scenario(app, pilot) -> None:
+        from textual.widgets import Input
+
+        from sessionctl.tui.dialogs import SignOutDialog
+
+        await until(pilot, lambda: f"u:{user.name}" in keys(app))
+        assert app.select(f"u:{user.name}")  # the user's only session
+        await pilot.press("l")
+        await until(pilot, lambda: isinstance(app.screen, SignOutDialog))
+        dialog = app.screen
+        assert dialog.query_one("#warn").has_focus  # the warned sign-out is the default
+        dialog.query_one("#notice", Input).value = "8s"
+        dialog.query_one("#warn-message", Input).value = "save your work 4711"
+        await pilot.click("#warn")
+        await until(pilot, lambda: any("warned" in o for o in app.outcomes), 20)
+        assert f"session {sid} warned; sign-out at" in app.outcomes[-1]
+        await pilot.press("enter")  # expand the user: the session row says Warned
+        await until(pilot, lambda: any(r.cells.get("state") == "Warned" for r in app.rows))
+        notes = str(app.query_one("#notes").render())
+        assert f"Pending sign-outs: {sid} ({user.name}) logoff in 0:0" in notes
+        await until(pilot, lambda: f"u:{user.name}" not in keys(app), 45)
+
+    try:
+        run_app(scenario)
+        login.wait_output("save your work 4711", 5)
+        assert not procs.wait_gone(members, 5)
+    finally:
+        if any(p.session_id == sid for p in sessionctl.pending_logoffs()):
+            sessionctl.cancel_logoff(sid)

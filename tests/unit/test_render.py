@@ -84,4 +84,4 @@ def test_verbose_adds_columns_after_device() -> None:
     header, line = out.splitlines()
     assert header.startswith(render.QWINSTA_HEADER)
     assert line[:68] == render.qwinsta_line(make(leader_pid=4242))[:68]
-    assert "4242" in line[91:100] and line[111:] == "10.0.0.1"
+    assert "4242" in line[91:100] and line[111:121].strip() == "-" and line[121:] == "10.0.0.1"

@@ -18,6 +18,7 @@ Terminates a session: every process of it ends and the session is deleted.
 
 LOGOFF [sessionid | sessionname] [/SERVER:servername] [/V]
        [--grace SECONDS] [--allow-console] [--audit-log PATH] [--json]
+       [--notice DURATION [--message TEXT] [--max-postpone DURATION]]
 
   sessionid           The ID of the session (see qwinsta).
   sessionname         The name of an Active session (pts/3).
@@ -30,6 +31,12 @@ LOGOFF [sessionid | sessionname] [/SERVER:servername] [/V]
   --audit-log PATH    Where the audit record goes (default: /var/log/sessionctl/audit.jsonl
                       for root, ~/.local/state/sessionctl/audit.jsonl otherwise).
   --json              Print the result as JSON.
+  --notice DURATION   Warn first and sign out after DURATION (e.g. 10m): a message now,
+                      reminders (1 h, 30, 10, 5, 1 min, 10 s before), then the logoff.
+                      The user may postpone (sessionctl postpone) up to --max-postpone
+                      in total (default 30m; 0 forbids it); root or you may
+                      `sessionctl cancel ID`. The countdown survives your terminal closing.
+  --message TEXT      Your words in the warning (with --notice).
   --backend NAME      auto (default), procfs or logind.
   /?                  This help; also -h, --help.
 
@@ -44,8 +51,50 @@ def _parser(prog: str) -> Parser:
     parser.add_argument("--grace", type=float, default=DEFAULT_GRACE)
     parser.add_argument("--allow-console", action="store_true")
     parser.add_argument("--audit-log", metavar="PATH")
+    parser.add_argument("--notice", metavar="DURATION")
+    parser.add_argument("--message", metavar="TEXT")
+    parser.add_argument("--max-postpone", metavar="DURATION")
     parser.add_argument("target", nargs="?")
     return parser
+
+
+def _durations(ns) -> tuple[float, float]:
+    from ..actions.schedule import DEFAULT_MAX_POSTPONE
+    from ..durations import parse_duration
+
+    try:
+        notice = parse_duration(ns.notice, what="--notice")
+        most = DEFAULT_MAX_POSTPONE
+        if ns.max_postpone is not None:
+            most = parse_duration(ns.max_postpone, what="--max-postpone", allow_zero=True)
+    except Exception as exc:
+        raise UsageError(str(exc)) from None
+    return notice, most
+
+
+def _schedule(ns) -> int:
+    from ..actions.schedule import schedule_logoff
+
+    notice, most = _durations(ns)
+    p, report = schedule_logoff(
+        ns.target, notice, message=ns.message, max_postpone=most, grace=ns.grace,
+        allow_console=ns.allow_console, backend=ns.backend, audit_log=ns.audit_log,
+    )
+    delivered = [d.device for d in report.deliveries if d.ok]
+    if ns.json:
+        _print(json.dumps({**p.to_dict(), "warned_on": delivered}, indent=2))
+        return 0
+    from datetime import datetime
+
+    at = datetime.fromtimestamp(p.logoff_at).strftime("%Y-%m-%d %H:%M:%S")
+    _print(f"Session {p.session_id} ({p.user}) will be logged off at {at}; "
+           f"cancel with: sessionctl cancel {p.session_id}")
+    if delivered:
+        _print(f"Warned on {', '.join(delivered)}.")
+    else:
+        _print(f"{ns.prog}: warning: the user could not be told (no terminal reached)",
+               sys.stderr)
+    return 0
 
 
 def _print(text: str, file=None) -> None:
@@ -68,6 +117,11 @@ def _body(prog: str, argv: Sequence[str]) -> int:
     ns = parse_session_command(_parser(prog), argv)
     if not 0 <= ns.grace <= MAX_GRACE:  # checked here too, to print the usage
         raise UsageError(f"--grace must be between 0 and {MAX_GRACE:g} seconds, not {ns.grace:g}")
+    if ns.notice is not None:
+        ns.prog = prog
+        return _schedule(ns)
+    if ns.message is not None or ns.max_postpone is not None:
+        raise UsageError("--message and --max-postpone go with --notice")
     progress = (lambda step: _print(describe(step))) if ns.verbose and not ns.json else None
     result: LogoffResult = do_logoff(
         ns.target,

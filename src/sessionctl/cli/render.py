@@ -73,12 +73,15 @@ def format_logon(when: datetime | None) -> str:
     return when.strftime("%Y-%m-%d %H:%M") if when else ""
 
 
-def _put_verbose(row: Row, procs: str, leader: str, idle: str, remote: str) -> None:
+def _put_verbose(
+    row: Row, procs: str, leader: str, idle: str, logoff_at: str, remote: str
+) -> None:
     """The extra columns of `qwinsta /v`, after DEVICE (cut to 15 characters)."""
     row.put(84, f"{procs:>7}")
     row.put(91, f"{leader:>9}")
     row.put(100, f"{idle:>9}")
-    row.put(111, remote)
+    row.put(111, logoff_at)
+    row.put(121, remote)
 
 
 def qwinsta_line(s: Session, verbose: bool = False) -> str:
@@ -92,7 +95,10 @@ def qwinsta_line(s: Session, verbose: bool = False) -> str:
     row.put(68, fit(s.device, 15) if verbose else s.device)
     if verbose:
         idle = "-" if s.idle_seconds is None else str(int(s.idle_seconds))
-        _put_verbose(row, str(len(s.processes)), str(s.leader_pid or "-"), idle, s.remote_host)
+        logoff_at = s.logoff_at.strftime("%H:%M:%S") if s.logoff_at else "-"
+        _put_verbose(
+            row, str(len(s.processes)), str(s.leader_pid or "-"), idle, logoff_at, s.remote_host
+        )
     return str(row)
 
 
@@ -115,7 +121,7 @@ def qwinsta_table(sessions: Iterable[Session], verbose: bool = False) -> str:
     if verbose:
         row = Row()
         row.put(0, header)
-        _put_verbose(row, "PROCS", "LEADER", "IDLE(s)", "FROM")
+        _put_verbose(row, "PROCS", "LEADER", "IDLE(s)", "LOGOFF AT", "FROM")
         header = str(row)
     return "\n".join([header, *(qwinsta_line(s, verbose) for s in sessions)])
 

@@ -461,7 +461,8 @@ def _describe_message(target: str, report: object) -> str:
     return f"message to {target}: {summary}"
 
 
-def _describe_schedule(sid: str, pending: object) -> str:
+def _describe_schedule(sid: str, scheduled: object) -> str:
+    pending = scheduled[0] if isinstance(scheduled, tuple) else scheduled  # (pending, report)
     at = getattr(pending, "logoff_at", None)
     when = time.strftime("%H:%M:%S", time.localtime(at)) if isinstance(at, float | int) else "?"
     return f"session {sid} warned; sign-out at {when}"

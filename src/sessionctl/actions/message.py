@@ -1,0 +1,316 @@
+"""msg: put a message on every terminal (and desktop) of the target sessions.
+
+Delivery is to each tty of a session, framed like wall(1) with sender and time. Root
+writes to every terminal; other users respect `mesg n` (and the kernel's tty permissions
+decide the rest). With ``wait`` the message carries a token and we listen on an
+abstract unix socket; the recipient answers with ``sessionctl ack`` from inside the
+session, and the kernel-reported peer (uid, pid) must belong to a target session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import secrets
+import select
+import socket
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from ..api import sessions as list_sessions
+from ..backends import get_backend
+from ..backends.base import Backend
+from ..errors import InvalidArgument, NoSuchSession
+from ..linux import desktop, ttywrite, unixsock
+from ..model import Session
+from ..sanitize import checked_message, clean_text, tty_bytes
+from ..validate import check_target
+from . import audit
+
+ACK_PREFIX = "sessionctl-ack-"
+DEFAULT_TIME = 60.0
+MAX_TIME = 86400.0
+MAX_TARGET_FILE = 1 << 20
+
+
+@dataclass
+class Delivery:
+    """One place a message was (or was not) shown."""
+
+    session_id: str
+    user: str
+    device: str
+    status: str  # delivered, mesg-n, denied, busy, gone, not-owner, no-terminal, error
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "delivered"
+
+
+@dataclass
+class MessageReport:
+    """What msg did: deliveries, and acknowledgements when they were asked for."""
+
+    sessions: list[Session]
+    deliveries: list[Delivery] = field(default_factory=list)
+    token: str | None = None
+    acknowledged_by: dict[str, str] = field(default_factory=dict)  # session id -> user
+    waited: float | None = None
+
+    @property
+    def acknowledged(self) -> bool | None:
+        """All reached sessions acknowledged (None when no acknowledgement was asked)."""
+        if self.token is None:
+            return None
+        reached = {d.session_id for d in self.deliveries if d.ok}
+        return bool(reached) and reached <= set(self.acknowledged_by)
+
+    def reached(self, session_id: str) -> bool:
+        return any(d.ok and d.session_id == session_id for d in self.deliveries)
+
+    @property
+    def ok(self) -> bool:
+        """Every target session saw the message somewhere."""
+        return all(self.reached(s.id) for s in self.sessions)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "sessions": [s.id for s in self.sessions],
+            "deliveries": [asdict(d) for d in self.deliveries],
+            "acknowledged": self.acknowledged,
+            "acknowledged_by": self.acknowledged_by,
+            "waited_seconds": None if self.waited is None else round(self.waited, 2),
+        }
+
+
+def read_target_file(path: str) -> list[str]:
+    """Targets listed in a file (one per line; blank lines and # comments skipped)."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_TARGET_FILE + 1)
+    except OSError as exc:
+        raise InvalidArgument(f"cannot read target file {path}: {exc.strerror}") from None
+    if len(raw) > MAX_TARGET_FILE:
+        raise InvalidArgument(f"target file {path} is larger than {MAX_TARGET_FILE} bytes")
+    names = []
+    for line in raw.decode("utf-8", errors="replace").splitlines():
+        name = line.split("#", 1)[0].strip()
+        if name:
+            check_target(name)
+            names.append(name)
+    if not names:
+        raise InvalidArgument(f"target file {path} names no session or user")
+    return names
+
+
+def resolve_targets(target: str, backend: Backend) -> list[Session]:
+    """Sessions named by a user, session name, id, ``@file`` or ``*`` (all with a screen)."""
+    found = list_sessions(backend=backend)
+    if target == "*":
+        chosen = [s for s in found if s.ttys or desktop.is_graphical(s)]
+        if not chosen:
+            raise NoSuchSession("No session with a terminal exists")
+        return chosen
+    names = read_target_file(target[1:]) if target.startswith("@") else [target]
+    chosen: list[Session] = []
+    for name in names:
+        if not name.startswith("@"):
+            check_target(name)
+        hits = [s for s in found if s.matches(name)]
+        if not hits:
+            raise NoSuchSession(f"No session exists for {name}")
+        chosen.extend(s for s in hits if s not in chosen)
+    return chosen
+
+
+def _sender() -> tuple[str, str]:
+    """(user name, terminal) of the caller, as the kernel knows them (not claimed)."""
+    uid = os.getuid()
+    try:
+        name = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        name = str(uid)
+    tty = ""
+    for fd in (0, 1, 2):
+        try:
+            tty = os.ttyname(fd).removeprefix("/dev/")
+            break
+        except OSError:
+            continue
+    return name, tty
+
+
+def frame(body: str, *, sender: str, sender_tty: str, host: str, when: datetime,
+          token: str | None) -> bytes:
+    """The bytes for a terminal: a wall-style header, the body, an ack hint."""
+    where = f" ({sender_tty})" if sender_tty else ""
+    lines = [f"Message from {sender}@{host}{where} at {when.strftime('%a %b %d %H:%M:%S %Y')}:",
+             "", body]
+    if token:
+        lines += ["", f"To acknowledge, run: sessionctl ack {token}"]
+    return b"\r\n\r\n" + tty_bytes("\n".join(clean_text(x) for x in lines)) + b"\r\n\r\n"
+
+
+def send_message(
+    target: str,
+    text: str | bytes,
+    *,
+    wait: bool = False,
+    timeout: float = DEFAULT_TIME,
+    backend: Backend | str | None = None,
+    sender: str | None = None,
+    audit_log: str | Path | None = None,
+    progress=None,
+) -> MessageReport:
+    """Show ``text`` on the terminals (and desktops) of the sessions ``target`` names.
+
+    ``wait``: ask for an acknowledgement and wait up to ``timeout`` seconds for it.
+    Raises InvalidArgument (bad text, target or time) or NoSuchSession before anything is
+    sent. ``sender`` overrides the sender's name shown (for sessionctl's own notices).
+    """
+    if not 0 < timeout <= MAX_TIME:
+        raise InvalidArgument(f"time must be between 1 and {MAX_TIME:g} seconds, not {timeout}")
+    body = checked_message(text)
+    be = backend if isinstance(backend, Backend) else get_backend(backend)
+    targets = resolve_targets(target, be)
+    caller = os.getuid()
+    who, who_tty = _sender()
+    shown = sender or who
+    token = secrets.token_hex(6) if wait else None
+    listener = _ack_listener(token) if token else None
+    report = MessageReport(targets, token=token)
+    data = frame(body, sender=shown, sender_tty=who_tty if sender is None else "",
+                 host=socket.gethostname(), when=datetime.now().astimezone(), token=token)
+    try:
+        for session in targets:
+            for d in _deliver(session, data, body, shown, caller, timeout):
+                report.deliveries.append(d)
+                if progress:
+                    progress(d)
+        _audit(audit_log, report, who, target, body)
+        if listener is not None:
+            t0 = time.monotonic()
+            _wait_acks(listener, report, be, timeout)
+            report.waited = time.monotonic() - t0
+            _audit_acks(audit_log, report, who)
+    finally:
+        if listener is not None:
+            listener.close()
+    return report
+
+
+def _deliver(session: Session, data: bytes, body: str, sender: str, caller: int,
+             timeout: float) -> list[Delivery]:
+    out = []
+    devices = [ttywrite_path for ttywrite_path in (_device(line) for line in session.ttys)
+               if ttywrite_path]
+    for device in devices:
+        owner = session.uid if session.uid >= 0 else None
+        respect = caller != 0 and owner != caller
+        w = ttywrite.write_tty(device, data, owner_uid=owner, respect_mesg=respect)
+        out.append(Delivery(session.id, session.user, w.device, w.status, w.detail))
+    if desktop.is_graphical(session):
+        status, detail = desktop.notify(session.uid, f"Message from {sender}", body,
+                                        timeout=timeout, caller_uid=caller)
+        out.append(Delivery(session.id, session.user, "desktop", status, detail))
+    if not out:
+        out.append(Delivery(session.id, session.user, "", "no-terminal",
+                            "the session has no terminal or desktop to show it on"))
+    return out
+
+
+def _device(line: str) -> str:
+    if not line or line.startswith(":") or ".." in line:
+        return ""
+    return "/dev/" + line
+
+
+def _ack_listener(token: str) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    sock.bind("\0" + ACK_PREFIX + token)
+    sock.listen(16)
+    sock.setblocking(False)
+    return sock
+
+
+def _wait_acks(listener: socket.socket, report: MessageReport, be: Backend,
+               timeout: float) -> None:
+    reached = {s.id: s for s in report.sessions if report.reached(s.id)}
+    deadline = time.monotonic() + timeout
+    while reached and set(reached) - set(report.acknowledged_by):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        ready, _, _ = select.select([listener], [], [], left)
+        if not ready:
+            continue
+        try:
+            conn, _ = listener.accept()
+        except BlockingIOError:
+            continue
+        with conn:
+            pid, uid, _ = unixsock.peer(conn)
+            try:
+                unixsock.read_request(conn, limit=64, timeout=1.0)
+                hit = _acking_session(reached, be, pid, uid)
+                if hit is None:
+                    conn.sendall(b"refused: you are not in a session this message went to\n")
+                    continue
+                report.acknowledged_by[hit.id] = hit.user
+                conn.sendall(f"ok {hit.id}\n".encode())
+            except OSError:
+                continue
+
+
+def _acking_session(reached: dict[str, Session], be: Backend, pid: int,
+                    uid: int) -> Session | None:
+    """The target session the acknowledging process belongs to (by uid and membership)."""
+    for s in reached.values():
+        if s.uid != uid:
+            continue
+        member = be.is_member(s, pid)
+        if member or (member is None and len([x for x in reached.values() if x.uid == uid]) == 1):
+            return s
+    return None
+
+
+def acknowledge(token: str | None = None) -> list[tuple[str, str]]:
+    """Answer waiting messages (all of them, or the one ``token`` names).
+
+    Returns (token, reply) pairs; an empty list when nothing waits for an answer.
+    """
+    if token is not None and not token.isalnum():
+        raise InvalidArgument(f"{token!r} is not an acknowledgement token")
+    names = unixsock.abstract_names(ACK_PREFIX + (token or ""))
+    replies = []
+    for name in names:
+        try:
+            raw, _ = unixsock.request("\0" + name, b"ack\n", timeout=5.0)
+        except OSError:
+            continue
+        replies.append((name.removeprefix(ACK_PREFIX), raw.decode(errors="replace").strip()))
+    return replies
+
+
+def _audit(path, report: MessageReport, who: str, target: str, body: str) -> None:
+    fields = {
+        "caller_uid": os.getuid(),
+        "caller": who,
+        "target": target,
+        "sessions": [s.id for s in report.sessions],
+        "chars": len(body),
+        "deliveries": [asdict(d) for d in report.deliveries],
+        "ack_requested": report.token is not None,
+    }
+    with contextlib.suppress(OSError):
+        audit.record("message", fields, path)
+
+
+def _audit_acks(path, report: MessageReport, who: str) -> None:
+    with contextlib.suppress(OSError):
+        audit.record("message-ack", {"caller": who, "acknowledged_by": report.acknowledged_by,
+                                     "waited": report.waited}, path)

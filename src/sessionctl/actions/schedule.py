@@ -1,0 +1,342 @@
+"""Warned logoff: announce, remind, let the user postpone, then sign out.
+
+``schedule_logoff`` records the pending logoff (state.db), starts a detached countdown
+worker (actions/countdown.py) that owns a control socket in the run directory, and
+sends the first notice. The worker sends reminders, takes ``postpone`` from the
+session's own user and ``cancel`` from root or whoever scheduled it (the kernel tells it
+who is asking: SO_PEERCRED), and at the deadline runs the shared sign-out sequence. It
+runs in its own kernel session with no terminal, so the admin's terminal closing does
+not stop it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pwd
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime
+from pathlib import Path
+
+from .. import state
+from ..api import find_session
+from ..backends import get_backend
+from ..backends.base import Backend
+from ..durations import format_duration
+from ..errors import AccessDenied, InvalidArgument, NoSuchSession, SessionctlError
+from ..linux import proc, unixsock
+from ..sanitize import checked_message
+from . import audit
+from .logoff import DEFAULT_GRACE, MAX_GRACE, check_permission
+
+DEFAULT_RUN_DIR = "/run/sessionctl"
+REMINDER_MARKS = (3600.0, 1800.0, 600.0, 300.0, 60.0, 10.0)
+DEFAULT_MAX_POSTPONE = 1800.0
+DEFAULT_POSTPONE = 600.0
+MAX_NOTICE = 7 * 86400.0
+WORKER_READY_TIMEOUT = 10.0
+
+
+@dataclass
+class PendingLogoff:
+    """A scheduled, announced logoff of one session."""
+
+    session_id: str
+    user: str
+    uid: int
+    session_name: str
+    logoff_at: float  # epoch seconds
+    original_at: float
+    max_postpone: float
+    message: str
+    scheduled_by: str
+    scheduled_by_uid: int
+    scheduled_at: float
+    grace: float = DEFAULT_GRACE
+    allow_console: bool = False
+    reason: str = ""
+    last_mark: float | None = None  # seconds-before-deadline of the last notice sent
+    postponed: float = 0.0
+    worker_pid: int | None = None
+    worker_start: int | None = None
+    audit_log: str | None = None
+
+    @property
+    def allowance(self) -> float:
+        """How much further the user may still postpone."""
+        return max(0.0, self.original_at + self.max_postpone - self.logoff_at)
+
+    @property
+    def worker_alive(self) -> bool:
+        if self.worker_pid is None:
+            return False
+        stat = proc.stat(self.worker_pid)
+        return stat is not None and stat.start_ticks == self.worker_start and stat.state != "Z"
+
+    def to_dict(self) -> dict[str, object]:
+        out = asdict(self)
+        out["logoff_at_iso"] = iso(self.logoff_at)
+        out["allowance"] = self.allowance
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> PendingLogoff:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})  # type: ignore[arg-type]
+
+
+def iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch).astimezone().isoformat(timespec="seconds")
+
+
+def run_dir() -> Path:
+    return Path(os.environ.get("SESSIONCTL_RUN_DIR") or DEFAULT_RUN_DIR)
+
+
+def socket_path(session_id: str) -> Path:
+    return run_dir() / f"logoff-{session_id}.sock"
+
+
+def due_reminder(p: PendingLogoff, now: float) -> float | None:
+    """The reminder mark due now, if any: the closest mark passed since the last notice."""
+    remaining = p.logoff_at - now
+    if remaining <= 0:
+        return None
+    last = p.last_mark if p.last_mark is not None else float("inf")
+    due = [m for m in REMINDER_MARKS if remaining <= m < last]
+    return min(due) if due else None
+
+
+def notice_text(p: PendingLogoff, now: float, kind: str) -> str:
+    """What the warned user reads: when, why, and how to postpone."""
+    left = format_duration(p.logoff_at - now)
+    at = datetime.fromtimestamp(p.logoff_at).strftime("%H:%M:%S")
+    head = {
+        "first": f"Your session {p.session_id} will be signed out in {left} (at {at}) "
+        f"by {p.scheduled_by}.",
+        "reminder": f"Reminder: your session {p.session_id} will be signed out in {left} "
+        f"(at {at}).",
+        "postponed": f"The sign-out of session {p.session_id} was postponed to {at} "
+        f"(in {left}).",
+    }[kind]
+    lines = [head]
+    if p.message and kind != "postponed":
+        lines.append(p.message)
+    if kind != "postponed":
+        lines.append("Save your work now: all programs of this session will be ended.")
+    if p.allowance > 0:
+        lines.append(
+            f"To postpone, run: sessionctl postpone [DURATION] "
+            f"(up to {format_duration(p.allowance)} more)."
+        )
+    return "\n".join(lines)
+
+
+def _uid_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def schedule_logoff(
+    target: str | None,
+    notice: float,
+    *,
+    message: str | None = None,
+    max_postpone: float = DEFAULT_MAX_POSTPONE,
+    grace: float = DEFAULT_GRACE,
+    allow_console: bool = False,
+    reason: str = "",
+    backend: Backend | str | None = None,
+    audit_log: str | Path | None = None,
+) -> tuple[PendingLogoff, object]:
+    """Announce a logoff of ``target`` in ``notice`` seconds and start its countdown.
+
+    Returns (PendingLogoff, the first notice's MessageReport). Raises before anything
+    is recorded or sent on a bad argument, an unknown session, a refusal, or when a
+    logoff is already pending for the session.
+    """
+    from .message import send_message
+
+    if not 0 < notice <= MAX_NOTICE:
+        raise InvalidArgument(f"notice must be between 1 s and {format_duration(MAX_NOTICE)}")
+    if not 0 <= max_postpone <= MAX_NOTICE:
+        raise InvalidArgument(f"max postpone must be between 0 and {format_duration(MAX_NOTICE)}")
+    if not 0 <= grace <= MAX_GRACE:
+        raise InvalidArgument(f"grace must be between 0 and {MAX_GRACE:g} seconds, not {grace}")
+    text = checked_message(message) if message else ""
+    caller = os.getuid()
+    if os.geteuid() != 0:
+        raise AccessDenied(
+            "Access is denied: a warned logoff needs root (its countdown runs as a "
+            "root-owned worker); log off your own session with plain logoff"
+        )
+    be = backend if isinstance(backend, Backend) else get_backend(backend)
+    session = find_session(target, backend=be)
+    check_permission(session, caller)
+    if session.console and not allow_console:
+        raise AccessDenied(
+            f"session {session.id} ({session.name}) is the console session: "
+            "it is not logged off without --allow-console"
+        )
+    now = time.time()
+    p = PendingLogoff(
+        session_id=session.id, user=session.user, uid=session.uid,
+        session_name=session.name, logoff_at=now + notice, original_at=now + notice,
+        max_postpone=max_postpone, message=text, scheduled_by=_uid_name(caller),
+        scheduled_by_uid=caller, scheduled_at=now, grace=grace,
+        allow_console=allow_console, reason=reason, last_mark=notice,
+        audit_log=str(audit_log) if audit_log else None,
+    )
+    existing = state.insert_pending(session.id, p.to_dict())
+    if existing is not None:
+        old = PendingLogoff.from_dict(existing)
+        if old.worker_alive:
+            raise InvalidArgument(
+                f"a sign-out of session {session.id} is already scheduled for "
+                f"{iso(old.logoff_at)}; cancel it first (sessionctl cancel {session.id})"
+            )
+        state.put_pending(session.id, p.to_dict())  # a dead worker's leftover row
+    try:
+        pid, start = start_worker(session.id, be.name)
+    except Exception:
+        state.delete_pending(session.id)
+        raise
+    p.worker_pid, p.worker_start = pid, start
+    report = send_message(session.id, notice_text(p, time.time(), "first"), backend=be,
+                          sender=f"{p.scheduled_by} (sessionctl)", audit_log=audit_log)
+    record(p, "logoff-scheduled", notice=notice,
+           delivered=[d.device for d in report.deliveries if d.ok])
+    return p, report
+
+
+def start_worker(session_id: str, backend_name: str) -> tuple[int, int | None]:
+    """Start the detached countdown worker and wait until it listens; (pid, start ticks).
+
+    Also resumes a pending logoff whose worker died: the worker continues from the
+    row (deadline, last reminder sent) without a new first notice.
+    """
+    run = run_dir()
+    run.mkdir(mode=0o755, parents=True, exist_ok=True)
+    read_end, write_end = os.pipe()
+    env = {**os.environ, "SESSIONCTL_READY_FD": str(write_end),
+           "SESSIONCTL_BACKEND": backend_name}
+    with open(os.devnull, "r+b") as devnull:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "sessionctl.actions.countdown", session_id],
+            stdin=devnull, stdout=devnull, stderr=devnull, pass_fds=(write_end,),
+            start_new_session=True, env=env, cwd="/",
+        )
+    os.close(write_end)
+    try:
+        import select
+
+        ready, _, _ = select.select([read_end], [], [], WORKER_READY_TIMEOUT)
+        reply = os.read(read_end, 4096).decode(errors="replace") if ready else ""
+    finally:
+        os.close(read_end)
+    word, _, pid_text = reply.strip().partition(" ")
+    if child.poll() is None and word != "ready":
+        child.kill()  # our own child, not reaped yet
+    child.wait()  # the launcher exits once the worker (its child) has detached
+    if word != "ready" or not pid_text.isdigit():
+        raise SessionctlError(f"the countdown worker did not start: {reply.strip() or 'timeout'}")
+    stat = proc.stat(int(pid_text))
+    return int(pid_text), stat.start_ticks if stat else None
+
+
+def pending_logoffs() -> list[PendingLogoff]:
+    """Every pending logoff of this boot."""
+    return [PendingLogoff.from_dict(d) for d in state.all_pending()]
+
+
+def get_pending(session_id: str) -> PendingLogoff | None:
+    data = state.get_pending(session_id)
+    return PendingLogoff.from_dict(data) if data else None
+
+
+def _ask_worker(p: PendingLogoff, request: dict[str, object]) -> dict[str, object]:
+    path = socket_path(p.session_id)
+    try:
+        raw, server_uid = unixsock.request(str(path), json.dumps(request).encode(), timeout=15)
+    except OSError as exc:
+        raise SessionctlError(
+            f"the countdown for session {p.session_id} is not answering ({exc.strerror or exc})"
+        ) from None
+    if server_uid != 0:
+        raise SessionctlError(f"{path} is not served by root; refusing to trust it")
+    try:
+        reply = json.loads(raw)
+    except ValueError:
+        raise SessionctlError("the countdown worker sent an unreadable reply") from None
+    if not reply.get("ok"):
+        error = str(reply.get("error", "refused"))
+        kind = AccessDenied if reply.get("denied") else InvalidArgument
+        raise kind(error)
+    return reply
+
+
+def postpone_logoff(seconds: float | None = None, session_id: str | None = None,
+                    *, backend: Backend | str | None = None) -> PendingLogoff:
+    """Push the pending logoff of ``session_id`` (default: our own session) back.
+
+    Only the session's own user (or root) may; the total postponement is bounded by the
+    maximum the admin set. ``None`` asks for the default (10 min, or what is left).
+    """
+    if session_id is None:
+        session_id = find_session(None, backend=backend).id
+    p = get_pending(session_id)
+    if p is None:
+        raise NoSuchSession(f"no sign-out is scheduled for session {session_id}")
+    # Who may postpone is decided (and a refusal audited) by the countdown worker, which
+    # learns the caller's uid from the kernel; the bounds are checked here for a clear error.
+    if p.allowance <= 0:
+        raise InvalidArgument(
+            f"the sign-out of session {session_id} cannot be postponed any further "
+            f"(limit {format_duration(p.max_postpone)} reached)"
+        )
+    if seconds is None:
+        seconds = min(DEFAULT_POSTPONE, p.allowance)
+    if not seconds > 0:
+        raise InvalidArgument("postpone: the duration must be positive")
+    if seconds > p.allowance + 0.5:
+        raise InvalidArgument(
+            f"postpone: at most {format_duration(p.allowance)} more is allowed "
+            f"(the admin's limit is {format_duration(p.max_postpone)} in total)"
+        )
+    reply = _ask_worker(p, {"op": "postpone", "seconds": seconds})
+    return PendingLogoff.from_dict(reply["pending"])  # type: ignore[arg-type]
+
+
+def cancel_logoff(session_id: str, note: str = "") -> PendingLogoff:
+    """Cancel a pending logoff (root, or whoever scheduled it); ``note`` tells the user why."""
+    p = get_pending(session_id)
+    if p is None:
+        raise NoSuchSession(f"no sign-out is scheduled for session {session_id}")
+    caller = os.getuid()
+    if caller not in (0, p.scheduled_by_uid):
+        raise AccessDenied(
+            f"Access is denied: only root or {p.scheduled_by} may cancel this sign-out"
+        )
+    if not p.worker_alive:
+        state.delete_pending(session_id)
+        record(p, "logoff-cancelled", by=_uid_name(caller), note="countdown was not running")
+        return p
+    _ask_worker(p, {"op": "cancel", "note": note[:200]})
+    return p
+
+
+def record(p: PendingLogoff, event: str, **extra: object) -> None:
+    """One audit record about a pending logoff."""
+    fields_ = {
+        "session": p.session_id, "session_user": p.user, "session_name": p.session_name,
+        "logoff_at": iso(p.logoff_at), "scheduled_by": p.scheduled_by,
+        "reason": p.reason, **extra,
+    }
+    with contextlib.suppress(OSError):
+        audit.record(event, fields_, p.audit_log)

@@ -1,0 +1,86 @@
+"""Making untrusted text safe to put on someone's terminal.
+
+Escape and control sequences (ESC, CSI, OSC, DCS, C1 controls, bare CR, backspace) could
+move the cursor, rewrite what the user sees, set the window title or the clipboard
+(OSC 52). Everything that is not printable text goes: whole escape sequences are dropped,
+any other control or format character (bidi overrides, zero-width marks) too; invalid
+UTF-8 becomes U+FFFD. Only letters, marks, numbers, punctuation, symbols, spaces and line
+breaks remain.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from .errors import InvalidArgument
+
+MAX_MESSAGE_CHARS = 4000
+MAX_MESSAGE_LINES = 60
+TAB = "    "
+
+# ESC-introduced sequences (7-bit) and their 8-bit C1 forms: CSI, OSC/DCS/APC/PM/SOS
+# strings up to BEL or ST, and two-character escapes.
+_SEQUENCES = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"  # CSI
+    r"|(?:\x1b[\]P_^X]|[\x90\x9d\x9e\x9f\x98])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"  # strings
+    r"|\x1b[ -/]*[0-~]?"  # other escapes (charset, keypad, RIS...)
+)
+_KEEP_CATEGORIES = ("L", "M", "N", "P", "S", "Zs")
+
+
+def _printable(ch: str, ascii_only: bool) -> str:
+    if ch == "\n":
+        return ch
+    if ch == "\t":
+        return TAB
+    if ch in "\u2028\u2029":
+        return "\n"
+    if ascii_only and ord(ch) > 0x7E:
+        return "?"
+    cat = unicodedata.category(ch)
+    if cat.startswith(_KEEP_CATEGORIES) or cat == "Zs":
+        return ch if cat != "Zs" else " "
+    return ""
+
+
+def clean_text(text: str | bytes, *, ascii_only: bool = False) -> str:
+    """Printable-only text: no escape sequences, controls or format characters.
+
+    Line breaks (LF, CRLF, a bare CR) become ``\\n``; tabs become spaces; trailing
+    whitespace on each line is removed. ``ascii_only`` also replaces non-ASCII with '?',
+    for terminals that are not in UTF-8 mode (where bytes 0x80-0x9F are C1 controls).
+    """
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = _SEQUENCES.sub("", text)
+    out = "".join(_printable(ch, ascii_only) for ch in text)
+    return "\n".join(line.rstrip() for line in out.split("\n")).strip("\n")
+
+
+def checked_message(text: str | bytes, *, ascii_only: bool = False) -> str:
+    """clean_text, refusing a message that is empty or too long once cleaned."""
+    raw_len = len(text)
+    if raw_len > MAX_MESSAGE_CHARS * 4:
+        raise InvalidArgument(
+            f"the message is too long ({raw_len} characters; at most {MAX_MESSAGE_CHARS})"
+        )
+    clean = clean_text(text, ascii_only=ascii_only)
+    if not clean.strip():
+        raise InvalidArgument("the message is empty (nothing printable is left)")
+    if len(clean) > MAX_MESSAGE_CHARS:
+        raise InvalidArgument(
+            f"the message is too long ({len(clean)} characters; at most {MAX_MESSAGE_CHARS})"
+        )
+    if clean.count("\n") + 1 > MAX_MESSAGE_LINES:
+        raise InvalidArgument(
+            f"the message has too many lines ({clean.count(chr(10)) + 1}; "
+            f"at most {MAX_MESSAGE_LINES})"
+        )
+    return clean
+
+
+def tty_bytes(text: str) -> bytes:
+    """Bytes for a raw tty write: clean text, CRLF line ends, UTF-8."""
+    return clean_text(text).replace("\n", "\r\n").encode("utf-8")

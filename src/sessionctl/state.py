@@ -1,0 +1,182 @@
+"""Where sessionctl keeps state between processes: one SQLite file.
+
+Pending (warned) logoffs live here, written by the scheduling command and its countdown
+worker, read by every query (``logoff_at``); the policy daemon keeps its state here too.
+Rows carry the boot id, so nothing from before a reboot is taken for current.
+Root's file is /var/lib/sessionctl/state.db (mode 644: queries by other users read it);
+``SESSIONCTL_STATE_DIR`` moves it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+DEFAULT_STATE_DIR = "/var/lib/sessionctl"
+BUSY_TIMEOUT_MS = 10000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS pending (
+    session_id TEXT PRIMARY KEY,
+    boot_id TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS kv (
+    key TEXT PRIMARY KEY,
+    boot_id TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+"""
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("SESSIONCTL_STATE_DIR") or DEFAULT_STATE_DIR)
+
+
+def db_path() -> Path:
+    return state_dir() / "state.db"
+
+
+def boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "unknown"
+
+
+@contextlib.contextmanager
+def connect(readonly: bool = False) -> Iterator[sqlite3.Connection | None]:
+    """A connection in one transaction; ``None`` (read-only) when there is no state yet."""
+    path = db_path()
+    if readonly:
+        if not path.exists():
+            yield None
+            return
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+    else:
+        path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        os.close(fd)
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        conn.executescript(_SCHEMA)
+    try:
+        if not readonly:
+            conn.execute("BEGIN IMMEDIATE")
+        yield conn
+        if not readonly:
+            conn.execute("COMMIT")
+    except BaseException:
+        if not readonly and conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    finally:
+        conn.close()
+
+
+def put_pending(session_id: str, data: dict[str, object]) -> None:
+    with connect() as conn:
+        assert conn is not None
+        conn.execute(
+            "INSERT OR REPLACE INTO pending (session_id, boot_id, data) VALUES (?, ?, ?)",
+            (session_id, boot_id(), json.dumps(data)),
+        )
+
+
+def insert_pending(session_id: str, data: dict[str, object]) -> dict[str, object] | None:
+    """Insert unless a current row exists; return the existing row's data if it does."""
+    with connect() as conn:
+        assert conn is not None
+        row = conn.execute(
+            "SELECT data FROM pending WHERE session_id = ? AND boot_id = ?",
+            (session_id, boot_id()),
+        ).fetchone()
+        if row:
+            return json.loads(row[0])
+        conn.execute(
+            "INSERT OR REPLACE INTO pending (session_id, boot_id, data) VALUES (?, ?, ?)",
+            (session_id, boot_id(), json.dumps(data)),
+        )
+    return None
+
+
+def get_pending(session_id: str) -> dict[str, object] | None:
+    with connect(readonly=True) as conn:
+        if conn is None:
+            return None
+        try:
+            row = conn.execute(
+                "SELECT data FROM pending WHERE session_id = ? AND boot_id = ?",
+                (session_id, boot_id()),
+            ).fetchone()
+        except sqlite3.OperationalError:  # no table yet
+            return None
+    return json.loads(row[0]) if row else None
+
+
+def all_pending() -> list[dict[str, object]]:
+    try:
+        with connect(readonly=True) as conn:
+            if conn is None:
+                return []
+            rows = conn.execute(
+                "SELECT data FROM pending WHERE boot_id = ?", (boot_id(),)
+            ).fetchall()
+    except sqlite3.Error:
+        return []
+    return [json.loads(r[0]) for r in rows]
+
+
+def delete_pending(session_id: str) -> None:
+    with connect() as conn:
+        assert conn is not None
+        conn.execute("DELETE FROM pending WHERE session_id = ?", (session_id,))
+
+
+def update_pending(session_id: str, **changes: object) -> dict[str, object] | None:
+    """Change fields of a current row in one transaction; the new data, None if gone."""
+    with connect() as conn:
+        assert conn is not None
+        row = conn.execute(
+            "SELECT data FROM pending WHERE session_id = ? AND boot_id = ?",
+            (session_id, boot_id()),
+        ).fetchone()
+        if not row:
+            return None
+        data = {**json.loads(row[0]), **changes}
+        conn.execute("UPDATE pending SET data = ? WHERE session_id = ?",
+                     (json.dumps(data), session_id))
+    return data
+
+
+def kv_all(prefix: str) -> dict[str, dict[str, object]]:
+    """Every current (this boot) kv row whose key starts with ``prefix``."""
+    try:
+        with connect(readonly=True) as conn:
+            if conn is None:
+                return {}
+            rows = conn.execute(
+                "SELECT key, data FROM kv WHERE boot_id = ? AND key LIKE ?",
+                (boot_id(), prefix.replace("%", "") + "%"),
+            ).fetchall()
+    except sqlite3.Error:
+        return {}
+    return {k: json.loads(d) for k, d in rows}
+
+
+def kv_put(key: str, data: dict[str, object]) -> None:
+    with connect() as conn:
+        assert conn is not None
+        conn.execute("INSERT OR REPLACE INTO kv (key, boot_id, data) VALUES (?, ?, ?)",
+                     (key, boot_id(), json.dumps(data)))
+
+
+def kv_delete(keys: list[str]) -> None:
+    if not keys:
+        return
+    with connect() as conn:
+        assert conn is not None
+        conn.executemany("DELETE FROM kv WHERE key = ?", [(k,) for k in keys])
