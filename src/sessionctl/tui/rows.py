@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from ..cli import usagefmt
 from ..usage import ProcessUsage, SessionUsage, UsageSnapshot, UserUsage, sort_rows
 
-MAX_PROCESS_ROWS = 200  # per expanded session; the rest is summarised in one row
+MAX_PROCESS_ROWS = 100  # per expanded session; the rest is summarised in one row
 
 
 @dataclass(frozen=True)
