@@ -315,3 +315,36 @@ def test_warned_sign_out_counts_down_then_signs_out(make_user, open_login) -> No
     finally:
         if any(p.session_id == sid for p in sessionctl.pending_logoffs()):
             sessionctl.cancel_logoff(sid)
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is installed by bootstrap --test")
+def test_top_as_non_root_notes_what_it_cannot_read(make_user, open_login) -> None:
+    me, other = make_user(), make_user()
+    open_login(me)
+    theirs = open_login(other)
+    victim = bg(theirs, "sleep 600")
+    tmux = Tmux(["su", "-s", "/bin/sh", me.name, "-c",
+                 f"exec {tool_path('sessionctl')} top --sort user {other.name}"])
+    try:
+        tmux.wait_for(other.name)
+        screen = tmux.wait_for("not readable")  # the note under the table
+        assert "of other users: disk figures not readable" in screen
+        row = next(line for line in screen.splitlines() if other.name in line)
+        assert row.split()[-3:-1] == ["-", "-"]  # their disk figures: unknown, not zero
+        tmux.keys("e")  # expand everything, go to the other user's sleep, try to end it
+        tmux.wait_for(f"{victim} sleep")
+        lines = tmux.screen().splitlines()
+        target = next(i for i, line in enumerate(lines) if f"{victim} sleep" in line)
+        tmux.keys("Home")
+        time.sleep(0.3)
+        tmux.keys(*["Down"] * (target - 2))  # the table's first row is line 2
+        time.sleep(0.3)
+        tmux.keys("k")
+        tmux.wait_for("End process")
+        tmux.keys("BTab")  # from Cancel (focused first) to "End process"
+        time.sleep(0.3)
+        tmux.keys("Enter")
+        tmux.wait_for("Access is denied")
+        assert procs.alive(victim)
+    finally:
+        tmux.close()
