@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -421,7 +422,8 @@ class TopApp(App[None]):
         sess = next(s for s in self.snapshot.sessions if s.session.id == sid)  # type: ignore[union-attr]
         s = sess.session
         label = f"session {s.id} ({s.user}{', ' + s.name if s.name else ''})"
-        schedule = getattr(sessionctl, "schedule_logoff", None)
+        # a warned sign-out needs root (its countdown runs as root): offered only then
+        schedule = getattr(sessionctl, "schedule_logoff", None) if os.geteuid() == 0 else None
 
         def chosen(choice: tuple[str, float, str] | None) -> None:
             if choice is None:
