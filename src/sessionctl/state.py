@@ -77,6 +77,13 @@ def connect(readonly: bool = False) -> Iterator[sqlite3.Connection | None]:
         conn.close()
 
 
+def _current_row(conn: sqlite3.Connection, session_id: str) -> tuple[str] | None:
+    return conn.execute(
+        "SELECT data FROM pending WHERE session_id = ? AND boot_id = ?",
+        (session_id, boot_id()),
+    ).fetchone()
+
+
 def put_pending(session_id: str, data: dict[str, object]) -> None:
     with connect() as conn:
         assert conn is not None
@@ -90,10 +97,7 @@ def insert_pending(session_id: str, data: dict[str, object]) -> dict[str, object
     """Insert unless a current row exists; return the existing row's data if it does."""
     with connect() as conn:
         assert conn is not None
-        row = conn.execute(
-            "SELECT data FROM pending WHERE session_id = ? AND boot_id = ?",
-            (session_id, boot_id()),
-        ).fetchone()
+        row = _current_row(conn, session_id)
         if row:
             return json.loads(row[0])
         conn.execute(
@@ -108,10 +112,7 @@ def get_pending(session_id: str) -> dict[str, object] | None:
         if conn is None:
             return None
         try:
-            row = conn.execute(
-                "SELECT data FROM pending WHERE session_id = ? AND boot_id = ?",
-                (session_id, boot_id()),
-            ).fetchone()
+            row = _current_row(conn, session_id)
         except sqlite3.OperationalError:  # no table yet
             return None
     return json.loads(row[0]) if row else None
@@ -140,10 +141,7 @@ def update_pending(session_id: str, **changes: object) -> dict[str, object] | No
     """Change fields of a current row in one transaction; the new data, None if gone."""
     with connect() as conn:
         assert conn is not None
-        row = conn.execute(
-            "SELECT data FROM pending WHERE session_id = ? AND boot_id = ?",
-            (session_id, boot_id()),
-        ).fetchone()
+        row = _current_row(conn, session_id)
         if not row:
             return None
         data = {**json.loads(row[0]), **changes}

@@ -51,6 +51,8 @@ class Daemon:
         self.dry_run = dry_run
         self.audit_log = audit_log
         self.backend = get_backend(backend)
+        remember = getattr(self.backend, "remember_ids", None)
+        self.id_cache = bool(remember and remember())
         self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
         self.policy = config.load(config_path)  # an invalid file at start is fatal
         self.loaded_at = time.time()
