@@ -56,7 +56,7 @@ def test_cpu_and_memory_agree_with_psutil(make_user, open_login) -> None:
     doc = users_json("--processes", "--interval", "2", "--sort", "cpu")
     t1, c1 = time.monotonic(), cpu_seconds(burner)
     independent = (c1 - c0) / (t1 - t0) * 100  # psutil over a window holding ours
-    assert doc["interval"] == pytest.approx(2.0, abs=0.2)
+    assert 1.95 <= doc["interval"] < 4  # the real time between the readings (>= asked)
 
     b = find(doc, burner_user.name)
     assert b["state"] == "Active" and b["sessions"] == 1
@@ -65,7 +65,7 @@ def test_cpu_and_memory_agree_with_psutil(make_user, open_login) -> None:
     assert sess["id"] == str(burn_login.audit_session_id)
     row = next(p for p in sess["process_list"] if p["pid"] == burner)
     assert row["cpu_percent"] > 5, row  # it spins; a loaded machine may slow it
-    assert row["cpu_percent"] == pytest.approx(independent, abs=20)
+    assert row["cpu_percent"] == pytest.approx(independent, abs=25)
     assert b["cpu_percent"] == pytest.approx(row["cpu_percent"], abs=5)  # the rest sleeps
     # sorted by CPU: the spinning user comes before the one that only holds memory
     names = [u["user"] for u in doc["users"]]
