@@ -94,3 +94,13 @@ def test_formatting() -> None:
                                                ("", None), ("2d", None)])
 def test_parse_duration(text: str, seconds: float | None) -> None:
     assert parse_duration(text) == seconds
+
+
+def test_pids_since_wraps_and_gives_up_on_many_forks() -> None:
+    from sessionctl.linux.usage import pids_since
+
+    assert pids_since((100, 500), (103, 503), 4096, 32768) == [501, 502, 503]
+    assert pids_since((100, 32766), (103, 301), 4096, 32768)[:2] == [32767, 1]
+    assert pids_since((100, 500), (100, 500), 4096, 32768) == []
+    assert pids_since((100, 500), (5000, 900), 4096, 32768) is None  # more forks than that
+    assert pids_since((100, 500), (90, 900), 4096, 32768) is None  # counters went back

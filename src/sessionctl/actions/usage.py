@@ -8,9 +8,11 @@ seconds apart give the rates.
 A sampler kept between calls (the top screen) looks at every process only every
 ``rescan`` seconds (a full ``sessions()``); in between, each sample re-reads the known
 members, drops those that exited and places the processes created since the last
-sample: the PIDs handed out since then (/proc/loadavg names the last one; PIDs are
-given out in turn), each asked once which session it is in. More than NEW_LIMIT new
-PIDs in one interval, or a new login, wait for a full look.
+sample: the PIDs handed out since then (proc.pid_counters: forks since boot and the
+last PID; PIDs are given out in turn), each asked once which session it is in. More
+than NEW_LIMIT forks in one interval mean a full look; new logins wait for the next
+one. Full looks themselves use the backend's id cache where it has one (procfs
+remember_ids: only PIDs that may be new are read).
 """
 
 from __future__ import annotations
@@ -70,14 +72,18 @@ class UsageSampler:
         self.rescan = rescan
         self._last: _Reading | None = None
         self._looked_at = 0.0
-        self._last_pid: int | None = None
+        self._counters: tuple[int, int] | None = None
+        self._pid_max = proc.pid_max()
+        remember = getattr(self.backend, "remember_ids", None)
+        if rescan > 0 and remember is not None:
+            remember()
         self.sessions: list[Session] = []
         self.full_looks = 0
 
     def _list(self) -> list[Session]:
         from ..api import sessions
 
-        self._last_pid = counters_io.last_pid() if self.rescan > 0 else None
+        self._counters = proc.pid_counters() if self.rescan > 0 else None
         found = sessions(self.target, backend=self.backend)
         self.full_looks += 1
         self._looked_at = time.monotonic()
@@ -90,13 +96,13 @@ class UsageSampler:
     def _update(self) -> list[Session] | None:
         """The last listing with the processes created since placed in their sessions;
         None if that cannot be told cheaply (a full look is needed)."""
-        last = counters_io.last_pid()
-        if last is None or self._last_pid is None:
+        now = proc.pid_counters()
+        if now is None or self._counters is None:
             return None
-        new = counters_io.pids_since(self._last_pid, last, NEW_LIMIT)
+        new = counters_io.pids_since(self._counters, now, NEW_LIMIT, self._pid_max)
         if new is None:
             return None
-        self._last_pid = last
+        self._counters = now
         known = {r.pid for s in self.sessions for r in s.processes}
         added: dict[str, list[ProcessRef]] = {}
         for pid in new:

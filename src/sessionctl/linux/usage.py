@@ -119,33 +119,19 @@ def read_counters(
     )
 
 
-def last_pid(proc: str = PROC) -> int | None:
-    """The PID most recently handed out in our PID namespace (/proc/loadavg's last field)."""
-    try:
-        return int(_read(f"{proc}/loadavg", 128).split()[-1])
-    except (OSError, ValueError, IndexError):
+def pids_since(
+    before: tuple[int, int], after: tuple[int, int], limit: int, pid_max: int
+) -> list[int] | None:
+    """PIDs handed out between two ``proc.pid_counters()`` readings (forks, last PID):
+    the kernel hands PIDs out in turn, wrapping at pid_max. None if more than ``limit``
+    forks happened (look at everything instead)."""
+    forks = after[0] - before[0]
+    if forks < 0 or forks > limit:
         return None
-
-
-def pid_max(proc: str = PROC) -> int:
-    try:
-        return int(_read(f"{proc}/sys/kernel/pid_max", 32))
-    except (OSError, ValueError):
-        return 4194304
-
-
-def pids_since(before: int, after: int, limit: int, proc: str = PROC) -> list[int] | None:
-    """PIDs handed out after ``before`` up to ``after`` (PIDs are given out in turn and wrap
-    at pid_max); None if more than ``limit`` (look at everything instead)."""
-    if after == before:
-        return []
-    if after > before:
-        return list(range(before + 1, after + 1)) if after - before <= limit else None
-    top = pid_max(proc)
-    count = (top - 1 - before) + after
-    if count > limit:
-        return None
-    return [*range(before + 1, top), *range(1, after + 1)]
+    c1, c2 = before[1], after[1]
+    if c2 >= c1:
+        return list(range(c1 + 1, c2 + 1))
+    return [*range(c1 + 1, pid_max), *range(1, c2 + 1)]
 
 
 def is_process(pid: int, proc: str = PROC) -> bool:
