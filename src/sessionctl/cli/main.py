@@ -15,11 +15,10 @@ Commands:
   query user [...]      list users' sessions (same as quser)
   qwinsta [...]         same as query session
   quser [...]           same as query user
-  logoff [...]          sign a session out completely (same as logoff)
-  users [...]           CPU, memory and disk use per user, session and process
-  top [...]             interactive Users screen (expand, sort, message, sign out)
   logoff [...]          sign a session out completely (same as logoff);
                         --notice 10m warns first and counts down
+  users [...]           CPU, memory and disk use per user, session and process
+  top [...]             interactive Users screen (expand, sort, message, sign out)
   msg [...]             send a message to sessions' terminals (same as msg)
   ack [TOKEN]           acknowledge a message sent with msg /W
   postpone [DURATION]   push back a sign-out announced for your session
