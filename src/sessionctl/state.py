@@ -77,6 +77,13 @@ def connect(readonly: bool = False) -> Iterator[sqlite3.Connection | None]:
         conn.close()
 
 
+def _current_row(conn: sqlite3.Connection, session_id: str) -> tuple[str] | None:
+    return conn.execute(
+        "SELECT data FROM pending WHERE session_id = ? AND boot_id = ?",
+        (session_id, boot_id()),
+    ).fetchone()
+
+
 def put_pending(session_id: str, data: dict[str, object]) -> None:
     with connect() as conn:
         assert conn is not None
@@ -90,10 +97,7 @@ def insert_pending(session_id: str, data: dict[str, object]) -> dict[str, object
     """Insert unless a current row exists; return the existing row's data if it does."""
     with connect() as conn:
         assert conn is not None
-        row = conn.execute(
-            "SELECT data FROM pending WHERE session_id = ? AND boot_id = ?",
-            (session_id, boot_id()),
-        ).fetchone()
+        row = _current_row(conn, session_id)
         if row:
             return json.loads(row[0])
         conn.execute(
@@ -108,10 +112,7 @@ def get_pending(session_id: str) -> dict[str, object] | None:
         if conn is None:
             return None
         try:
-            row = conn.execute(
-                "SELECT data FROM pending WHERE session_id = ? AND boot_id = ?",
-                (session_id, boot_id()),
-            ).fetchone()
+            row = _current_row(conn, session_id)
         except sqlite3.OperationalError:  # no table yet
             return None
     return json.loads(row[0]) if row else None
@@ -140,13 +141,40 @@ def update_pending(session_id: str, **changes: object) -> dict[str, object] | No
     """Change fields of a current row in one transaction; the new data, None if gone."""
     with connect() as conn:
         assert conn is not None
-        row = conn.execute(
-            "SELECT data FROM pending WHERE session_id = ? AND boot_id = ?",
-            (session_id, boot_id()),
-        ).fetchone()
+        row = _current_row(conn, session_id)
         if not row:
             return None
         data = {**json.loads(row[0]), **changes}
         conn.execute("UPDATE pending SET data = ? WHERE session_id = ?",
                      (json.dumps(data), session_id))
     return data
+
+
+def kv_all(prefix: str) -> dict[str, dict[str, object]]:
+    """Every current (this boot) kv row whose key starts with ``prefix``."""
+    try:
+        with connect(readonly=True) as conn:
+            if conn is None:
+                return {}
+            rows = conn.execute(
+                "SELECT key, data FROM kv WHERE boot_id = ? AND key LIKE ?",
+                (boot_id(), prefix.replace("%", "") + "%"),
+            ).fetchall()
+    except sqlite3.Error:
+        return {}
+    return {k: json.loads(d) for k, d in rows}
+
+
+def kv_put(key: str, data: dict[str, object]) -> None:
+    with connect() as conn:
+        assert conn is not None
+        conn.execute("INSERT OR REPLACE INTO kv (key, boot_id, data) VALUES (?, ?, ?)",
+                     (key, boot_id(), json.dumps(data)))
+
+
+def kv_delete(keys: list[str]) -> None:
+    if not keys:
+        return
+    with connect() as conn:
+        assert conn is not None
+        conn.executemany("DELETE FROM kv WHERE key = ?", [(k,) for k in keys])

@@ -198,3 +198,43 @@ def test_own_session_and_nohup_jobs(ct, ct_login) -> None:
         lambda: sid not in {s["session"] for s in ct.loginctl_sessions()}, 8 + 2)
     assert time.monotonic() - t0 < 4  # nothing here needs the grace: it ends early
     assert procs.wait_until(lambda: login.proc.poll() is not None, 5)
+
+
+def test_policy_daemon_as_a_systemd_service_on_logind(ct, ct_login) -> None:
+    """The shipped unit file runs in real systemd: warns a logind session, reloads, logs."""
+    login = ct_login()
+    user = login.user.name
+    unit = Path(__file__).parents[2] / "contrib" / "systemd" / "sessionctl-policy.service"
+    ct.exec(["mkdir", "-p", "/etc/sessionctl"], check=True)
+    ct.exec(["tee", "/etc/sessionctl/policy.toml"], check=True, input=f"""
+[defaults]
+interval = "1s"
+[[rule]]
+name = "ct-idle"
+idle_limit = "60s"
+warn_before = "58s"
+users = ["{user}"]
+""")
+    ct.exec(["tee", "/etc/systemd/system/sessionctl-policy.service"], check=True,
+            input=unit.read_text())
+    ct.exec(["systemctl", "daemon-reload"], check=True)
+    try:
+        ct.exec(["systemctl", "start", "sessionctl-policy"], check=True, timeout=30)
+        assert ct.exec(["systemctl", "is-active", "sessionctl-policy"]).stdout.strip() == "active"
+        # The logind backend (the bus answers inside) finds the idle session and warns it.
+        login.wait_output(r"Your session (\S+) will be signed out in", 30)
+
+        def journal() -> str:
+            return ct.exec(["journalctl", "-u", "sessionctl-policy", "--no-pager", "-o", "cat"]
+                           ).stdout
+
+        assert procs.wait_until(lambda: "[rule ct-idle] warn session" in journal(), 10), journal()
+        ct.exec(["systemctl", "reload", "sessionctl-policy"], check=True)
+        assert procs.wait_until(lambda: "reloaded /etc/sessionctl/policy.toml" in journal(), 10)
+        # Input makes the session active again: the warning is withdrawn. (A tty's atime,
+        # the idle clock, moves only when it is 8+ s old: type after that.)
+        time.sleep(9)
+        login.send("\x15")
+        login.wait_output(r"was cancelled by root: active again", 15)
+    finally:
+        ct.exec(["systemctl", "stop", "sessionctl-policy"], timeout=30)

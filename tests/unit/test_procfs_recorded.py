@@ -178,3 +178,38 @@ def test_forked_readers_agree_with_one_reader(tree: tuple[str, str],
         assert proc.audit_sessions(proc_root, workers=workers) == serial
     assert serial == {200: 5, 201: 5, 202: 5, 203: 5, 204: 5, 300: 6, 301: 6, 400: 7,
                       401: 7, 500: 8}
+
+
+def _counters(root: str, forks: int, last_pid: int) -> None:
+    Path(root, "stat").write_text(f"cpu 1 2 3\nbtime 1790000000\nprocesses {forks}\n")
+    Path(root, "sys", "kernel").mkdir(parents=True, exist_ok=True)
+    Path(root, "sys", "kernel", "ns_last_pid").write_text(f"{last_pid}\n")
+    Path(root, "sys", "kernel", "pid_max").write_text("32768\n")
+
+
+def test_remembered_ids_are_reread_only_where_a_pid_may_be_new(
+    tree: tuple[str, str], tmp_path: Path
+) -> None:
+    """The daemon's id cache: PIDs the allocator may have handed out again are re-read."""
+    proc_root, utmp_path = tree
+    _counters(proc_root, forks=5000, last_pid=700)
+    be = ProcfsBackend(proc_root=proc_root, utmp_path=utmp_path,
+                       wtmp_path=str(tmp_path / "wtmp"))
+    assert be.remember_ids()
+    assert {s.id for s in be.sessions()} == {"5", "6", "7", "p600"}
+    # Many forks since (as many as pid_max/2): nothing is trusted, everything re-read.
+    Path(proc_root, "301", "sessionid").write_text("5")
+    Path(proc_root, "401", "sessionid").write_text("6")
+    _counters(proc_root, forks=5000 + 16384, last_pid=450)
+    by_id = {s.id: s for s in be.sessions()}
+    assert by_id["6"].pids == [300, 401] and 301 in by_id["5"].pids
+    # Few forks, cursor 450 -> 460: only (450, 460] may be new; PID 300 is trusted, so a
+    # change behind the cache's back is not seen (proof that it was not read).
+    Path(proc_root, "300", "sessionid").write_text("9")
+    _counters(proc_root, forks=5000 + 16384 + 10, last_pid=460)
+    assert 300 in {s.id: s for s in be.sessions()}["6"].pids
+    # Cursor 460 -> 310, wrapping past pid_max: (460, 32768] and [1, 310] may be new, so
+    # 300 is read again.
+    _counters(proc_root, forks=5000 + 16384 + 20, last_pid=310)
+    by_id = {s.id: s for s in be.sessions()}
+    assert 300 not in by_id["6"].pids and by_id["9"].pids == [300]

@@ -23,6 +23,7 @@ from ..backends import get_backend
 from ..backends.base import Backend
 from ..errors import SessionctlError
 from ..linux import unixsock
+from ..sanitize import clean_text
 from .schedule import PendingLogoff, due_reminder, notice_text, record, socket_path
 
 SESSION_CHECK = 1.0
@@ -149,12 +150,14 @@ class Worker:
                 return {"ok": False, "denied": True, "error": "Access is denied: only root "
                         f"or {p.scheduled_by} may cancel this sign-out"}, ""
             state.delete_pending(p.session_id)
-            record(p, "logoff-cancelled", by=who, by_pid=pid)
+            record(p, "logoff-cancelled", by=who, by_pid=pid, note=request.get("note"))
             from .message import send_message
 
             with contextlib.suppress(SessionctlError):
+                note = clean_text(str(request.get("note") or ""))[:200]
                 send_message(p.session_id, f"The scheduled sign-out of session {p.session_id} "
-                             f"was cancelled by {who}.", backend=self.backend,
+                             f"was cancelled by {who}" + (f": {note}." if note else "."),
+                             backend=self.backend,
                              sender=f"{p.scheduled_by} (sessionctl)", audit_log=p.audit_log)
             return {"ok": True, "pending": p.to_dict()}, "cancelled"
         return {"ok": False, "error": f"unknown request {op!r}"}, ""

@@ -216,7 +216,11 @@ def schedule_logoff(
 
 
 def start_worker(session_id: str, backend_name: str) -> tuple[int, int | None]:
-    """Start the detached countdown worker and wait until it listens; (pid, start ticks)."""
+    """Start the detached countdown worker and wait until it listens; (pid, start ticks).
+
+    Also resumes a pending logoff whose worker died: the worker continues from the
+    row (deadline, last reminder sent) without a new first notice.
+    """
     run = run_dir()
     run.mkdir(mode=0o755, parents=True, exist_ok=True)
     read_end, write_end = os.pipe()
@@ -309,8 +313,8 @@ def postpone_logoff(seconds: float | None = None, session_id: str | None = None,
     return PendingLogoff.from_dict(reply["pending"])  # type: ignore[arg-type]
 
 
-def cancel_logoff(session_id: str) -> PendingLogoff:
-    """Cancel a pending logoff (root, or whoever scheduled it)."""
+def cancel_logoff(session_id: str, note: str = "") -> PendingLogoff:
+    """Cancel a pending logoff (root, or whoever scheduled it); ``note`` tells the user why."""
     p = get_pending(session_id)
     if p is None:
         raise NoSuchSession(f"no sign-out is scheduled for session {session_id}")
@@ -323,7 +327,7 @@ def cancel_logoff(session_id: str) -> PendingLogoff:
         state.delete_pending(session_id)
         record(p, "logoff-cancelled", by=_uid_name(caller), note="countdown was not running")
         return p
-    _ask_worker(p, {"op": "cancel"})
+    _ask_worker(p, {"op": "cancel", "note": note[:200]})
     return p
 
 

@@ -34,6 +34,11 @@ class Backend(ABC):
         """Whether ``pid`` belongs to ``session`` now; None if only a full look can tell."""
         return None
 
+    def session_of(self, pid: int, sessions: list[Session]) -> Session | None:
+        """Which of ``sessions`` ``pid`` belongs to now (None: none of them, or only a full
+        look can tell). Lets a caller place a new process without listing everything."""
+        return next((s for s in sessions if self.is_member(s, pid)), None)
+
     def cgroup_dir(self, session: Session) -> Path | None:
         """The session's own cgroup directory, if it has one (race-free kill)."""
         return None

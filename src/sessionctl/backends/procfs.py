@@ -126,7 +126,7 @@ class ProcfsBackend(Backend):
         self._warnings = []
         now = time.time()
         logins = [e for e in self._logins() if self._plausible(e)]
-        audit = proc.audit_sessions(self.proc_root, workers=proc.default_workers())
+        audit = self._audit_ids(logins)
         groups: dict[int, list[int]] = defaultdict(list)
         for pid, asid in audit.items():
             groups[asid].append(pid)
@@ -156,6 +156,56 @@ class ProcfsBackend(Backend):
             out.extend(self._no_audit_sessions(no_audit, now, me))
         out.sort(key=_sort_key)
         return out
+
+    def remember_ids(self) -> bool:
+        """Keep PID → audit id between listings (for a long-running caller such as the
+        policy daemon), so later listings read only PIDs that may be new.
+
+        A cached PID is trusted only if it cannot have been handed out again since the
+        last listing: the kernel hands PIDs out cyclically, so with F forks since then
+        (/proc/stat "processes") and the allocation cursor moved from c1 to c2
+        (ns_last_pid), only PIDs in the cyclic range (c1, c2] can be new, unless F comes
+        near pid_max (then nothing is trusted). Login processes (utmp) are always read
+        afresh: a login process gets its id when it writes loginuid, and it is in utmp by
+        the time it matters; its children are new PIDs, read anyway.
+        """
+        if proc.pid_counters(self.proc_root) is None:
+            return False
+        self._id_cache: dict[int, int] | None = {}
+        self._counters: tuple[int, int] | None = None
+        self._pid_max = proc.pid_max(self.proc_root)
+        return True
+
+    def _trusted(self, logins: list[utmp.UtmpEntry]) -> dict[int, int]:
+        cache, before = self._id_cache or {}, self._counters
+        now = proc.pid_counters(self.proc_root)
+        self._counters = now
+        if not cache or before is None or now is None:
+            return {}
+        forks = now[0] - before[0]
+        if forks < 0 or forks >= self._pid_max // 2:
+            return {}
+        c1, c2 = before[1], now[1]
+
+        def maybe_new(pid: int) -> bool:
+            return c1 < pid <= c2 if c1 <= c2 else (pid > c1 or pid <= c2)
+
+        login_pids = {e.pid for e in logins}
+        return {p: a for p, a in cache.items() if not maybe_new(p) and p not in login_pids}
+
+    def _audit_ids(self, logins: list[utmp.UtmpEntry]) -> dict[int, int]:
+        if getattr(self, "_id_cache", None) is None:
+            return proc.audit_sessions(self.proc_root, workers=proc.default_workers())
+        trusted: dict[int, int] = {}
+
+        def known() -> dict[int, int]:  # judged after the /proc listing
+            trusted.update(self._trusted(logins))
+            return trusted
+
+        learned: dict[int, int] = {}
+        audit = proc.audit_sessions(self.proc_root, known=known, learned=learned)
+        self._id_cache = learned  # every PID present now (unset ids included)
+        return audit
 
     def _refs(self, pids: list[int]) -> list[ProcessRef]:
         return proc.live_refs(pids, self.proc_root)
@@ -273,6 +323,12 @@ class ProcfsBackend(Backend):
         if session.id.startswith(NO_AUDIT_PREFIX):
             return None
         return proc.audit_session(pid, self.proc_root) == int(session.id)
+
+    def session_of(self, pid: int, sessions: list[Session]) -> Session | None:
+        asid = proc.audit_session(pid, self.proc_root)  # one read, whatever the count
+        if asid is None:
+            return None
+        return next((s for s in sessions if s.id == str(asid)), None)
 
     def close_login(self, session: Session) -> bool:
         return close_login_records(session, self.proc_root, self.utmp_path, self.wtmp_path)

@@ -31,7 +31,13 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
     def translate(self, argv: Sequence[str]) -> list[str]:
-        """Rewrite /flag and /flag:value tokens into their POSIX spellings."""
+        """Rewrite /flag and /flag:value tokens into their POSIX spellings.
+
+        A parser with no Windows flags (a sessionctl-only command) leaves tokens that
+        start with '/' alone, except `/?`: they are paths.
+        """
+        if len(self.windows_flags) == 1:
+            return ["--help" if token == "/?" else token for token in argv]
         out: list[str] = []
         value_next = False
         for token in argv:

@@ -17,28 +17,36 @@ Commands:
   quser [...]           same as query user
   logoff [...]          sign a session out completely (same as logoff);
                         --notice 10m warns first and counts down
+  users [...]           CPU, memory and disk use per user, session and process
+  top [...]             interactive Users screen (expand, sort, message, sign out)
   msg [...]             send a message to sessions' terminals (same as msg)
   ack [TOKEN]           acknowledge a message sent with msg /W
   disconnect --servers NODESET   close reused SSH connections to those hosts
   postpone [DURATION]   push back a sign-out announced for your session
   cancel ID             cancel a warned logoff
   pending               list warned logoffs counting down
+  daemon --config FILE  enforce the idle-session policy (--once, --dry-run)
+  policy check FILE     validate a policy and show what each session would get
 
 Run 'sessionctl COMMAND --help' for a command's options."""
 
 
 def _commands() -> dict[str, Callable[[Sequence[str], str], int]]:
-    from . import logoff, msg, pending
+    from . import logoff, msg, pending, policy, top, users
 
     return {
         "qwinsta": query.qwinsta,
         "quser": query.quser,
         "logoff": logoff.logoff,
+        "users": users.users,
+        "top": top.top,
         "msg": msg.msg,
         "ack": msg.ack,
         "postpone": pending.postpone,
         "cancel": pending.cancel,
         "pending": pending.pending,
+        "daemon": policy.daemon,
+        "policy": policy.policy,
         "disconnect": _disconnect,
     }
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ..model import ProcessRef
@@ -55,6 +55,8 @@ def _read_ids(
         if known:
             value = known.get(int(name))
             if value is not None:
+                if learned is not None:
+                    learned[int(name)] = value
                 if value != AUDIT_UNSET:
                     out[int(name)] = value
                 continue
@@ -121,7 +123,7 @@ def _read_ids_forked(dfd: int, names: list[str], workers: int) -> dict[int, int]
 
 def audit_sessions(
     proc: str = PROC,
-    known: dict[int, int] | None = None,
+    known: dict[int, int] | Callable[[], dict[int, int]] | None = None,
     learned: dict[int, int] | None = None,
     workers: int = 1,
 ) -> dict[int, int]:
@@ -130,12 +132,16 @@ def audit_sessions(
     This is the hot loop of every listing: one openat relative to /proc per process,
     spread over ``workers`` forked readers on big hosts. ``known`` gives ids the caller
     already vouches for (PID → id, AUDIT_UNSET for none): those are not read again;
-    ``learned`` receives every id that was read.
+    ``learned`` receives the id of every PID listed (read, or taken from ``known``).
+    ``known`` may be a callable, called
+    after the directory listing (so what it vouches for is judged after the listing).
     """
     out: dict[int, int] = {}
     dfd = os.open(proc, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         names = [n for n in os.listdir(dfd) if n.isdigit()]
+        if callable(known):
+            known = known()
         if workers > 1 and len(names) >= PARALLEL_MIN and not known and learned is None:
             forked = _read_ids_forked(dfd, names, workers)
             if forked is not None:
@@ -144,6 +150,27 @@ def audit_sessions(
     finally:
         os.close(dfd)
     return out
+
+
+def pid_counters(proc: str = PROC) -> tuple[int, int] | None:
+    """(forks since boot, last PID handed out in our PID namespace), None if unknown."""
+    try:
+        last = int(_read(f"{proc}/sys/kernel/ns_last_pid", 32))
+        with open(f"{proc}/stat", "rb") as f:
+            for line in f:
+                if line.startswith(b"processes "):
+                    return int(line.split()[1]), last
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def pid_max(proc: str = PROC) -> int:
+    """The kernel's pid_max (PIDs wrap around after it), 32768 if unknown."""
+    try:
+        return int(_read(f"{proc}/sys/kernel/pid_max", 32))
+    except (TypeError, ValueError):
+        return 32768
 
 
 def default_workers() -> int:

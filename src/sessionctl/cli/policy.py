@@ -1,0 +1,88 @@
+"""sessionctl daemon | policy check: the idle-session policy front ends."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+
+from ..durations import format_duration
+from .args import Parser
+from .logoff import _print
+from .runner import run
+
+DAEMON_USAGE = """\
+usage: sessionctl daemon --config FILE [--once] [--dry-run] [--audit-log PATH]
+                         [--backend auto|procfs|logind]
+
+Enforces the idle-session policy in FILE (TOML; see docs/policy.md): warns sessions over
+their idle, Disc or session-length limit through the warned logoff (the user may postpone
+within max_postpone), cancels a warning when an idle user is back, logs off Disc sessions
+over their limit. Every decision goes to stderr and the audit log.
+
+  --once        One pass, then exit (for cron).
+  --dry-run     Report what would be done; signal, send and schedule nothing.
+  SIGHUP reloads FILE; an invalid file is reported (file:line) and the old rules stay.
+  An invalid FILE at start is an error (exit 1)."""
+
+CHECK_USAGE = """\
+usage: sessionctl policy check FILE [--json]
+
+Validates FILE and shows what each current session would get under it. Exit 1 (with
+file:line) when FILE is invalid."""
+
+
+def _daemon(prog: str, argv: Sequence[str]) -> int:
+    from ..policy.daemon import Daemon
+
+    parser = Parser(prog, {})
+    parser.add_argument("--config", required=True, metavar="FILE")
+    parser.add_argument("--once", action="store_true")
+    parser.add_argument("--dry-run", action="store_true")
+    parser.add_argument("--audit-log", metavar="PATH")
+    parser.add_argument("--backend", choices=("auto", "procfs", "logind"))
+    ns = parser.parse(argv)
+    daemon = Daemon(ns.config, dry_run=ns.dry_run, audit_log=ns.audit_log, backend=ns.backend)
+    if ns.once:
+        daemon.tick()
+        return 0
+    return daemon.run()
+
+
+def _check(prog: str, argv: Sequence[str]) -> int:
+    from ..policy.daemon import check
+
+    parser = Parser(prog, {})
+    parser.add_argument("what", choices=("check",))
+    parser.add_argument("file")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--backend", choices=("auto", "procfs", "logind"))
+    ns = parser.parse(argv)
+    decisions = check(ns.file, backend=ns.backend)
+    if ns.json:
+        for d in decisions:
+            _print(json.dumps(d.to_dict()))
+        return 0
+    _print(f"{ns.file}: valid.")
+    _print(f"{'ID':>8}  {'USER':<16} {'STATE':<7} {'RULE':<16} WOULD")
+    for d in decisions:
+        what = {"warn": f"warn now (sign-out in {format_duration(d.notice)})",
+                "logoff": "log off now", "skip": "skip", "none": "nothing",
+                "wait": "nothing yet", "pending": "(pending)", "cancel": "cancel the warning",
+                "resume": "resume the countdown"}[d.action]
+        rule = d.rule.name if d.rule else "-"
+        _print(f"{d.session.id:>8}  {d.session.user[:16]:<16} {d.session.state.value:<7} "
+               f"{rule[:16]:<16} {what}: {d.reason}")
+    return 0
+
+
+def daemon(argv: Sequence[str], prog: str = "sessionctl daemon") -> int:
+    return run(prog, DAEMON_USAGE, lambda: _daemon(prog, argv))
+
+
+def policy(argv: Sequence[str], prog: str = "sessionctl policy") -> int:
+    return run(prog, CHECK_USAGE, lambda: _check(prog, argv))
+
+
+def main() -> None:
+    sys.exit(daemon(sys.argv[1:]))

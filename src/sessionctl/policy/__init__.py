@@ -1,0 +1,1 @@
+"""Idle-session policy: TOML rules (config), decisions (engine), the daemon loop (daemon)."""

@@ -1,0 +1,481 @@
+"""The Users screen: users with expandable sessions and processes, refreshed every second."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Footer, Static
+
+import sessionctl
+
+from ..cli import usagefmt
+from ..cli.render import printable
+from ..errors import SessionctlError
+from ..usage import SORT_KEYS, UsageSnapshot
+from .dialogs import EndProcessDialog, HelpScreen, MessageDialog, SignOutDialog
+from .rows import Row, build, parent_key
+
+MIN_WIDTH, MIN_HEIGHT = 60, 10
+
+# key, title, width (the first column is left-aligned, the others right-aligned)
+COLUMNS = [
+    ("user", "USER / SESSION / PROCESS", 24),
+    ("state", "STATE", 7),
+    ("sessions", "SESS", 5),
+    ("processes", "PROCS", 6),
+    ("cpu", "CPU%", 7),
+    ("rss", "RSS", 7),
+    ("pss", "PSS", 7),
+    ("read", "READ/s", 7),
+    ("write", "WRITE/s", 8),
+    ("idle", "IDLE", 7),
+]
+STATE_STYLE = {"Active": "green", "Idle": "yellow", "Disc": "bright_black",
+               "Warned": "bold red"}
+SORTABLE = [k for k, *_ in COLUMNS if k in SORT_KEYS]
+
+
+class UsersTable(DataTable):
+    """The table, with tree keys: Right/Space expand, Left collapses."""
+
+    BINDINGS: ClassVar[list[Binding]] = [
+        Binding("right", "app.expand", "Expand", show=False),
+        Binding("space", "app.toggle", "Expand", show=False),
+        Binding("left", "app.collapse", "Collapse", show=False),
+    ]
+
+
+class TopApp(App[None]):
+    """`sessionctl top`."""
+
+    TITLE = "sessionctl top"
+    ENABLE_COMMAND_PALETTE = False
+    CSS = """
+    #title { height: 1; background: $primary-background; color: $text; }
+    #notes { height: auto; max-height: 3; color: $warning; }
+    #toosmall { display: none; color: $error; text-style: bold; }
+    UsersTable { height: 1fr; scrollbar-size-vertical: 1; }
+    MessageDialog, SignOutDialog, EndProcessDialog, HelpScreen { align: center middle; }
+    """
+    BINDINGS: ClassVar[list[Binding]] = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark,f1", "help", "Help", key_display="?"),
+        Binding("m", "message", "Msg"),
+        Binding("l", "sign_out", "Sign out"),
+        Binding("k,delete", "end_process", "End proc", key_display="k"),
+        Binding("s", "sort_next", "Sort"),
+        Binding("S", "sort_prev", "Sort back", show=False),
+        Binding("r", "reverse", "Rev"),
+        Binding("e", "expand_all", "Expand all"),
+        Binding("p", "toggle_pss", "PSS", show=False),
+    ]
+
+    def __init__(
+        self,
+        *,
+        target: str | None = None,
+        interval: float = 1.0,
+        backend: str | None = None,
+        pss: bool = False,
+        idle_after: float = 300.0,
+        sort: str = "cpu",
+        rescan: float = 5.0,
+    ) -> None:
+        super().__init__()
+        self.interval = interval
+        self.sampler = sessionctl.usage_sampler(
+            target, backend=backend, pss=pss, idle_after=idle_after, rescan=rescan
+        )
+        self.expanded: set[str] = set()
+        self.sort = sort
+        self.reverse = False
+        self.snapshot: UsageSnapshot | None = None
+        self.rows: list[Row] = []
+        self.error = ""
+        self.refreshes = 0
+        self.outcomes: list[str] = []  # what each action did, newest last
+        self._busy = False
+        self._shown_pss: bool | None = None
+
+    # -- layout ------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Static("sessionctl top: reading sessions ...", id="title")
+        yield Static("", id="toosmall")
+        yield UsersTable(id="table", cursor_type="row", cell_padding=0, zebra_stripes=False)
+        yield Static("", id="notes")
+        yield Footer()
+
+    @property
+    def table(self) -> UsersTable:
+        return self.query_one("#table", UsersTable)
+
+    def _columns(self) -> None:
+        pss = self.sampler.pss
+        if self._shown_pss == pss:
+            return
+        self._shown_pss = pss
+        table = self.table
+        table.clear(columns=True)
+        for key, title, width in COLUMNS:
+            if key == "pss" and not pss:
+                continue
+            label = Text(title, justify="left" if key == "user" else "right")
+            table.add_column(label, width=width, key=key)
+        self.rows = []
+
+    async def on_mount(self) -> None:
+        self._columns()
+        self.table.focus()
+        self._check_size()
+        await self._sample(prime=True)
+        self.set_interval(self.interval, self.tick)
+
+    def on_resize(self) -> None:
+        self._check_size()
+
+    def _check_size(self) -> None:
+        width, height = self.size
+        small = width < MIN_WIDTH or height < MIN_HEIGHT
+        note = self.query_one("#toosmall", Static)
+        note.update(
+            f"Terminal too small ({width}x{height}); sessionctl top needs at least "
+            f"{MIN_WIDTH}x{MIN_HEIGHT}. Enlarge it, or use 'sessionctl users'."
+        )
+        note.display = small
+        self.table.display = not small
+
+    # -- sampling ----------------------------------------------------------------------
+
+    async def tick(self) -> None:
+        await self._sample()
+
+    async def _sample(self, prime: bool = False) -> None:
+        if self._busy:
+            return  # the previous reading is still running: skip this beat
+        self._busy = True
+        try:
+            if prime:
+                await asyncio.to_thread(self.sampler.prime)
+            snap = await asyncio.to_thread(self.sampler.sample)
+        except SessionctlError as exc:
+            self.error = printable(str(exc))
+        except Exception as exc:  # a bad reading must not end the screen
+            self.error = printable(f"reading failed: {type(exc).__name__}: {exc}")
+        else:
+            self.error = ""
+            self.snapshot = snap
+            self.refreshes += 1
+        finally:
+            self._busy = False
+        self.redraw()
+
+    # -- drawing -----------------------------------------------------------------------
+
+    def _cell(self, row: Row, key: str, width: int) -> Text:
+        value = row.cells.get(key, "")
+        if key == "user":
+            mark = ""
+            if row.kind in ("user", "session"):
+                mark = "- " if row.expanded else "+ "
+            text = "  " * row.depth + mark + value
+            text = usagefmt.fit(text, width - 1)
+            style = {"user": "bold", "session": "", "process": "", "more": "italic"}[row.kind]
+            return Text(text, style=style, justify="left", no_wrap=True)
+        style = ""
+        if key == "state":
+            style = STATE_STYLE.get(value, "")
+        elif key == "cpu" and row.item is not None:
+            pct = row.item.cpu_percent
+            style = "bold red" if pct >= 80 else "yellow" if pct >= 20 else ""
+        if row.kind == "process" and key != "cpu":
+            style = style or "bright_black" if key == "state" else style
+        return Text(usagefmt.fit(value, width - 1), style=style, justify="right", no_wrap=True)
+
+    def redraw(self) -> None:
+        self._check_size()
+        self._columns()
+        snap = self.snapshot
+        self._title(snap)
+        self._notes(snap)
+        if snap is None:
+            return
+        table = self.table
+        rows = build(snap, self.expanded, self.sort, self.reverse)
+        keys = [k for k, *_ in COLUMNS if k != "pss" or self.sampler.pss]
+        widths = {k: w for k, _, w in COLUMNS}
+        current = self.current_row()
+        if [r.key for r in rows] == [r.key for r in self.rows]:
+            for old, new in zip(self.rows, rows, strict=True):
+                if old.cells != new.cells or old.expanded != new.expanded:
+                    for k in keys:
+                        if old.cells.get(k) != new.cells.get(k) or k == "user":
+                            table.update_cell(new.key, k, self._cell(new, k, widths[k]))
+            self.rows = rows
+            return
+        self.rows = rows
+        table.clear()
+        for r in rows:
+            table.add_row(*(self._cell(r, k, widths[k]) for k in keys), key=r.key)
+        if current is not None:
+            index = next((i for i, r in enumerate(rows) if r.key == current.key), None)
+            if index is None:
+                parent = parent_key(current)
+                index = next((i for i, r in enumerate(rows) if r.key == parent), None)
+            if index is not None:
+                table.move_cursor(row=index, animate=False)
+
+    def _title(self, snap: UsageSnapshot | None) -> None:
+        title = self.query_one("#title", Static)
+        if snap is None:
+            title.update("sessionctl top: reading sessions ...")
+            return
+        arrow = "^" if self.reverse else "v"
+        name = next(t for k, t, _ in COLUMNS if k == self.sort).split(" ")[0]
+        nproc = sum(len(u.processes) for u in snap.users)
+        cpu = sum(u.cpu_percent for u in snap.users)
+        title.update(
+            f" {time.strftime('%H:%M:%S')}  {len(snap.users)} users  {len(snap.sessions)} "
+            f"sessions  {nproc} procs  CPU {cpu:.1f}%  sort {name} {arrow}  "
+            f"every {self.interval:g}s"
+        )
+
+    def _notes(self, snap: UsageSnapshot | None) -> None:
+        lines = []
+        if self.error:
+            lines.append(self.error)
+        if snap is not None:
+            pending = [s for s in snap.sessions if s.logoff_at is not None]
+            if pending:
+                lines.append(
+                    "Pending sign-outs: "
+                    + "; ".join(
+                        f"{s.session.id} ({printable(s.session.user)}) "
+                        + usagefmt.until(s.logoff_at)
+                        for s in pending
+                    )
+                )
+            lines.extend(printable(n) for n in snap.notes)
+        notes = self.query_one("#notes", Static)
+        notes.update("\n".join(lines))
+        notes.display = bool(lines)
+
+    # -- cursor and tree -----------------------------------------------------------------
+
+    def current_row(self) -> Row | None:
+        if not self.rows:
+            return None
+        index = self.table.cursor_row
+        return self.rows[index] if 0 <= index < len(self.rows) else None
+
+    def select(self, key: str) -> bool:
+        """Put the cursor on the row with ``key`` (True if it is shown)."""
+        index = next((i for i, r in enumerate(self.rows) if r.key == key), None)
+        if index is None:
+            return False
+        self.table.move_cursor(row=index, animate=False)
+        return True
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_toggle()
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        key = str(event.column_key.value)
+        if key in SORTABLE:
+            self.reverse = not self.reverse if key == self.sort else False
+            self.sort = key
+            self.redraw()
+
+    def action_toggle(self) -> None:
+        row = self.current_row()
+        if row is None or row.kind not in ("user", "session"):
+            return
+        self.expanded.symmetric_difference_update({row.key})
+        self.redraw()
+
+    def action_expand(self) -> None:
+        row = self.current_row()
+        if row is not None and row.kind in ("user", "session") and not row.expanded:
+            self.expanded.add(row.key)
+            self.redraw()
+
+    def action_collapse(self) -> None:
+        row = self.current_row()
+        if row is None:
+            return
+        if row.expanded:
+            self.expanded.discard(row.key)
+        else:
+            parent = parent_key(row)
+            if parent is None:
+                return
+            self.expanded.discard(parent)
+            self.redraw()
+            self.select(parent)
+            return
+        self.redraw()
+
+    def action_expand_all(self) -> None:
+        if self.snapshot is None:
+            return
+        every = {f"u:{u.user}" for u in self.snapshot.users}
+        every |= {f"s:{s.session.id}" for s in self.snapshot.sessions}
+        self.expanded = set() if every <= self.expanded else every
+        self.redraw()
+
+    def _step_sort(self, step: int) -> None:
+        index = SORTABLE.index(self.sort) if self.sort in SORTABLE else 0
+        self.sort = SORTABLE[(index + step) % len(SORTABLE)]
+        if self.sort == "pss" and not self.sampler.pss:
+            self.sort = SORTABLE[(index + 2 * step) % len(SORTABLE)]
+        self.redraw()
+
+    def action_sort_next(self) -> None:
+        self._step_sort(1)
+
+    def action_sort_prev(self) -> None:
+        self._step_sort(-1)
+
+    def action_reverse(self) -> None:
+        self.reverse = not self.reverse
+        self.redraw()
+
+    def action_toggle_pss(self) -> None:
+        self.sampler.pss = not self.sampler.pss
+        self.redraw()
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    # -- actions -------------------------------------------------------------------------
+
+    def _done(self, text: str, error: bool = False) -> None:
+        self.outcomes.append(text)
+        self.notify(printable(text), severity="error" if error else "information",
+                    timeout=8 if error else 5)
+
+    def _run(self, what: str, call: Callable[[], str]) -> None:
+        """Run an API call off the screen's thread; report its outcome when it ends."""
+
+        async def work() -> None:
+            try:
+                text = await asyncio.to_thread(call)
+            except SessionctlError as exc:
+                self._done(f"{what}: {exc}", error=True)
+            except Exception as exc:  # report, never crash the screen
+                self._done(f"{what}: failed: {type(exc).__name__}: {exc}", error=True)
+            else:
+                self._done(text)
+            self.sampler.rescan_now()
+            await self._sample()
+
+        self.run_worker(work(), group="actions")
+
+    def _session_of(self, row: Row | None) -> str | None:
+        """The session id a row stands for: its own, or a user's only session."""
+        if row is None:
+            return None
+        if row.session is not None:
+            return row.session.session.id
+        if row.kind == "user" and row.item is not None:
+            sessions = row.item.sessions  # type: ignore[union-attr]
+            if len(sessions) == 1:
+                return sessions[0].session.id
+        return None
+
+    def action_message(self) -> None:
+        row = self.current_row()
+        if row is None or row.kind == "more":
+            return
+        if row.kind == "user":
+            target, label = row.item.user, f"user {row.item.user}"  # type: ignore[union-attr]
+        else:
+            s = row.session.session  # type: ignore[union-attr]
+            target, label = s.id, f"session {s.id} ({s.user} {s.name})".rstrip()
+        send = getattr(sessionctl, "send_message", None)
+        if send is None:
+            self._done("messages are not available in this version of sessionctl", True)
+            return
+
+        def sent(text: str | None) -> None:
+            if text:
+                self._run(f"message to {target}", lambda: _describe_message(
+                    target, send(target, text)))
+
+        self.push_screen(MessageDialog(label), sent)
+
+    def action_sign_out(self) -> None:
+        row = self.current_row()
+        sid = self._session_of(row)
+        if sid is None:
+            if row is not None and row.kind == "user":
+                self._done("this user has several sessions: expand and pick one", True)
+            return
+        sess = next(s for s in self.snapshot.sessions if s.session.id == sid)  # type: ignore[union-attr]
+        s = sess.session
+        label = f"session {s.id} ({s.user}{', ' + s.name if s.name else ''})"
+        # a warned sign-out needs root (its countdown runs as root): offered only then
+        schedule = getattr(sessionctl, "schedule_logoff", None) if os.geteuid() == 0 else None
+
+        def chosen(choice: tuple[str, float, str] | None) -> None:
+            if choice is None:
+                return
+            how, notice, text = choice
+            if how == "warn" and schedule is not None:
+                self._run(f"sign-out of {sid}", lambda: _describe_schedule(
+                    sid, schedule(sid, notice, message=text or None)))
+            elif how == "now":
+                self._run(f"sign-out of {sid}", lambda: _describe_logoff(
+                    sid, sessionctl.logoff(sid)))
+
+        self.push_screen(SignOutDialog(label, len(sess.processes), schedule is not None), chosen)
+
+    def action_end_process(self) -> None:
+        row = self.current_row()
+        if row is None or row.kind != "process" or row.session is None:
+            if row is not None:
+                self._done("put the cursor on a process to end it", True)
+            return
+        p = row.item
+        sid = row.session.session.id
+
+        def chosen(yes: bool | None) -> None:
+            if yes:
+                self._run(f"ending {p.pid}", lambda: _describe_end(  # type: ignore[union-attr]
+                    sessionctl.end_process(p.pid, start_ticks=p.start_ticks,  # type: ignore[union-attr]
+                                           session_id=sid)))
+
+        self.push_screen(EndProcessDialog(f"{p.pid} ({p.comm})"), chosen)  # type: ignore[union-attr]
+
+
+def _describe_message(target: str, report: object) -> str:
+    deliveries = list(getattr(report, "deliveries", []) or [])
+    counts = Counter(str(getattr(d, "status", "?")) for d in deliveries)
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no terminal"
+    return f"message to {target}: {summary}"
+
+
+def _describe_schedule(sid: str, scheduled: object) -> str:
+    pending = scheduled[0] if isinstance(scheduled, tuple) else scheduled  # (pending, report)
+    at = getattr(pending, "logoff_at", None)
+    when = time.strftime("%H:%M:%S", time.localtime(at)) if isinstance(at, float | int) else "?"
+    return f"session {sid} warned; sign-out at {when}"
+
+
+def _describe_logoff(sid: str, result: object) -> str:
+    if getattr(result, "ok", False):
+        return f"session {sid} signed out in {getattr(result, 'seconds', 0.0):.2f} s"
+    left = getattr(result, "remaining", [])
+    return f"session {sid}: NOT fully signed out ({len(left)} process(es) left)"
+
+
+def _describe_end(result: object) -> str:
+    return f"process {getattr(result, 'pid', '?')}: {getattr(result, 'outcome', '?')}"

@@ -1,0 +1,305 @@
+"""The policy daemon on real sessions, with limits of seconds.
+
+Rules in these tests always name their own throwaway users, so nothing else on the
+machine (other tests' sessions, admins) can be selected.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from lab import procs, tool_path
+
+pytestmark = pytest.mark.real
+
+
+class DaemonProc:
+    """`sessionctl daemon` as a child process; stderr collected in a file."""
+
+    def __init__(self, config: Path, audit_log: Path, *extra: str) -> None:
+        self.err_path = config.with_suffix(f".{time.monotonic_ns()}.err")
+        self.err = open(self.err_path, "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [str(tool_path("sessionctl")), "daemon", "--config", str(config),
+             "--audit-log", str(audit_log), *extra],
+            stdout=subprocess.DEVNULL, stderr=self.err)
+        assert procs.wait_until(lambda: "started" in self.stderr or self.proc.poll() is not None,
+                                10)
+
+    @property
+    def stderr(self) -> str:
+        return self.err_path.read_text()
+
+    def wait_log(self, text: str, timeout: float) -> None:
+        assert procs.wait_until(lambda: text in self.stderr, timeout), self.stderr
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(10)
+        self.err.close()
+
+
+@pytest.fixture
+def daemons():
+    started: list[DaemonProc] = []
+
+    def start(config: Path, audit_log: Path, *extra: str) -> DaemonProc:
+        d = DaemonProc(config, audit_log, *extra)
+        started.append(d)
+        return d
+
+    yield start
+    for d in started:
+        d.stop()
+
+
+@pytest.fixture
+def cancel_after():
+    ids: list[str] = []
+    yield ids
+    for sid in ids:
+        subprocess.run([str(tool_path("sessionctl")), "cancel", sid], capture_output=True)
+
+
+def pending(sid: str) -> dict | None:
+    out = subprocess.run([str(tool_path("sessionctl")), "pending", "--json"],
+                         capture_output=True, text=True, check=True).stdout
+    rows = [json.loads(line) for line in out.splitlines()]
+    return next((r for r in rows if r["session_id"] == sid), None)
+
+
+def idle_of(sid: str) -> float:
+    rows = json.loads(subprocess.run([str(tool_path("qwinsta")), sid, "--json"],
+                                     capture_output=True, text=True, check=True).stdout)
+    return rows[0]["idle_seconds"]
+
+
+def events(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+
+
+def gone(pids: set[int]) -> bool:
+    return not any(procs.alive(p) and not procs.is_zombie(p) for p in pids)
+
+
+def keep_typing(login, stop: threading.Event) -> None:
+    """Input every second (a letter, then Ctrl-U to clear the line)."""
+    while not stop.wait(1.0):
+        login.send("a")
+        time.sleep(0.05)
+        login.send("\x15")
+
+
+def test_idle_warned_then_logged_off_active_and_exempt_untouched(
+    make_user, open_login, tmp_path, daemons, cancel_after
+) -> None:
+    idle_u, active_u, exempt_u = make_user(), make_user(), make_user()
+    config = tmp_path / "policy.toml"
+    config.write_text(f"""
+[defaults]
+warn_before = "6s"
+max_postpone = "0s"
+grace = "3s"
+interval = "1s"
+exempt_users = ["root", "{exempt_u.name}"]
+
+[[rule]]
+name = "idle-test"
+idle_limit = "20s"
+users = ["{idle_u.name}", "{active_u.name}", "{exempt_u.name}"]
+""")
+    idle, active, exempt = open_login(idle_u), open_login(active_u), open_login(exempt_u)
+    cancel_after.extend(str(x.audit_session_id) for x in (idle, active, exempt))
+    idle_pids, active_pids, exempt_pids = idle.pids(), active.pids(), exempt.pids()
+    idle.send("nano ~/essay.txt\n")
+    idle.wait_output("GNU nano", 10)
+    idle.send("an unsaved paragraph 4711")
+    stop = threading.Event()
+    typist = threading.Thread(target=keep_typing, args=(active, stop), daemon=True)
+    typist.start()
+    audit_log = tmp_path / "audit.jsonl"
+    try:
+        d = daemons(config, audit_log)
+        sid = str(idle.audit_session_id)
+        idle.wait_output(rf"Your session {sid} will be signed out in", 30)
+        idle_at_warning = idle_of(sid)
+        assert idle_at_warning >= 14 - 1
+        time.sleep(2)
+        assert idle_of(sid) >= idle_at_warning + 1.5, "the warning reset the idle clock"
+        assert procs.wait_until(lambda: gone(idle_pids), 20)
+        saved = Path(idle_u.home, "essay.txt.save")
+        assert procs.wait_until(saved.exists, 3)
+        assert "an unsaved paragraph 4711" in saved.read_text()
+        d.wait_log(f"warn session {sid}", 1)
+    finally:
+        stop.set()
+        typist.join()
+    for pids in (active_pids, exempt_pids):
+        assert not gone(pids) and all(procs.alive(p) for p in pids)
+    for login in (active, exempt):
+        assert "signed out" not in login.read_available(0.2)
+    log = d.stderr
+    assert f"skipped session {exempt.audit_session_id} ({exempt_u.name}" in log
+    assert log.count(f"skipped session {exempt.audit_session_id}") == 1, "skip logged once"
+    assert f"session {active.audit_session_id}" not in log
+    names = [(e["event"], e.get("session")) for e in events(audit_log)]
+    assert ("policy-warn", sid) in names and ("policy-skip", str(exempt.audit_session_id)) in names
+    assert ("logoff-at-deadline", sid) in names
+
+
+def test_disc_cleaned_after_limit_and_broken_reload_keeps_rules(
+    make_user, open_login, tmp_path, daemons
+) -> None:
+    user = make_user()
+    config = tmp_path / "policy.toml"
+    good = f"""
+[defaults]
+interval = "1s"
+grace = "2s"
+
+[[rule]]
+name = "leftovers"
+disc_limit = "4s"
+users = ["{user.name}"]
+"""
+    config.write_text(good)
+    audit_log = tmp_path / "audit.jsonl"
+    d = daemons(config, audit_log)
+    config.write_text(good + '\n[[rule]]\nname = "broken"\nidle_limit = "soon"\n')
+    d.proc.send_signal(signal.SIGHUP)
+    d.wait_log("config reload failed", 5)
+    assert f"{config}:13: idle_limit: 'soon' is not a duration" in d.stderr
+    assert "keeping the rules loaded at" in d.stderr
+    login = open_login(user)
+    login.run("nohup sleep 600 >/dev/null 2>&1 & echo $! > ~/left.pid")
+    left = int(Path(user.home, "left.pid").read_text())
+    login.logout()
+    t0 = time.monotonic()
+    assert procs.wait_until(lambda: not procs.alive(left) or procs.is_zombie(left), 20)
+    assert 3.5 <= time.monotonic() - t0 <= 15
+    assert "[rule leftovers] logged off session" in d.stderr
+    assert d.proc.poll() is None
+    config.write_text(good.replace('"4s"', '"8s"'))
+    d.proc.send_signal(signal.SIGHUP)
+    d.wait_log("reloaded", 5)
+
+
+def _kill_worker(pid: int) -> None:
+    """SIGKILL the countdown worker a test's daemon started (checked by its command line)."""
+    assert "sessionctl.actions.countdown" in " ".join(procs.cmdline_of(pid))
+    fd = os.pidfd_open(pid)
+    try:
+        signal.pidfd_send_signal(fd, signal.SIGKILL)
+    finally:
+        os.close(fd)
+
+
+def test_restart_after_kill9_keeps_deadline_and_postpone_delays(
+    make_user, open_login, tmp_path, daemons, cancel_after
+) -> None:
+    user = make_user()
+    config = tmp_path / "policy.toml"
+    config.write_text(f"""
+[defaults]
+interval = "1s"
+grace = "2s"
+max_postpone = "5s"
+
+[[rule]]
+name = "shift"
+max_session = "24s"
+warn_before = "16s"
+users = ["{user.name}"]
+""")
+    login = open_login(user)
+    sid = str(login.audit_session_id)
+    cancel_after.append(sid)
+    pids = login.pids()
+    audit_log = tmp_path / "audit.jsonl"
+    start = len(login.raw)
+    d = daemons(config, audit_log)
+    login.wait_output(rf"Your session {sid} will be signed out in", 20)
+    row = pending(sid)
+    deadline = row["logoff_at"]
+    # The whole service dies at once (daemon and countdown), mid-countdown.
+    d.proc.kill()
+    d.proc.wait(5)
+    _kill_worker(int(row["worker_pid"]))
+    assert procs.wait_until(lambda: not pending(sid)["worker_alive"], 5)
+    d2 = daemons(config, audit_log)
+    d2.wait_log(f"resume the countdown of session {sid}", 5)
+    assert pending(sid)["logoff_at"] == deadline and pending(sid)["worker_alive"]
+    login.wait_output(rf"Reminder: your session {sid} will be signed out in \d+ s", 15)
+    status, out = login.run_status(f"{tool_path('sessionctl')} postpone 5s")
+    assert status == 0, out
+    assert pending(sid)["logoff_at"] == pytest.approx(deadline + 5, abs=0.01)
+    assert procs.wait_until(lambda: gone(pids), 25)
+    ended = time.time()
+    assert deadline + 5 - 1 <= ended <= deadline + 5 + 6, (ended, deadline)
+    shown = bytes(login.raw[start:]).decode(errors="replace")
+    assert shown.count(f"Your session {sid} will be signed out in") == 1, "first notice doubled"
+    before_postpone = shown.split("was postponed")[0]
+    assert before_postpone.count("Reminder:") == 1, "reminder lost or doubled across restart"
+    assert "policy-postponed" in [e["event"] for e in events(audit_log)] or \
+        "logoff-postponed" in [e["event"] for e in events(audit_log)]
+
+
+def test_dry_run_signals_sends_and_schedules_nothing(
+    make_user, open_login, tmp_path, cancel_after
+) -> None:
+    user = make_user()
+    config = tmp_path / "policy.toml"
+    config.write_text(f"""
+[[rule]]
+name = "instant"
+idle_limit = "30s"
+warn_before = "29s"
+users = ["{user.name}"]
+""")
+    login = open_login(user)
+    sid = str(login.audit_session_id)
+    cancel_after.append(sid)
+    time.sleep(1.2)
+    login.read_available(0.1)
+    audit_log = tmp_path / "audit.jsonl"
+    cmd = [str(tool_path("sessionctl")), "daemon", "--config", str(config), "--once",
+           "--audit-log", str(audit_log)]
+    res = subprocess.run([*cmd, "--dry-run"], capture_output=True, text=True, timeout=30)
+    assert res.returncode == 0, res.stderr
+    assert f"[rule instant] would warn session {sid}" in res.stderr
+    assert pending(sid) is None
+    assert "signed out" not in login.read_available(1.0)
+    assert all(e.get("dry_run") for e in events(audit_log) if e["event"].startswith("policy-"))
+    # The same pass for real does warn: the dry run was not a no-op by accident.
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    assert res.returncode == 0, res.stderr
+    assert pending(sid) is not None
+    login.wait_output(rf"Your session {sid} will be signed out in", 5)
+
+
+def test_policy_check_and_invalid_config_at_start(make_user, open_login, tmp_path) -> None:
+    user = make_user()
+    login = open_login(user)
+    config = tmp_path / "policy.toml"
+    config.write_text(f'[[rule]]\nname = "idle"\nidle_limit = "2h"\nusers = ["{user.name}"]\n')
+    res = subprocess.run([str(tool_path("sessionctl")), "policy", "check", str(config)],
+                         capture_output=True, text=True, timeout=30)
+    assert res.returncode == 0, res.stderr
+    row = next(x for x in res.stdout.splitlines() if x.split()[0] == str(login.audit_session_id))
+    assert "idle" in row and "nothing yet" in row and "warning in 1 h" in row
+    others = [x for x in res.stdout.splitlines()[2:] if x.split()[1] == "root"]
+    assert all("no rule selects" in x for x in others)
+    config.write_text('[[rule]]\nname = "idle"\nidle_limit = "2h"\nusers = ["nobody-zz9"]\n')
+    for argv in (["policy", "check", str(config)], ["daemon", "--config", str(config)]):
+        res = subprocess.run([str(tool_path("sessionctl")), *argv], capture_output=True,
+                             text=True, timeout=30)
+        assert res.returncode == 1
+        assert f"{config}:4: user 'nobody-zz9' does not exist" in res.stderr
