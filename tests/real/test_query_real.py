@@ -159,8 +159,9 @@ def test_filters_and_messages(make_user, open_login) -> None:
     assert same.stdout == tool("qwinsta", a.name).stdout and same.returncode == 0
     assert tool("quser", "/server:localhost", a.name).returncode == 0
     assert tool("quser", "--server", "localhost", a.name).returncode == 0
-    remote = tool("qwinsta", "/server:far.example")
-    assert remote.returncode == 1 and "far.example" in remote.stderr
+    remote = tool("qwinsta", "/server:far.invalid")  # now over ssh (docs/fleet.md)
+    assert remote.returncode == 2
+    assert "Error opening Terminal server far.invalid: unreachable" in remote.stderr
 
 
 @pytest.mark.parametrize("bad", ["-5", "--bogus", "/bogus", "../../etc/passwd", "pts/../../x",
