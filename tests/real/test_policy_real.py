@@ -76,12 +76,6 @@ def pending(sid: str) -> dict | None:
     return next((r for r in rows if r["session_id"] == sid), None)
 
 
-def idle_of(sid: str) -> float:
-    rows = json.loads(subprocess.run([str(tool_path("qwinsta")), sid, "--json"],
-                                     capture_output=True, text=True, check=True).stdout)
-    return rows[0]["idle_seconds"]
-
-
 def events(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
 
@@ -127,13 +121,17 @@ users = ["{idle_u.name}", "{active_u.name}", "{exempt_u.name}"]
     typist.start()
     audit_log = tmp_path / "audit.jsonl"
     try:
+        tty = f"/dev/{idle.tty_line}"
+        time.sleep(0.5)
+        input_seen = os.stat(tty).st_atime  # the tty's idle clock: last input read
         d = daemons(config, audit_log)
         sid = str(idle.audit_session_id)
         idle.wait_output(rf"Your session {sid} will be signed out in", 30)
-        idle_at_warning = idle_of(sid)
-        assert idle_at_warning >= 14 - 1
-        time.sleep(2)
-        assert idle_of(sid) >= idle_at_warning + 1.5, "the warning reset the idle clock"
+        # The warning was written to the tty (its mtime moves) without touching the idle
+        # clock (its atime): read straight from the device, independently of sessionctl.
+        after = os.stat(tty)
+        assert after.st_atime == input_seen, "the warning reset the idle clock"
+        assert after.st_mtime > input_seen
         assert procs.wait_until(lambda: gone(idle_pids), 20)
         saved = Path(idle_u.home, "essay.txt.save")
         assert procs.wait_until(saved.exists, 3)
@@ -181,11 +179,21 @@ users = ["{user.name}"]
     login = open_login(user)
     login.run("nohup sleep 600 >/dev/null 2>&1 & echo $! > ~/left.pid")
     left = int(Path(user.home, "left.pid").read_text())
+    # nohup must have set SIGHUP to ignored before the hangup of logout (a loaded machine
+    # can run the logout first).
+    assert procs.wait_until(lambda: procs.comm_of(left) == "sleep"
+                            and procs.ignores_signal(left, signal.SIGHUP), 10)
     login.logout()
     t0 = time.monotonic()
     assert procs.wait_until(lambda: not procs.alive(left) or procs.is_zombie(left), 20)
-    assert 3.5 <= time.monotonic() - t0 <= 15
+    assert time.monotonic() - t0 <= 20
     assert "[rule leftovers] logged off session" in d.stderr
+    # The limit was waited for, by the daemon's own clock (from when it first saw Disc;
+    # the test's clock starts only when logout() returns, which can be late under load).
+    acted = [e for e in events(audit_log) if e["event"] == "policy-logoff"]
+    assert len(acted) == 1 and acted[0]["reason"].startswith("disconnected ")
+    waited = acted[0]["reason"].split()[1]
+    assert int(waited) >= 4, acted[0]["reason"]
     assert d.proc.poll() is None
     config.write_text(good.replace('"4s"', '"8s"'))
     d.proc.send_signal(signal.SIGHUP)
