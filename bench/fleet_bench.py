@@ -2,7 +2,8 @@
 
 Run as root:  flock /tmp/sessionctl-bench.lock /opt/sessionctl-venv/bin/python \\
                   bench/fleet_bench.py --tools-venv /opt/sessionctl-bench
-(--tools-venv: a venv with ansible-core and ClusterShell; pdsh from apt.)
+(--tools-venv: a venv with ansible-core and ClusterShell; pdsh from apt; both made by
+scripts/bench-tools.sh.)
 
 Every "host" is its own sshd on 127.0.1.N sharing this machine (so the remote side of
 every tool runs on the same 2 cores as the client). All tools log in as the same lab
