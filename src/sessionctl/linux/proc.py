@@ -199,11 +199,15 @@ def loginuid(pid: int | str, proc: str = PROC) -> int | None:
     return None if value == AUDIT_UNSET else value
 
 
+def split_stat(raw: bytes) -> tuple[str, list[bytes]]:
+    """(comm, the fields after it) of /proc/PID/stat text; comm may hold spaces and ')'."""
+    close = raw.rindex(b")")
+    return raw[raw.index(b"(") + 1 : close].decode("utf-8", "replace"), raw[close + 2 :].split()
+
+
 def parse_stat(pid: int, raw: bytes) -> Stat:
     """Parse /proc/PID/stat text (comm may hold spaces and parentheses)."""
-    close = raw.rindex(b")")
-    comm = raw[raw.index(b"(") + 1 : close].decode("utf-8", "replace")
-    f = raw[close + 2 :].split()
+    comm, f = split_stat(raw)
     return Stat(
         pid=pid,
         comm=comm,

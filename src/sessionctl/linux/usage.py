@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from .proc import PROC
+from .proc import PROC, split_stat
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 _FLAGS = os.O_RDONLY | os.O_CLOEXEC
@@ -60,9 +60,7 @@ def parse_pss(raw: bytes) -> int | None:
 
 def parse_stat_counters(pid: int, raw: bytes) -> Counters:
     """The CPU and memory fields of /proc/PID/stat (comm may hold spaces and parentheses)."""
-    close = raw.rindex(b")")
-    comm = raw[raw.index(b"(") + 1 : close].decode("utf-8", "replace")
-    f = raw[close + 2 :].split()
+    comm, f = split_stat(raw)
     return Counters(
         pid=pid,
         start_ticks=int(f[19]),
