@@ -21,7 +21,7 @@ Lifecycle (``with SystemdContainer() as c: ...`` or ``start()``/``stop()``):
 * the container uses the unified cgroup hierarchy (cgroup v2) even on a hybrid host
   (``cgroup="unified"``), so sessions get ``/sys/fs/cgroup/user.slice/.../session-N.scope``
   with ``cgroup.kill``/``cgroup.freeze`` like on a current distribution;
-* ``/opt/sessionctl-venv`` (if present) and the project checkout are bind-mounted read-only
+* the venv the tests run from (``sys.prefix``) and the project checkout are bind-mounted read-only
   at the same paths, so ``/opt/sessionctl-venv/bin/<tool>`` runs inside;
 * ``stop()`` asks the container to halt (SIGTERM to nspawn), kills our cgroup if that
   takes too long, and removes the run directory, our cgroups and nspawn's leftovers in
@@ -80,7 +80,8 @@ LAB_DIR = Path(os.environ.get("SESSIONCTL_LAB_DIR", "/var/cache/sessionctl-lab")
 ROOTFS = LAB_DIR / "rootfs"
 ROOTFS_MARKER = ".sessionctl-lab-ready"
 RUN_BASE = Path("/var/tmp/sessionctl-lab")
-VENV = Path("/opt/sessionctl-venv")
+# The venv the tests run from (its tools are what the tests call), bound at the same path.
+VENV = Path(os.environ.get("SESSIONCTL_VENV") or sys.prefix)
 CGROUP_GROUP = "sessionctl-lab"
 NSPAWN = "systemd-nspawn"
 ADDRESS_RANGE = range(20, 251)  # 127.0.0.20 .. 127.0.0.250
