@@ -279,3 +279,35 @@ def test_remote_failures_and_our_own_deadline(fleet, lab_user, open_login) -> No
     assert row["error"] == "no answer within 5 s (running the command)"
     login.wait_output("please ack", 10)
     assert time.monotonic() - started < 30
+
+
+def test_warned_logoff_on_a_remote_host_outlives_the_connection(fleet, lab_user,
+                                                                open_login) -> None:
+    login = open_login(lab_user)
+    sid = str(login.audit_session_id)
+    try:
+        res = sctl(fleet, "logoff", sid, "/server:rnode07", "--notice", "5m", "--message",
+                   "fleet maintenance tonight")
+        assert res.returncode == 0, res.stderr
+        assert f"{sid} ({lab_user.name}, {login.tty_line})" in res.stdout
+        assert "scheduled at" in res.stdout
+        login.wait_output(rf"Your session {sid} will be signed out in 5 min", 10)
+        login.wait_output("fleet maintenance tonight", 2)
+        # The countdown lives on the host, detached: closing our connection leaves it.
+        assert sctl(fleet, "disconnect", "--servers", "rnode07").returncode == 0
+        time.sleep(0.5)
+        rows = [json.loads(x) for x in subprocess.run(
+            [str(tool_path("sessionctl")), "pending", "--json"], capture_output=True,
+            text=True, check=True).stdout.splitlines()]
+        row = next(r for r in rows if r["session_id"] == sid)
+        assert row["worker_alive"] and row["message"] == "fleet maintenance tonight"
+        worker = int(row["worker_pid"])
+        assert "sessionctl.actions.countdown" in " ".join(procs.cmdline_of(worker))
+        # It runs from the zip shipped to the host, not from this machine's install.
+        environ = open(f"/proc/{worker}/environ", "rb").read().split(b"\0")
+        assert any(e.startswith(b"PYTHONPATH=") and b".pyz" in e for e in environ)
+        bad = sctl(fleet, "logoff", sid, "/server:rnode07", "--notice", "soon")
+        assert bad.returncode == 1 and "is not a duration" in bad.stderr
+    finally:
+        subprocess.run([str(tool_path("sessionctl")), "cancel", sid], capture_output=True)
+    login.wait_output(rf"sign-out of session {sid} was cancelled by root", 10)

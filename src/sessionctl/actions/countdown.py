@@ -202,8 +202,14 @@ def _detach() -> None:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
 
+def _preload() -> None:
+    """Import now what the deadline needs (the code may be a fleet zip replaced later)."""
+    from . import logoff, message  # noqa: F401
+
+
 def main(argv: list[str]) -> int:
     session_id = argv[0]
+    _preload()
     ready_fd = int(os.environ.pop("SESSIONCTL_READY_FD", "-1"))
     _detach()
     try:

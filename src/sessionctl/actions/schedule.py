@@ -224,8 +224,13 @@ def start_worker(session_id: str, backend_name: str) -> tuple[int, int | None]:
     run = run_dir()
     run.mkdir(mode=0o755, parents=True, exist_ok=True)
     read_end, write_end = os.pipe()
+    # The package root (a site-packages dir, or the zip a fleet run shipped) must be
+    # importable by the worker, which is not started the way we were (python -I -S ...).
+    archive = getattr(__loader__, "archive", None)  # set when imported from a zip
+    root = archive or str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "SESSIONCTL_READY_FD": str(write_end),
-           "SESSIONCTL_BACKEND": backend_name}
+           "SESSIONCTL_BACKEND": backend_name,
+           "PYTHONPATH": os.pathsep.join(x for x in (root, os.environ.get("PYTHONPATH")) if x)}
     with open(os.devnull, "r+b") as devnull:
         child = subprocess.Popen(
             [sys.executable, "-m", "sessionctl.actions.countdown", session_id],

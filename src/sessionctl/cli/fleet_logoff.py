@@ -14,11 +14,16 @@ def _print(text: str, file=None) -> None:
           flush=True)
 
 
+DONE = ("logged-off", "would-log-off", "gone", "scheduled")
+
+
 def _line(host: str, item: dict[str, object], width: int) -> str:
     name = f", {item['name']}" if item.get("name") else ""
     what = f"{item.get('session')} ({item.get('user')}{name})"
     detail = f" {item.get('seconds', 0):.2f} s" if "seconds" in item else ""
     extra = f": {item['error']}" if item.get("error") else ""
+    if item.get("logoff_at"):
+        extra += f" at {item['logoff_at']}"
     if item.get("remaining"):
         extra += f": processes left {' '.join(map(str, item['remaining']))}"  # type: ignore[arg-type]
     return f"{host:<{width}} {what:<32} {item.get('outcome')}{detail}{extra}"
@@ -52,6 +57,9 @@ def remote_logoff(prog: str, ns: argparse.Namespace) -> int:
         allow_console=ns.allow_console,
         backend=ns.backend,
         options=opts,
+        notice=getattr(ns, "notice_seconds", None),
+        message=ns.message,
+        max_postpone=getattr(ns, "max_postpone_seconds", None),
     )
     if ns.json:
         done = fleet_cli.collect(results, len(hosts), fleet_cli.print_json_line)
@@ -75,7 +83,7 @@ def remote_logoff(prog: str, ns: argparse.Namespace) -> int:
             ok_hosts = sum(r.ok for r in done)
             _print(f"{len(lines)} session(s) matched on {ok_hosts} host(s).", sys.stderr)
     incomplete = any(
-        isinstance(i, dict) and i.get("outcome") not in ("logged-off", "would-log-off", "gone")
+        isinstance(i, dict) and i.get("outcome") not in DONE
         for r in done
         if r.ok
         for i in (r.result or [])

@@ -126,7 +126,9 @@ def _body(prog: str, argv: Sequence[str]) -> int:
         raise UsageError(f"--grace must be between 0 and {MAX_GRACE:g} seconds, not {ns.grace:g}")
     if fleet_cli.wanted(ns):
         if ns.notice is not None:
-            raise UsageError("--notice is not available with remote hosts yet; warn with msg")
+            ns.notice_seconds, ns.max_postpone_seconds = _durations(ns)
+        elif ns.message is not None or ns.max_postpone is not None:
+            raise UsageError("--message and --max-postpone go with --notice")
         from .fleet_logoff import remote_logoff
 
         return remote_logoff(prog, ns)

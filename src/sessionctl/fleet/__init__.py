@@ -78,11 +78,16 @@ def logoff(
     allow_console: bool = False,
     backend: str | None = None,
     options: SshOptions | None = None,
+    notice: float | None = None,
+    message: str | None = None,
+    max_postpone: float | None = None,
 ) -> Iterator[HostResult]:
     """Log off one session (``target``: id or name) or every session ``select`` matches.
 
     With ``dry_run`` nothing is signalled; each result lists the sessions that would go,
-    as ``{"session": {...}, "outcome": "would-log-off"}``.
+    as ``{"session": {...}, "outcome": "would-log-off"}``. With ``notice`` (seconds) each
+    session gets a warned logoff on its host instead (outcome ``scheduled``, with
+    ``logoff_at``): the countdown runs there, detached, and outlives our connection.
     """
     from ..errors import InvalidArgument
 
@@ -98,6 +103,8 @@ def logoff(
         "allow_console": allow_console,
         "backend": backend,
     }
+    if notice is not None:
+        request.update(notice=notice, message=message, max_postpone=max_postpone)
     from .ssh import SshOptions, run
 
     opts = options or SshOptions(command_timeout=60.0 + grace * 3)

@@ -54,6 +54,8 @@ def _logoff(req: dict[str, object]) -> list[dict[str, object]]:
         chosen = [s for s in chosen if not s.console]
     if req.get("dry_run"):
         return [{"session": s.to_dict(), "outcome": "would-log-off"} for s in chosen]
+    if req.get("notice") is not None:
+        return [_schedule(req, s) for s in chosen]
 
     def one(session) -> dict[str, object]:
         try:
@@ -81,6 +83,29 @@ def _logoff(req: dict[str, object]) -> list[dict[str, object]]:
 
     with ThreadPoolExecutor(max_workers=min(16, len(chosen))) as pool:
         return list(pool.map(one, chosen))
+
+
+def _schedule(req: dict[str, object], session) -> dict[str, object]:
+    """A warned logoff of one session on this host (the countdown worker stays here)."""
+    from ..actions.schedule import DEFAULT_MAX_POSTPONE, iso, schedule_logoff
+
+    base = {"session": session.id, "user": session.user, "name": session.name}
+    most = req.get("max_postpone")
+    try:
+        p, report = schedule_logoff(
+            session.id,
+            float(req["notice"]),  # type: ignore[arg-type]
+            message=req.get("message") or None,  # type: ignore[arg-type]
+            max_postpone=DEFAULT_MAX_POSTPONE if most is None else float(most),  # type: ignore[arg-type]
+            grace=float(req.get("grace", 10.0)),  # type: ignore[arg-type]
+            allow_console=bool(req.get("allow_console")),
+            backend=req.get("backend"),  # type: ignore[arg-type]
+            audit_log=req.get("audit_log"),  # type: ignore[arg-type]
+        )
+    except SessionctlError as exc:
+        return {**base, "outcome": "failed", "error": str(exc)}
+    return {**base, "outcome": "scheduled", "logoff_at": iso(p.logoff_at),
+            "warned_on": [d.device for d in report.deliveries if d.ok]}
 
 
 def _msg(req: dict[str, object]) -> dict[str, object]:
