@@ -12,6 +12,7 @@ import json
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from lab import procs, tool_path
@@ -304,7 +305,7 @@ def test_warned_logoff_on_a_remote_host_outlives_the_connection(fleet, lab_user,
         worker = int(row["worker_pid"])
         assert "sessionctl.actions.countdown" in " ".join(procs.cmdline_of(worker))
         # It runs from the zip shipped to the host, not from this machine's install.
-        environ = open(f"/proc/{worker}/environ", "rb").read().split(b"\0")
+        environ = Path(f"/proc/{worker}/environ").read_bytes().split(b"\0")
         assert any(e.startswith(b"PYTHONPATH=") and b".pyz" in e for e in environ)
         bad = sctl(fleet, "logoff", sid, "/server:rnode07", "--notice", "soon")
         assert bad.returncode == 1 and "is not a duration" in bad.stderr
