@@ -23,8 +23,16 @@ from ..backends import get_backend
 from ..backends.base import Backend
 from ..errors import SessionctlError
 from ..linux import unixsock
+from ..linux.accounts import user_name
 from ..sanitize import clean_text
-from .schedule import PendingLogoff, due_reminder, notice_text, record, socket_path
+from .schedule import (
+    PendingLogoff,
+    due_reminder,
+    marks_left,
+    notice_text,
+    record,
+    socket_path,
+)
 
 SESSION_CHECK = 1.0
 MAX_REQUEST = 4096
@@ -95,7 +103,7 @@ class Worker:
                 self.notify(p, "reminder")
                 state.update_pending(p.session_id, last_mark=mark)
                 continue
-            marks_at = [p.logoff_at - m for m in _marks(p) if p.logoff_at - m > now]
+            marks_at = [p.logoff_at - m for m in marks_left(p) if p.logoff_at - m > now]
             wake = min([p.logoff_at, self.next_check, *marks_at])
             assert self.sock is not None
             ready, _, _ = select.select([self.sock], [], [], max(0.0, wake - time.time()))
@@ -119,7 +127,7 @@ class Worker:
 
     def handle(self, p: PendingLogoff, request: dict, pid: int, uid: int) -> tuple[dict, str]:
         op = request.get("op")
-        who = _name(uid)
+        who = user_name(uid)
         if op == "status":
             return {"ok": True, "pending": p.to_dict()}, ""
         if op == "postpone":
@@ -175,22 +183,6 @@ class Worker:
             return 1
         record(p, "logoff-at-deadline", outcome=result.outcome, remaining=result.remaining)
         return 0 if result.ok else 1
-
-
-def _marks(p: PendingLogoff) -> list[float]:
-    from .schedule import REMINDER_MARKS
-
-    last = p.last_mark if p.last_mark is not None else float("inf")
-    return [m for m in REMINDER_MARKS if m < last]
-
-
-def _name(uid: int) -> str:
-    import pwd
-
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return str(uid)
 
 
 def _detach() -> None:

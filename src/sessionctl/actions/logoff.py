@@ -13,7 +13,6 @@ signalled, each through a pidfd checked against its start time.
 from __future__ import annotations
 
 import os
-import pwd
 import signal
 import time
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from ..backends import get_backend
 from ..backends.base import Backend
 from ..errors import AccessDenied, InvalidArgument
 from ..linux import cgroup, proc, signals
+from ..linux.accounts import user_name
 from ..linux.signals import Key, Sent, key
 from ..model import ProcessRef, Session
 from . import audit
@@ -327,7 +327,7 @@ def logoff(
     session = find_session(target, backend=be)
     base = {
         "caller_uid": caller,
-        "caller": _name(caller),
+        "caller": user_name(caller),
         "target": target,
         "session": session.id,
         "session_user": session.user,
@@ -395,13 +395,6 @@ def logoff(
         },
     )
     return result
-
-
-def _name(uid: int) -> str:
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return str(uid)
 
 
 def _audit(path: str | Path | None, fields: dict[str, object]) -> str | None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pwd
 import secrets
 import select
 import socket
@@ -24,7 +23,8 @@ from ..api import sessions as list_sessions
 from ..backends import get_backend
 from ..backends.base import Backend
 from ..errors import InvalidArgument, NoSuchSession
-from ..linux import desktop, ttywrite, unixsock
+from ..linux import desktop, tty, ttywrite, unixsock
+from ..linux.accounts import user_name
 from ..model import Session
 from ..sanitize import checked_message, clean_text, tty_bytes
 from ..validate import check_target
@@ -129,19 +129,14 @@ def resolve_targets(target: str, backend: Backend) -> list[Session]:
 
 def _sender() -> tuple[str, str]:
     """(user name, terminal) of the caller, as the kernel knows them (not claimed)."""
-    uid = os.getuid()
-    try:
-        name = pwd.getpwuid(uid).pw_name
-    except KeyError:
-        name = str(uid)
-    tty = ""
+    line = ""
     for fd in (0, 1, 2):
         try:
-            tty = os.ttyname(fd).removeprefix("/dev/")
+            line = os.ttyname(fd).removeprefix("/dev/")
             break
         except OSError:
             continue
-    return name, tty
+    return user_name(os.getuid()), line
 
 
 def frame(body: str, *, sender: str, sender_tty: str, host: str, when: datetime,
@@ -206,8 +201,7 @@ def send_message(
 def _deliver(session: Session, data: bytes, body: str, sender: str, caller: int,
              timeout: float) -> list[Delivery]:
     out = []
-    devices = [ttywrite_path for ttywrite_path in (_device(line) for line in session.ttys)
-               if ttywrite_path]
+    devices = [path for path in map(tty.device_path, session.ttys) if path]
     for device in devices:
         owner = session.uid if session.uid >= 0 else None
         respect = caller != 0 and owner != caller
@@ -221,12 +215,6 @@ def _deliver(session: Session, data: bytes, body: str, sender: str, caller: int,
         out.append(Delivery(session.id, session.user, "", "no-terminal",
                             "the session has no terminal or desktop to show it on"))
     return out
-
-
-def _device(line: str) -> str:
-    if not line or line.startswith(":") or ".." in line:
-        return ""
-    return "/dev/" + line
 
 
 def _ack_listener(token: str) -> socket.socket:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import pwd
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ from ..backends.base import Backend
 from ..durations import format_duration
 from ..errors import AccessDenied, InvalidArgument, NoSuchSession, SessionctlError
 from ..linux import proc, unixsock
+from ..linux.accounts import user_name
 from ..sanitize import checked_message
 from . import audit
 from .logoff import DEFAULT_GRACE, MAX_GRACE, check_permission
@@ -101,13 +101,18 @@ def socket_path(session_id: str) -> Path:
     return run_dir() / f"logoff-{session_id}.sock"
 
 
+def marks_left(p: PendingLogoff) -> list[float]:
+    """Reminder marks (seconds before the deadline) not yet used since the last notice."""
+    last = p.last_mark if p.last_mark is not None else float("inf")
+    return [m for m in REMINDER_MARKS if m < last]
+
+
 def due_reminder(p: PendingLogoff, now: float) -> float | None:
     """The reminder mark due now, if any: the closest mark passed since the last notice."""
     remaining = p.logoff_at - now
     if remaining <= 0:
         return None
-    last = p.last_mark if p.last_mark is not None else float("inf")
-    due = [m for m in REMINDER_MARKS if remaining <= m < last]
+    due = [m for m in marks_left(p) if remaining <= m]
     return min(due) if due else None
 
 
@@ -134,13 +139,6 @@ def notice_text(p: PendingLogoff, now: float, kind: str) -> str:
             f"(up to {format_duration(p.allowance)} more)."
         )
     return "\n".join(lines)
-
-
-def _uid_name(uid: int) -> str:
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return str(uid)
 
 
 def schedule_logoff(
@@ -188,7 +186,7 @@ def schedule_logoff(
     p = PendingLogoff(
         session_id=session.id, user=session.user, uid=session.uid,
         session_name=session.name, logoff_at=now + notice, original_at=now + notice,
-        max_postpone=max_postpone, message=text, scheduled_by=_uid_name(caller),
+        max_postpone=max_postpone, message=text, scheduled_by=user_name(caller),
         scheduled_by_uid=caller, scheduled_at=now, grace=grace,
         allow_console=allow_console, reason=reason, last_mark=notice,
         audit_log=str(audit_log) if audit_log else None,
@@ -330,7 +328,7 @@ def cancel_logoff(session_id: str, note: str = "") -> PendingLogoff:
         )
     if not p.worker_alive:
         state.delete_pending(session_id)
-        record(p, "logoff-cancelled", by=_uid_name(caller), note="countdown was not running")
+        record(p, "logoff-cancelled", by=user_name(caller), note="countdown was not running")
         return p
     _ask_worker(p, {"op": "cancel", "note": note[:200]})
     return p

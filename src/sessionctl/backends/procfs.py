@@ -10,7 +10,6 @@ login process's descendants and the processes on its tty.
 from __future__ import annotations
 
 import os
-import pwd
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -18,26 +17,11 @@ from datetime import datetime
 
 from ..errors import SourceError
 from ..linux import proc, tty, utmp
+from ..linux.accounts import user_name, user_uid
 from ..model import ProcessRef, Session, State
 from .base import Backend
 
 NO_AUDIT_PREFIX = "p"
-
-
-def user_name(uid: int) -> str:
-    """Login name of a uid, or the number as text if it has no passwd entry."""
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return str(uid)
-
-
-def user_uid(name: str) -> int | None:
-    """Uid of a login name, None if unknown."""
-    try:
-        return pwd.getpwnam(name).pw_uid
-    except KeyError:
-        return None
 
 
 def session_type(service: str, line: str) -> str:

@@ -6,13 +6,7 @@ import argparse
 import sys
 
 from . import fleet as fleet_cli
-from .render import printable, qwinsta_table
-
-
-def _print(text: str, file=None) -> None:
-    print("\n".join(printable(line) for line in text.split("\n")), file=file or sys.stdout,
-          flush=True)
-
+from .render import emit, qwinsta_table
 
 DONE = ("logged-off", "would-log-off", "gone", "scheduled")
 
@@ -73,15 +67,15 @@ def remote_logoff(prog: str, ns: argparse.Namespace) -> int:
                 if r.ok and r.result
             ]
             count = sum(len(r.result) for r in done if r.ok and r.result)
-            _print(f"Would log off {count} session(s) on {len(blocks)} host(s) (dry run):")
+            emit(f"Would log off {count} session(s) on {len(blocks)} host(s) (dry run):")
             if blocks:
-                _print(fleet_cli.with_host_column(blocks))
+                emit(fleet_cli.with_host_column(blocks))
         else:
             lines = [_line(r.host, i, width) for r in done if r.ok for i in (r.result or [])]
             if lines:
-                _print("\n".join(lines))
+                emit("\n".join(lines))
             ok_hosts = sum(r.ok for r in done)
-            _print(f"{len(lines)} session(s) matched on {ok_hosts} host(s).", sys.stderr)
+            emit(f"{len(lines)} session(s) matched on {ok_hosts} host(s).", sys.stderr)
     incomplete = any(
         isinstance(i, dict) and i.get("outcome") not in DONE
         for r in done

@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from . import fleet as fleet_cli
-from .render import printable
-
-
-def _print(text: str, file=None) -> None:
-    print("\n".join(printable(line) for line in text.split("\n")), file=file or sys.stdout,
-          flush=True)
+from .render import emit
 
 
 def _lines(host: str, report: dict[str, object], width: int, dry_run: bool) -> list[str]:
@@ -54,7 +48,7 @@ def remote_msg(prog: str, ns: argparse.Namespace, text: str) -> int:
         if fleet_cli.single(ns):
             done = list(results)
             if done[0].ok:
-                _print(json.dumps(done[0].result, indent=2))
+                emit(json.dumps(done[0].result, indent=2))
         else:
             done = fleet_cli.collect(results, len(hosts), fleet_cli.print_json_line)
     else:
@@ -62,7 +56,7 @@ def remote_msg(prog: str, ns: argparse.Namespace, text: str) -> int:
         width = max([4, *(len(r.host) for r in done)])
         lines = [ln for r in done if r.ok for ln in _lines(r.host, r.result, width, ns.dry_run)]
         if lines:
-            _print("\n".join(lines))
+            emit("\n".join(lines))
     code = fleet_cli.report_failures(prog, done)
     if code or ns.dry_run:
         return code

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 from collections.abc import Sequence
@@ -11,7 +10,7 @@ from ..actions.logoff import DEFAULT_GRACE, MAX_GRACE, LogoffResult, Step
 from ..actions.logoff import logoff as do_logoff
 from . import fleet as fleet_cli
 from .args import COMMON_WINDOWS_FLAGS, Parser, UsageError, add_common, parse_session_command
-from .render import printable
+from .render import emit
 from .runner import run
 
 USAGE = f"""\
@@ -89,26 +88,21 @@ def _schedule(ns) -> int:
     )
     delivered = [d.device for d in report.deliveries if d.ok]
     if ns.json:
-        _print(json.dumps({**p.to_dict(), "warned_on": delivered}, indent=2))
+        emit(json.dumps({**p.to_dict(), "warned_on": delivered}, indent=2))
         return 0
     from datetime import datetime
 
     at = datetime.fromtimestamp(p.logoff_at).strftime("%Y-%m-%d %H:%M:%S")
-    _print(f"Session {p.session_id} ({p.user}) will be logged off at {at}; "
+    emit(f"Session {p.session_id} ({p.user}) will be logged off at {at}; "
            f"cancel with: sessionctl cancel {p.session_id}")
     if delivered:
-        _print(f"Warned on {', '.join(delivered)}.")
+        emit(f"Warned on {', '.join(delivered)}.")
     else:
-        _print(f"{ns.prog}: warning: the user could not be told (no terminal reached)",
+        emit(f"{ns.prog}: warning: the user could not be told (no terminal reached)",
                sys.stderr)
     return 0
 
 
-def _print(text: str, file=None) -> None:
-    """Print (control characters shown as '?'), ignoring a terminal that has hung up."""
-    safe = "\n".join(printable(line) for line in text.split("\n"))
-    with contextlib.suppress(OSError):
-        print(safe, file=file or sys.stdout, flush=True)
 
 
 def describe(step: Step) -> str:
@@ -139,7 +133,7 @@ def _body(prog: str, argv: Sequence[str]) -> int:
         return _schedule(ns)
     if ns.message is not None or ns.max_postpone is not None:
         raise UsageError("--message and --max-postpone go with --notice")
-    progress = (lambda step: _print(describe(step))) if ns.verbose and not ns.json else None
+    progress = (lambda step: emit(describe(step))) if ns.verbose and not ns.json else None
     result: LogoffResult = do_logoff(
         ns.target,
         grace=ns.grace,
@@ -149,11 +143,11 @@ def _body(prog: str, argv: Sequence[str]) -> int:
         progress=progress,
     )
     if ns.json:
-        _print(json.dumps(result.to_dict(), indent=2))
+        emit(json.dumps(result.to_dict(), indent=2))
     elif ns.verbose:
         s = result.session
         state = "logged off" if result.ok else "NOT fully logged off"
-        _print(
+        emit(
             f"Session {s.id} ({s.user}{', ' + s.name if s.name else ''}) {state} "
             f"in {result.seconds:.2f} s" + ("; login record closed" if result.record_closed else "")
         )
@@ -163,7 +157,7 @@ def _body(prog: str, argv: Sequence[str]) -> int:
             if result.not_permitted
             else "still running"
         )
-        _print(
+        emit(
             f"{prog}: session {result.session.id}: processes left "
             f"({why}): {' '.join(map(str, result.remaining))}",
             sys.stderr,

@@ -11,7 +11,7 @@ from ..errors import InvalidArgument
 from ..sanitize import MAX_MESSAGE_CHARS
 from . import fleet as fleet_cli
 from .args import COMMON_WINDOWS_FLAGS, Parser, UsageError, add_common
-from .logoff import _print
+from .render import emit
 from .runner import run
 
 USAGE = f"""\
@@ -136,22 +136,22 @@ def _body(prog: str, argv: Sequence[str]) -> int:
     if ns.verbose and not ns.json:
         print(f"Sending message to {ns.target}" + (f", waiting up to {ns.time:g} s for an "
               "acknowledgement" if ns.wait else ""))
-    progress = (lambda d: _print(describe(d))) if ns.verbose and not ns.json else None
+    progress = (lambda d: emit(describe(d))) if ns.verbose and not ns.json else None
     report = send_message(ns.target, text, wait=ns.wait, timeout=ns.time,
                           backend=ns.backend, progress=progress)
     if ns.json:
-        _print(json.dumps(report.to_dict(), indent=2))
+        emit(json.dumps(report.to_dict(), indent=2))
     else:
         for d in report.deliveries:
             if not d.ok and not ns.verbose:
-                _print(f"{prog}: {describe(d)}", sys.stderr)
+                emit(f"{prog}: {describe(d)}", sys.stderr)
         if ns.wait:
             for s in report.sessions:
                 if s.id in report.acknowledged_by:
-                    _print(f"Message to session {s.id} ({s.user}) acknowledged by "
+                    emit(f"Message to session {s.id} ({s.user}) acknowledged by "
                            f"{report.acknowledged_by[s.id]}.")
                 elif report.reached(s.id):
-                    _print(f"Message to session {s.id} ({s.user}) not acknowledged "
+                    emit(f"Message to session {s.id} ({s.user}) not acknowledged "
                            f"within {ns.time:g} s.")
     if not report.ok:
         return 1
@@ -169,15 +169,15 @@ def _ack_body(prog: str, argv: Sequence[str]) -> int:
     ns = parser.parse(argv)
     replies = acknowledge(ns.token)
     if not replies:
-        _print(f"{prog}: no message is waiting for an acknowledgement", sys.stderr)
+        emit(f"{prog}: no message is waiting for an acknowledgement", sys.stderr)
         return 1
     accepted = 0
     for token, reply in replies:
         if reply.startswith("ok"):
             accepted += 1
-            _print(f"Acknowledged message {token}.")
+            emit(f"Acknowledged message {token}.")
         else:
-            _print(f"{prog}: message {token}: {reply}", sys.stderr)
+            emit(f"{prog}: message {token}: {reply}", sys.stderr)
     return 0 if accepted else 1
 
 

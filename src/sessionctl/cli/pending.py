@@ -10,7 +10,7 @@ from datetime import datetime
 from ..actions.schedule import cancel_logoff, pending_logoffs, postpone_logoff
 from ..durations import format_duration, parse_duration
 from .args import Parser, UsageError
-from .logoff import _print
+from .render import emit
 from .runner import run
 
 POSTPONE_USAGE = """\
@@ -48,9 +48,9 @@ def _postpone(prog: str, argv: Sequence[str]) -> int:
             raise UsageError(str(exc)) from None
     p = postpone_logoff(seconds, ns.session)
     if ns.json:
-        _print(json.dumps(p.to_dict(), indent=2))
+        emit(json.dumps(p.to_dict(), indent=2))
     else:
-        _print(f"The sign-out of session {p.session_id} is now at {_at(p.logoff_at)}; "
+        emit(f"The sign-out of session {p.session_id} is now at {_at(p.logoff_at)}; "
                f"{format_duration(p.allowance)} more postponement allowed.")
     return 0
 
@@ -62,9 +62,9 @@ def _cancel(prog: str, argv: Sequence[str]) -> int:
     ns = parser.parse(argv)
     p = cancel_logoff(ns.session)
     if ns.json:
-        _print(json.dumps({"cancelled": p.session_id}))
+        emit(json.dumps({"cancelled": p.session_id}))
     else:
-        _print(f"The sign-out of session {p.session_id} ({p.user}) is cancelled.")
+        emit(f"The sign-out of session {p.session_id} ({p.user}) is cancelled.")
     return 0
 
 
@@ -75,15 +75,15 @@ def _pending(prog: str, argv: Sequence[str]) -> int:
     rows = pending_logoffs()
     if ns.json:
         for p in rows:
-            _print(json.dumps({**p.to_dict(), "worker_alive": p.worker_alive}))
+            emit(json.dumps({**p.to_dict(), "worker_alive": p.worker_alive}))
         return 0
     if not rows:
-        _print("No sign-out is pending.")
+        emit("No sign-out is pending.")
         return 0
-    _print(f"{'ID':>8}  {'USER':<20} {'LOGOFF AT':<19}  {'BY':<12} STATUS")
+    emit(f"{'ID':>8}  {'USER':<20} {'LOGOFF AT':<19}  {'BY':<12} STATUS")
     for p in rows:
         status = "counting down" if p.worker_alive else "countdown not running"
-        _print(f"{p.session_id:>8}  {p.user[:20]:<20} {_at(p.logoff_at):<19}  "
+        emit(f"{p.session_id:>8}  {p.user[:20]:<20} {_at(p.logoff_at):<19}  "
                f"{p.scheduled_by[:12]:<12} {status}")
     return 0
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from ..durations import format_duration
 from .args import Parser
-from .logoff import _print
+from .render import emit
 from .runner import run
 
 DAEMON_USAGE = """\
@@ -61,17 +61,17 @@ def _check(prog: str, argv: Sequence[str]) -> int:
     decisions = check(ns.file, backend=ns.backend)
     if ns.json:
         for d in decisions:
-            _print(json.dumps(d.to_dict()))
+            emit(json.dumps(d.to_dict()))
         return 0
-    _print(f"{ns.file}: valid.")
-    _print(f"{'ID':>8}  {'USER':<16} {'STATE':<7} {'RULE':<16} WOULD")
+    emit(f"{ns.file}: valid.")
+    emit(f"{'ID':>8}  {'USER':<16} {'STATE':<7} {'RULE':<16} WOULD")
     for d in decisions:
         what = {"warn": f"warn now (sign-out in {format_duration(d.notice)})",
                 "logoff": "log off now", "skip": "skip", "none": "nothing",
                 "wait": "nothing yet", "pending": "(pending)", "cancel": "cancel the warning",
                 "resume": "resume the countdown"}[d.action]
         rule = d.rule.name if d.rule else "-"
-        _print(f"{d.session.id:>8}  {d.session.user[:16]:<16} {d.session.state.value:<7} "
+        emit(f"{d.session.id:>8}  {d.session.user[:16]:<16} {d.session.state.value:<7} "
                f"{rule[:16]:<16} {what}: {d.reason}")
     return 0
 

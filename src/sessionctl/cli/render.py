@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -129,3 +131,10 @@ def qwinsta_table(sessions: Iterable[Session], verbose: bool = False) -> str:
 def quser_table(sessions: Iterable[Session]) -> str:
     """The whole `query user` output."""
     return "\n".join([QUSER_HEADER, *(quser_line(s) for s in sessions)])
+
+
+def emit(text: str, file=None) -> None:
+    """Print (control characters shown as '?'), ignoring a terminal that has hung up."""
+    safe = "\n".join(printable(line) for line in text.split("\n"))
+    with contextlib.suppress(OSError):
+        print(safe, file=file or sys.stdout, flush=True)

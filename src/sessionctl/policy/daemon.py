@@ -34,7 +34,7 @@ from ..actions.schedule import (
 from ..api import sessions as list_sessions
 from ..backends import get_backend
 from ..errors import SessionctlError
-from ..model import State
+from ..model import Session, State
 from . import config
 from .engine import POLICY_REASON, Decision, decide
 
@@ -58,9 +58,6 @@ class Daemon:
         self.loaded_at = time.time()
 
     # -- state -----------------------------------------------------------------------
-    def _memory(self) -> dict[str, dict[str, object]]:
-        return {k[len(KV_PREFIX):]: v for k, v in state.kv_all(KV_PREFIX).items()}
-
     def _remember(self, sid: str, data: dict[str, object]) -> None:
         if not self.dry_run:
             state.kv_put(KV_PREFIX + sid, data)
@@ -69,25 +66,16 @@ class Daemon:
     def tick(self, now: float | None = None) -> list[Decision]:
         now = time.time() if now is None else now
         found = list_sessions(backend=self.backend)
-        memory = self._memory()
+        memory = _memory()
         ids = {s.id for s in found}
         gone = [KV_PREFIX + sid for sid in memory if sid not in ids]
         if gone and not self.dry_run:
             state.kv_delete(gone)
-        disc_since = {}
-        for s in found:
-            mem = memory.get(s.id, {})
-            if s.state is State.DISC:
-                since = mem.get("disc_since")
-                if not isinstance(since, int | float):
-                    since = now  # first seen Disc now: never earlier than we know
-                    mem = {**mem, "disc_since": since}
-                    self._remember(s.id, mem)
-                    memory[s.id] = mem
-                disc_since[s.id] = float(since)
-        pending = {p.session_id: p for p in pending_logoffs()}
-        decisions = decide(self.policy, found, now, disc_since, pending,
-                           lambda p: p.worker_alive)  # type: ignore[attr-defined]
+        disc_since, first_seen = _disc_clocks(found, memory, now)
+        for sid in first_seen:  # remembered, so a restart never starts the clock again
+            memory[sid] = {**memory.get(sid, {}), "disc_since": disc_since[sid]}
+            self._remember(sid, memory[sid])
+        decisions, pending = _decide(self.policy, found, now, disc_since)
         for d in decisions:
             self._act(d, memory.get(d.session.id, {}), pending.get(d.session.id))
         return decisions
@@ -216,17 +204,42 @@ def _hms(epoch: float) -> str:
     return datetime.fromtimestamp(epoch).strftime("%H:%M:%S")
 
 
+def _memory() -> dict[str, dict[str, object]]:
+    """Per-session policy state from state.db (session id → fields)."""
+    return {k[len(KV_PREFIX):]: v for k, v in state.kv_all(KV_PREFIX).items()}
+
+
+def _disc_clocks(
+    found: list[Session], memory: dict[str, dict[str, object]], now: float
+) -> tuple[dict[str, float], list[str]]:
+    """When each Disc session was first seen Disc (never earlier than we know: a session
+    with no remembered time starts now), and the ids seen Disc for the first time."""
+    since: dict[str, float] = {}
+    first_seen = []
+    for s in found:
+        if s.state is State.DISC:
+            known = memory.get(s.id, {}).get("disc_since")
+            if isinstance(known, int | float):
+                since[s.id] = float(known)
+            else:
+                since[s.id] = now
+                first_seen.append(s.id)
+    return since, first_seen
+
+
+def _decide(
+    policy: config.Policy, found: list[Session], now: float, disc_since: dict[str, float]
+) -> tuple[list[Decision], dict[str, PendingLogoff]]:
+    pending = {p.session_id: p for p in pending_logoffs()}
+    decisions = decide(policy, found, now, disc_since, pending,
+                       lambda p: p.worker_alive)  # type: ignore[attr-defined]
+    return decisions, pending
+
+
 def check(path: str | Path, backend: str | None = None) -> list[Decision]:
     """Validate a policy and decide for the current sessions, touching nothing."""
     policy = config.load(path)
     found = list_sessions(backend=get_backend(backend))
     now = time.time()
-    memory = {k[len(KV_PREFIX):]: v for k, v in state.kv_all(KV_PREFIX).items()}
-    disc_since = {}
-    for s in found:
-        if s.state is State.DISC:
-            since = memory.get(s.id, {}).get("disc_since")
-            disc_since[s.id] = float(since) if isinstance(since, int | float) else now
-    pending = {p.session_id: p for p in pending_logoffs()}
-    return decide(policy, found, now, disc_since, pending,
-                  lambda p: p.worker_alive)  # type: ignore[attr-defined]
+    disc_since, _ = _disc_clocks(found, _memory(), now)
+    return _decide(policy, found, now, disc_since)[0]
