@@ -8,10 +8,23 @@ from enum import StrEnum
 
 
 class State(StrEnum):
-    """Session states, spelled as Windows' WTS_CONNECTSTATE_CLASS short names."""
+    """Session states, spelled as Windows' WTS_CONNECTSTATE_CLASS short names (qwinsta).
+
+    Linux backends use ACTIVE (a live connection: sshd, getty, a display manager, a
+    viewer attached) and DISC (every connection gone, the work runs on: a detached
+    tmux/screen, a nohup job, a VNC desktop with no viewer). The others are Windows'.
+    """
 
     ACTIVE = "Active"
-    DISC = "Disc"  # the login ended but processes of it still run
+    CONNECTED = "Conn"
+    CONNECT_QUERY = "ConnQ"
+    SHADOW = "Shadow"
+    DISC = "Disc"
+    IDLE = "Idle"
+    LISTEN = "Listen"
+    RESET = "Reset"
+    DOWN = "Down"
+    INIT = "Init"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +42,48 @@ class ProcessRef:
     start_ticks: int
     comm: str = ""
     state: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MuxClient:
+    """A terminal attached to a multiplexer (a tmux client, an attached screen)."""
+
+    pid: int
+    tty: str = ""
+    user: str = ""
+    session_id: str | None = None  # the session the client process belongs to
+    activity: float | None = None  # epoch seconds of the client's last input, if known
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "pid": self.pid,
+            "tty": self.tty,
+            "user": self.user,
+            "session": self.session_id,
+            "activity": self.activity,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Multiplexer:
+    """A tmux or screen server that belongs to a session (never a login of its own)."""
+
+    kind: str  # "tmux" | "screen"
+    pid: int  # the server process
+    name: str = ""  # its socket path (tmux) or session name (screen)
+    attached: bool = False
+    clients: tuple[MuxClient, ...] = ()
+    terminals: tuple[str, ...] = ()  # the panes'/windows' ttys, e.g. ("pts/21",)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "kind": self.kind,
+            "pid": self.pid,
+            "name": self.name,
+            "attached": self.attached,
+            "clients": [c.to_dict() for c in self.clients],
+            "terminals": list(self.terminals),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +108,13 @@ class Session:
     ttys: tuple[str, ...] = ()
     backend: str = ""
     logoff_at: datetime | None = None  # a warned logoff is pending (sessionctl logoff --notice)
+    display: str = ""  # X display (":1") of a graphical session
+    protocol: str = ""  # how the user reaches it: ssh, vnc, rdp, local, ...
+    remote: bool | None = None  # None: unknown
+    client_address: str = ""  # the connected client (viewer, ssh peer) where known
+    idle_source: str = ""  # what answered idle_seconds: tty, x11, logind, mutter, clients
+    multiplexers: tuple[Multiplexer, ...] = ()
+    attached_from: tuple[str, ...] = ()  # ids of sessions whose clients keep this one Active
     extra: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -85,6 +147,13 @@ class Session:
             "ttys": list(self.ttys),
             "backend": self.backend,
             "logoff_at": self.logoff_at.isoformat(timespec="seconds") if self.logoff_at else None,
+            "display": self.display,
+            "protocol": self.protocol,
+            "remote": self.remote,
+            "client_address": self.client_address,
+            "idle_source": self.idle_source or None,
+            "multiplexers": [m.to_dict() for m in self.multiplexers],
+            "attached_from": list(self.attached_from),
             **self.extra,
         }
 
