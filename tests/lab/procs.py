@@ -74,15 +74,34 @@ def uids_of(pid: int) -> tuple[int, ...] | None:
 
 
 def is_zombie(pid: int) -> bool:
-    """True if the process exists but is a zombie (or dead, 'X')."""
+    """True if the process exists but is a zombie (or dead, 'X'): every thread of it."""
     info = _state_and_uids(pid)
-    return info is not None and info[0] in ("Z", "X")
+    return info is not None and not alive(pid)
+
+
+def task_states(pid: int) -> list[str]:
+    """State letters of every task (thread) of a process ([] if it is gone)."""
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    states = []
+    for tid in tids:
+        text = _read(f"/proc/{pid}/task/{tid}/stat")
+        if text is not None:
+            states.append(text[text.rindex(")") + 2 :].split()[0])
+    return states
 
 
 def alive(pid: int) -> bool:
-    """True if the process exists and is not a zombie."""
+    """True if the process (thread group) lives: a leader that is a zombie while another
+    of its threads still runs counts as alive."""
     info = _state_and_uids(pid)
-    return info is not None and info[0] not in ("Z", "X")
+    if info is None:
+        return False
+    if info[0] not in ("Z", "X"):
+        return True
+    return any(s not in ("Z", "X") for s in task_states(pid))
 
 
 def ignores_signal(pid: int, sig: int) -> bool:
@@ -192,7 +211,7 @@ def processes_of_uid(
     found = set()
     for pid in all_pids():
         info = _state_and_uids(pid)
-        if info is None or (not include_zombies and info[0] in ("Z", "X")):
+        if info is None or (not include_zombies and not alive(pid)):
             continue
         if uid in info[1] or (include_loginuid and loginuid_of(pid) == uid):
             found.add(pid)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from lab import procs, tool_path
+from lab.checks import assert_untouched, fingerprint, live
 from lab.console import ConsoleLogin
 
 pytestmark = pytest.mark.real
@@ -18,21 +19,6 @@ pytestmark = pytest.mark.real
 def logoff(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(tool_path("logoff")), *argv], capture_output=True, text=True,
                           timeout=timeout)
-
-
-def live(pids: set[int]) -> set[int]:
-    return {p for p in pids if procs.alive(p) and not procs.is_zombie(p)}
-
-
-def fingerprint(pids: set[int]) -> dict[int, int | None]:
-    """pid -> start time, to prove bystanders are the very same processes afterwards."""
-    return {p: procs.start_time_of(p) for p in pids}
-
-
-def assert_untouched(before: dict[int, int | None]) -> None:
-    assert before, "a bystander with no processes proves nothing"
-    for pid, start in before.items():
-        assert procs.start_time_of(pid) == start and not procs.is_zombie(pid), pid
 
 
 def who_has(line: str) -> bool:

@@ -1,0 +1,126 @@
+"""Small hostile programs for adversarial tests, run by lab users inside their logins.
+
+Each is a Python script for Debian's /usr/bin/python3, copied into the user's home (the
+checkout may live where lab users cannot read, e.g. /root). They take their options from
+argv and never touch anything outside their own process tree and the user's home.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .users import LabUser
+
+PYTHON = "/usr/bin/python3"
+
+_DEAF = """
+import signal
+for _s in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+    signal.signal(_s, signal.SIG_IGN)
+"""
+
+SCRIPTS: dict[str, str] = {
+    # The main thread exits (the leader shows Z in /proc) while another thread works on,
+    # writing a heartbeat file. argv: BEAT_FILE [deaf] [stop-thread]
+    "zombie_leader.py": """
+import ctypes, os, sys, threading, time
+if "deaf" in sys.argv:
+""" + "".join("    " + line + "\n" for line in _DEAF.strip().splitlines()) + """
+beat = sys.argv[1]
+def work():
+    while True:
+        with open(beat + ".tmp", "w") as f:
+            f.write(str(time.time()))
+        os.replace(beat + ".tmp", beat)
+        time.sleep(0.05)
+threading.Thread(target=work).start()
+time.sleep(0.2)
+ctypes.CDLL(None).syscall(60, 0)  # SYS_exit: ends the calling (main) thread only
+""",
+    # A PID hopper: forks a child and exits, forever, so its PID keeps changing.
+    # argv: [deaf]
+    "hopper.py": """
+import os, sys, time
+if "deaf" in sys.argv:
+""" + "".join("    " + line + "\n" for line in _DEAF.strip().splitlines()) + """
+while True:
+    try:
+        if os.fork():
+            os._exit(0)
+    except OSError:
+        time.sleep(0.01)
+    time.sleep(0.002)
+""",
+    # A child subreaper that ignores HUP/TERM and keeps making orphans (double forks),
+    # which it adopts. argv: COUNT
+    "subreaper.py": _DEAF + """
+import ctypes, os, sys, time
+ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+for _ in range(int(sys.argv[1])):
+    pid = os.fork()
+    if pid == 0:  # a middle child that leaves an orphan behind for us to adopt
+        if os.fork() == 0:
+            while True:
+                time.sleep(60)
+        os._exit(0)
+    os.waitpid(pid, 0)
+while True:
+    try:
+        os.waitpid(-1, 0)
+    except ChildProcessError:
+        time.sleep(0.1)
+""",
+    # A process whose comm (and argv[0]) is hostile text. argv: NAME_HEX [deaf]
+    "rename.py": """
+import ctypes, sys, time
+if "deaf" in sys.argv:
+""" + "".join("    " + line + "\n" for line in _DEAF.strip().splitlines()) + """
+name = bytes.fromhex(sys.argv[1])[:15]
+ctypes.CDLL(None).prctl(15, ctypes.c_char_p(name), 0, 0, 0)  # PR_SET_NAME
+while True:
+    time.sleep(60)
+""",
+    # A fork storm with threads: keeps about N processes alive, each with a few threads,
+    # replacing any that die. argv: N
+    "storm.py": _DEAF + """
+import os, sys, threading, time
+n = int(sys.argv[1])
+def spin():
+    while True:
+        time.sleep(0.01)
+kids = set()
+while True:
+    while len(kids) < n:
+        try:
+            pid = os.fork()
+        except OSError:
+            time.sleep(0.01)
+            break
+        if pid == 0:
+            for _ in range(3):
+                threading.Thread(target=spin, daemon=True).start()
+            while True:
+                time.sleep(60)
+        kids.add(pid)
+    try:
+        pid, _ = os.waitpid(-1, 0)
+        kids.discard(pid)
+    except ChildProcessError:
+        kids.clear()
+""",
+}
+
+
+def install(user: LabUser, name: str) -> str:
+    """Copy script ``name`` into the user's home (owned by them); return its path."""
+    path = Path(user.home, name)
+    path.write_text(SCRIPTS[name].lstrip())
+    os.chown(path, user.uid, user.gid)
+    path.chmod(0o644)
+    return str(path)
+
+
+def command(user: LabUser, name: str, *args: str) -> str:
+    """Shell command line that runs script ``name`` (installed first) with ``args``."""
+    return " ".join([PYTHON, install(user, name), *args])
