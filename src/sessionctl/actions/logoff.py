@@ -1,29 +1,47 @@
 """Signing a session out: one sequence for every backend.
 
-1. SIGHUP + SIGCONT to every process (the terminal hangs up: editors save, shells
-   write history); 2. wait up to the grace period; 3. SIGTERM + SIGCONT, a short
-   wait; 4. SIGKILL, race-free: the session's own cgroup's ``cgroup.kill`` where it
-   has one, else stop every process (SIGSTOP), rescan, repeat until the set is
-   closed, kill it, and repeat until the session is empty; 5. close the login record.
+1. **hangup**: each process's signal dispositions are noted, then SIGHUP (+SIGCONT to
+   stopped ones) to every process (the terminal hangs up: editors save, shells write
+   history); whoever ignored SIGHUP before the hangup gets SIGTERM at once; the stage
+   lasts up to the grace period, less if the session empties or nobody left could save
+   (every process left ignored both SIGHUP and SIGTERM before the hangup);
+2. **terminate**: SIGTERM (+SIGCONT) to the rest that can hear it, a short wait;
+3. **kill**: SIGKILL, race-free: the session's own cgroup's ``cgroup.kill`` where it has
+   one, else stop every process (SIGSTOP), rescan, repeat until the set is closed, kill
+   it, and repeat until the session is empty;
+4. **settle**: processes we may not signal (another user's, e.g. a root process started
+   through sudo) get a moment to end by themselves; those still there are the outcome
+   ``incomplete``, each with its owner and the reason;
+5. close the login record.
 
 Only processes that belong to the session (audit session id, or its cgroup) are
-signalled, each through a pidfd checked against its start time.
+signalled, each through a pidfd (one per thread group) checked against its start time.
+A process is alive while any of its threads is (a leader thread that exited shows ``Z``).
+The calling process is never signalled; when it belongs to the session itself, it
+ignores the signals the sign-out brings it while the sequence runs and gets its own
+dispositions back afterwards, or, where it cannot (off the main thread), the sequence
+runs in a helper process (``own_signout``) that protects itself.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
+import subprocess
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from .. import errors
 from ..api import find_session
 from ..backends import get_backend
 from ..backends.base import Backend
-from ..errors import AccessDenied, InvalidArgument
+from ..errors import AccessDenied, InvalidArgument, SessionctlError
 from ..linux import cgroup, proc, signals
 from ..linux.accounts import user_name
 from ..linux.signals import Key, Sent, key
@@ -33,10 +51,26 @@ from . import audit
 DEFAULT_GRACE = 10.0
 MAX_GRACE = 3600.0
 TERM_WAIT = 0.3
+SETTLE = 2.0  # how long processes we may not signal get to end by themselves
 POLL = 0.02
 RESCAN = 0.1
 KILL_ROUNDS = 50
 FREEZE_ROUNDS = 1000
+
+# What a sign-out of our own session can bring us: the terminal's hangup (SIGHUP, also
+# passed on by the shell), logind's SIGTERM, keys typed at the dying terminal, and
+# SIGPIPE/SIGTTOU/SIGTTIN from a terminal or pipe that went away.
+SHIELD = (
+    signal.SIGHUP,
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGQUIT,
+    signal.SIGTSTP,
+    signal.SIGPIPE,
+    signal.SIGTTOU,
+    signal.SIGTTIN,
+)
+_NO_DISPOSITIONS = proc.Dispositions()
 
 
 @dataclass
@@ -52,6 +86,17 @@ class Step:
 
 
 @dataclass
+class Leftover:
+    """A process still running when the sign-out ended, and why."""
+
+    pid: int
+    comm: str
+    uid: int  # effective uid (-1 if unknown)
+    user: str
+    reason: str
+
+
+@dataclass
 class LogoffResult:
     """What a logoff did."""
 
@@ -60,6 +105,7 @@ class LogoffResult:
     steps: list[Step] = field(default_factory=list)
     remaining: list[int] = field(default_factory=list)
     not_permitted: list[int] = field(default_factory=list)
+    left: list[Leftover] = field(default_factory=list)
     record_closed: bool = False
     seconds: float = 0.0
     audit_path: str | None = None
@@ -77,6 +123,7 @@ class LogoffResult:
             "steps": [asdict(s) for s in self.steps],
             "remaining": self.remaining,
             "not_permitted": self.not_permitted,
+            "left": [asdict(x) for x in self.left],
             "record_closed": self.record_closed,
             "seconds": round(self.seconds, 3),
         }
@@ -91,35 +138,38 @@ def check_permission(session: Session, caller_uid: int) -> None:
         )
 
 
-def _bit(sig: int) -> int:
-    return 1 << (sig - 1)
-
-
 class _Run:
     """The state of one sign-out in progress."""
 
     def __init__(
-        self, backend: Backend, session: Session, progress: Callable[[Step], None] | None
+        self,
+        backend: Backend,
+        session: Session,
+        progress: Callable[[Step], None] | None,
+        spare: set[Key] | None = None,
     ) -> None:
         self.backend = backend
         self.session = session
         self.progress = progress
         self.me = os.getpid()
+        self.spare = spare or set()  # processes never signalled (the caller's, below us)
         self.by_pid: dict[int, ProcessRef] = {}
         self.termed: set[Key] = set()
         self.cache: dict[int, bool] = {}  # PID → member?, as earlier looks found
-        self.last: list[ProcessRef] = []
+        self.last: list[ProcessRef] = []  # the last look's members we may signal
+        self.seen: list[ProcessRef] = []  # the last look's members, all of them
         self.emptied = False  # a thorough look found the session empty
         # without an audit id or cgroup, membership is by process tree and tty
         self.by_tree = backend.is_member(session, self.me) is None
-        self.ignores: dict[Key, int] = {}
+        # dispositions noted before our first signal to each process
+        self.before: dict[Key, proc.Dispositions] = {}
         self.pins = signals.Pins(self.still_member)
         self.steps: list[Step] = []
 
     # -- membership --------------------------------------------------------------------
 
     def members(self, thorough: bool = False) -> list[ProcessRef]:
-        """Live processes of the session now, minus ourselves (a logoff of our own session).
+        """Live processes of the session now, minus ourselves (and the processes spared).
 
         A PID whose pinned process has not exited is that same process, so its /proc entry
         is not read again, and PIDs found outside the session a moment ago are not either
@@ -148,8 +198,11 @@ class _Run:
             for ref in self.by_pid.values():
                 if ref.pid not in pids and ref.pid != self.me and self.pins.alive(ref):
                     live[key(ref)] = ref
-        self.last = [r for r in live.values() if r.pid not in self.pins.denied]
-        return list(live.values())
+        for k in self.spare:
+            live.pop(k, None)
+        self.seen = list(live.values())
+        self.last = [r for r in self.seen if r.pid not in self.pins.denied]
+        return self.seen
 
     def targets(self, thorough: bool = False) -> list[ProcessRef]:
         """Members we are allowed to signal."""
@@ -166,20 +219,29 @@ class _Run:
         member = self.backend.is_member(self.session, pid)
         return pid in self.by_pid if member is None else member
 
-    def ignored(self, ref: ProcessRef) -> int:
-        """The signals ``ref`` ignores (read once per process)."""
-        k = key(ref)
-        if k not in self.ignores:
-            self.ignores[k] = proc.ignored_signals(ref.pid)
-        return self.ignores[k]
+    # -- dispositions ------------------------------------------------------------------
+
+    def note_dispositions(self, refs: list[ProcessRef]) -> None:
+        """Note how each process treats signals, before we first signal any of them.
+
+        Judged afterwards, a process busy saving in its own SIGHUP handler may look deaf
+        (vim ignores further hangups while it preserves its swap file).
+        """
+        for ref in refs:
+            k = key(ref)
+            if k not in self.before:
+                self.before[k] = proc.dispositions(ref.pid) or _NO_DISPOSITIONS
 
     def deaf_to(self, ref: ProcessRef, sigs: tuple[int, ...]) -> bool:
-        """True if the process ignores every one of ``sigs``: waiting gains nothing."""
-        mask = self.ignored(ref)
-        return all(mask & _bit(s) for s in sigs)
+        """True if, before our first signal, the process could hear none of ``sigs``."""
+        d = self.before.get(key(ref), _NO_DISPOSITIONS)
+        return all(d.deaf_to(s) for s in sigs)
+
+    # -- signalling --------------------------------------------------------------------
 
     def _send(self, refs: list[ProcessRef], sigs: tuple[int, ...]) -> int:
         """Send each of ``sigs`` in turn; SIGCONT only to processes seen stopped."""
+        self.note_dispositions(refs)
         sent = 0
         for ref in refs:
             outcome = Sent.SENT
@@ -196,9 +258,42 @@ class _Run:
         step = Step(name, sig, signalled, self.left(), time.monotonic() - started, detail)
         self.steps.append(step)
         if self.progress:
-            self.progress(step)
+            try:
+                self.progress(step)
+            except Exception:  # a failing report must not stop a half-done sign-out
+                self.progress = None
 
     # -- stages ------------------------------------------------------------------------
+
+    def sign_out(self, grace: float) -> None:
+        """The stages in order (see the module docstring); each ends once nobody is left."""
+        self.hangup(grace)
+        if self.targets():
+            self.terminate(TERM_WAIT if grace > 0 else 0.0)
+        self.kill()
+        self.settle()
+
+    def hangup(self, grace: float) -> None:
+        """SIGHUP to every member; SIGTERM at once to those that ignored SIGHUP."""
+        first = self.targets()
+        self.note_dispositions(first)  # all of them before any signal: see the method
+        self.signal_and_wait(
+            "hangup",
+            (signal.SIGHUP, signal.SIGCONT),
+            grace,
+            self.backend.hangup,
+            deaf=(signal.SIGHUP, signal.SIGTERM),
+        )
+
+    def terminate(self, wait: float) -> None:
+        """SIGTERM to what is left that can hear it; a short wait."""
+        self.signal_and_wait(
+            "terminate",
+            (signal.SIGTERM, signal.SIGCONT),
+            wait,
+            self.backend.terminate,
+            deaf=(signal.SIGTERM,),
+        )
 
     def signal_and_wait(
         self,
@@ -212,27 +307,30 @@ class _Run:
 
         ``via_backend`` may deliver the first round (logind's KillSession/TerminateSession);
         if it declines, we send through pidfds ourselves. The wait ends early once every
-        process left ignores all of ``deaf``. In the hangup stage a process that ignores
-        SIGHUP gets SIGTERM at once, so it spends the grace on a signal it can hear; a
-        process that ignores both still gets the whole grace.
+        process left was deaf (before our first signal) to all of ``deaf``: nobody left
+        could save or exit on what we sent. In the hangup stage a process that ignored
+        SIGHUP gets SIGTERM at once, so it spends the grace on a signal it can hear.
         """
         started = time.monotonic()
         deadline = started + wait
         told: set[Key] = set()
         signalled = early_term = 0
         detail = ""
+        hangup = sigs[0] == signal.SIGHUP
         if via_backend is not None:
             first = self.targets()
+            self.note_dispositions(first)
             if via_backend(self.session):
                 told.update(key(r) for r in first)
                 signalled = len(first)
                 detail = f"via {self.backend.name}"
-                if sigs[0] == signal.SIGHUP:
+                if hangup:
                     early_term += self._term_if_deaf_to_hup(first)
         while True:
             current = self.targets()
             new = [r for r in current if key(r) not in told]
             told.update(key(r) for r in new)
+            self.note_dispositions(new)
             if sigs[0] == signal.SIGTERM:  # no second SIGTERM, none to those that ignore it
                 new = [
                     r
@@ -241,11 +339,15 @@ class _Run:
                 ]
                 self.termed.update(key(r) for r in new)
             signalled += self._send(new, sigs)
-            if sigs[0] == signal.SIGHUP:
+            if hangup:
                 early_term += self._term_if_deaf_to_hup(new)
             if not current or time.monotonic() >= deadline:
                 break
             if deaf and all(self.deaf_to(r, deaf) for r in current):
+                if hangup:
+                    detail = ", ".join(filter(None, [detail, (
+                        f"nobody left could save: all {len(current)} ignored SIGHUP and "
+                        "SIGTERM before the hangup")]))
                 break  # nothing left can hear what we sent: waiting gains nothing
             self.pins.wait_exit(current, min(deadline, time.monotonic() + RESCAN))
         if early_term:
@@ -254,8 +356,10 @@ class _Run:
         self._step(name, label, signalled, started, detail)
 
     def _term_if_deaf_to_hup(self, refs: list[ProcessRef]) -> int:
-        """SIGTERM now to those that ignore SIGHUP (nohup): the grace is theirs to use."""
-        deaf = [r for r in refs if self.deaf_to(r, (signal.SIGHUP,))]
+        """SIGTERM now to those that ignored SIGHUP (nohup): the grace is theirs to use."""
+        deaf = [
+            r for r in refs if self.deaf_to(r, (signal.SIGHUP,)) and key(r) not in self.termed
+        ]
         self.termed.update(key(r) for r in deaf)
         return self._send(deaf, (signal.SIGTERM, signal.SIGCONT))
 
@@ -269,10 +373,10 @@ class _Run:
             directory = self.backend.cgroup_dir(self.session) or cgroup.exclusive_cgroup(
                 {r.pid for r in current}
             )
-            # never the cgroup we run in ourselves (a logoff of our own session)
-            if directory is not None and os.geteuid() == 0 and self.me not in cgroup.procs(
-                directory
-            ):
+            # never the cgroup we (or the processes we spare) run in
+            if directory is not None and os.geteuid() == 0 and not (
+                {self.me} | {pid for pid, _ in self.spare}
+            ) & cgroup.procs(directory):
                 try:
                     cgroup.kill(directory)
                     signalled = len(current)
@@ -282,7 +386,7 @@ class _Run:
         for _ in range(KILL_ROUNDS):
             current = self.targets() or self.targets(thorough=True)
             if not current:
-                self.emptied = True
+                self.emptied = not self.seen  # else: only processes we may not signal
                 break
             frozen = self._freeze(current)
             signalled += self._send(frozen, (signal.SIGKILL,))
@@ -305,6 +409,37 @@ class _Run:
             current = self.targets()
         return list(stopped.values())
 
+    def settle(self) -> None:
+        """Give processes we may not signal a moment to end on their own (sshd's privileged
+        half ends once its unprivileged child is gone); a no-op when the session is empty."""
+        if self.emptied:
+            return
+        left = self.members(thorough=True)
+        if not left:
+            self.emptied = True
+            return
+        if all(r.pid in self.pins.denied for r in left):
+            self.pins.wait_exit(left, time.monotonic() + SETTLE, denied=True)
+            self.emptied = not self.members(thorough=True)
+
+    def leftovers(self) -> list[Leftover]:
+        """What is still running (after a thorough look), each with its owner and why."""
+        if self.emptied:
+            return []
+        out = []
+        for ref in sorted(self.members(thorough=True), key=lambda r: r.pid):
+            uids = proc.uids(ref.pid)
+            euid = uids[1] if uids else -1
+            owner = user_name(euid) if euid >= 0 else "?"
+            if ref.pid in self.pins.denied:
+                why = f"not permitted to signal it: it runs as {owner} (uid {euid})"
+            elif ref.state == "D":
+                why = "still running after SIGKILL: in uninterruptible sleep (D)"
+            else:
+                why = "still running after SIGKILL"
+            out.append(Leftover(ref.pid, ref.comm, euid, owner, why))
+        return out
+
 
 def logoff(
     target: str | None = None,
@@ -319,6 +454,11 @@ def logoff(
     """Sign out the session ``target`` (id or active session name; None: our own).
 
     Raises NoSuchSession, AccessDenied or InvalidArgument before signalling anything.
+    The outcome is ``incomplete`` (with ``left``: PID, owner, reason) when processes of
+    the session are still running at the end, e.g. another user's that the caller may
+    not signal. Works from any thread; the calling process is never signalled and its
+    signal dispositions are the same afterwards (see the module docstring). ``progress``
+    is called with each stage as it ends; if it raises, it is not called again.
     """
     if not 0 <= grace <= MAX_GRACE:  # also refuses NaN
         raise InvalidArgument(f"grace must be between 0 and {MAX_GRACE:g} seconds, not {grace}")
@@ -344,43 +484,42 @@ def logoff(
     except AccessDenied as exc:
         _audit(audit_log, {**base, "outcome": "refused", "reason": str(exc)})
         raise
-    own = session.current
-    if own:
-        for sig in (
-            signal.SIGHUP,
-            signal.SIGTERM,
-            signal.SIGINT,
-            signal.SIGPIPE,
-            signal.SIGTTOU,
-            signal.SIGTTIN,
-        ):
-            signal.signal(sig, signal.SIG_IGN)
+    if session.current and not can_shield():
+        return _in_helper(session, be.name, grace, audit_log, progress, base)
+    with shielded() if session.current else contextlib.nullcontext():
+        return sign_out(session, be, grace, audit_log, progress, base)
+
+
+def sign_out(
+    session: Session,
+    be: Backend,
+    grace: float,
+    audit_log: str | Path | None,
+    progress: Callable[[Step], None] | None,
+    base: dict[str, object],
+    spare: set[Key] | None = None,
+) -> LogoffResult:
+    """The sequence on a session already found and permitted; audited. ``spare``: other
+    processes (pid, start ticks) never to signal (the caller of a helper process)."""
     started_at = datetime.now().astimezone()
     t0 = time.monotonic()
     signals.raise_fd_limit()
-    run = _Run(be, session, progress)
+    run = _Run(be, session, progress, spare)
     try:
         processes_at_start = len(run.members())
-        run.signal_and_wait("hangup", (signal.SIGHUP, signal.SIGCONT), grace, be.hangup)
-        if run.targets():
-            run.signal_and_wait(
-                "terminate",
-                (signal.SIGTERM, signal.SIGCONT),
-                TERM_WAIT if grace > 0 else 0.0,
-                be.terminate,
-                deaf=(signal.SIGTERM,),
-            )
-        run.kill()
-        remaining = [] if run.emptied else sorted(r.pid for r in run.members(thorough=True))
+        run.sign_out(grace)
+        left = run.leftovers()
     finally:
         run.pins.close()
     closed = be.close_login(session)
+    remaining = [x.pid for x in left]
     result = LogoffResult(
         session=session,
-        outcome="logged-off" if not remaining else "incomplete",
+        outcome="logged-off" if not left else "incomplete",
         steps=run.steps,
         remaining=remaining,
         not_permitted=sorted(run.pins.denied & set(remaining)),
+        left=left,
         record_closed=closed,
         seconds=time.monotonic() - t0,
     )
@@ -389,12 +528,100 @@ def logoff(
         {
             **base,
             "started": started_at.isoformat(),
-            "own_session": own,
+            "own_session": session.current,
             "processes": processes_at_start,
             **result.to_dict(),
         },
     )
     return result
+
+
+# -- our own session --------------------------------------------------------------------
+
+
+def can_shield() -> bool:
+    """True if this thread may change signal dispositions and put back every one it
+    changes (only the main thread may; a handler set outside Python cannot be put back)."""
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    return all(signal.getsignal(s) is not None for s in SHIELD)
+
+
+@contextlib.contextmanager
+def shielded() -> Iterator[None]:
+    """Ignore the SHIELD signals while the block runs, then restore the dispositions the
+    process had (main thread only; see ``can_shield``)."""
+    saved: dict[int, object] = {}
+    try:
+        for sig in SHIELD:
+            saved[sig] = signal.signal(sig, signal.SIG_IGN)
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+
+
+def _in_helper(
+    session: Session,
+    backend_name: str,
+    grace: float,
+    audit_log: str | Path | None,
+    progress: Callable[[Step], None] | None,
+    base: dict[str, object],
+) -> LogoffResult:
+    """Sign out our own session from a helper process (``own_signout``) that shields
+    itself on its own main thread; this process is spared and keeps its dispositions."""
+    from .helper import module_command
+
+    me = proc.stat(os.getpid())
+    request = {
+        "session": session.id,
+        "backend": backend_name,
+        "grace": grace,
+        "audit_log": None if audit_log is None else str(audit_log),
+        "base": base,
+        "spare": [[os.getpid(), me.start_ticks if me else 0]],
+    }
+    argv, env = module_command("sessionctl.actions.own_signout")
+    child = subprocess.Popen(
+        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd="/",
+        close_fds=True,
+    )
+    assert child.stdin is not None and child.stdout is not None
+    reply: dict[str, object] = {}
+    with child.stdin, child.stdout:
+        child.stdin.write(json.dumps(request).encode())
+        child.stdin.close()
+        for line in child.stdout:
+            msg = json.loads(line)
+            if "step" in msg and progress is not None:
+                try:
+                    progress(Step(**msg["step"]))
+                except Exception:
+                    progress = None
+            reply = msg
+    child.wait()
+    if "error" in reply:
+        kind = getattr(errors, str(reply.get("type")), SessionctlError)
+        if not (isinstance(kind, type) and issubclass(kind, SessionctlError)):
+            kind = SessionctlError
+        raise kind(str(reply["error"]))
+    if "result" not in reply:
+        raise SessionctlError(
+            f"the sign-out helper ended without a result (exit {child.returncode})"
+        )
+    data: dict = reply["result"]  # type: ignore[assignment]
+    return LogoffResult(
+        session=session,
+        outcome=data["outcome"],
+        steps=[Step(**s) for s in data["steps"]],
+        remaining=data["remaining"],
+        not_permitted=data["not_permitted"],
+        left=[Leftover(**x) for x in data["left"]],
+        record_closed=data["record_closed"],
+        seconds=data["seconds"],
+        audit_path=data.get("audit_path"),
+    )
 
 
 def _audit(path: str | Path | None, fields: dict[str, object]) -> str | None:

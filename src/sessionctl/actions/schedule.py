@@ -15,7 +15,6 @@ import contextlib
 import json
 import os
 import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
@@ -31,6 +30,7 @@ from ..linux import proc, unixsock
 from ..linux.accounts import user_name
 from ..sanitize import checked_message
 from . import audit
+from .helper import module_command
 from .logoff import DEFAULT_GRACE, MAX_GRACE, check_permission
 
 DEFAULT_RUN_DIR = "/run/sessionctl"
@@ -222,16 +222,12 @@ def start_worker(session_id: str, backend_name: str) -> tuple[int, int | None]:
     run = run_dir()
     run.mkdir(mode=0o755, parents=True, exist_ok=True)
     read_end, write_end = os.pipe()
-    # The package root (a site-packages dir, or the zip a fleet run shipped) must be
-    # importable by the worker, which is not started the way we were (python -I -S ...).
-    archive = getattr(__loader__, "archive", None)  # set when imported from a zip
-    root = archive or str(Path(__file__).resolve().parents[2])
-    env = {**os.environ, "SESSIONCTL_READY_FD": str(write_end),
-           "SESSIONCTL_BACKEND": backend_name,
-           "PYTHONPATH": os.pathsep.join(x for x in (root, os.environ.get("PYTHONPATH")) if x)}
+    # The worker is not started the way we were (python -I -S ...): see helper.py.
+    argv, env = module_command("sessionctl.actions.countdown", session_id)
+    env.update(SESSIONCTL_READY_FD=str(write_end), SESSIONCTL_BACKEND=backend_name)
     with open(os.devnull, "r+b") as devnull:
         child = subprocess.Popen(
-            [sys.executable, "-m", "sessionctl.actions.countdown", session_id],
+            argv,
             stdin=devnull, stdout=devnull, stderr=devnull, pass_fds=(write_end,),
             start_new_session=True, env=env, cwd="/",
         )

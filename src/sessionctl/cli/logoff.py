@@ -11,6 +11,7 @@ from ..actions.logoff import logoff as do_logoff
 from . import fleet as fleet_cli
 from .args import COMMON_WINDOWS_FLAGS, Parser, UsageError, add_common, parse_session_command
 from .render import emit
+from .runner import main as main_of
 from .runner import run
 
 USAGE = f"""\
@@ -152,16 +153,10 @@ def _body(prog: str, argv: Sequence[str]) -> int:
             f"in {result.seconds:.2f} s" + ("; login record closed" if result.record_closed else "")
         )
     if not result.ok:
-        why = (
-            f"{len(result.not_permitted)} not permitted to signal"
-            if result.not_permitted
-            else "still running"
-        )
-        emit(
-            f"{prog}: session {result.session.id}: processes left "
-            f"({why}): {' '.join(map(str, result.remaining))}",
-            sys.stderr,
-        )
+        emit(f"{prog}: session {result.session.id}: NOT fully logged off: "
+             f"{len(result.left)} process(es) left", sys.stderr)
+        for x in result.left:
+            emit(f"  {x.pid} ({x.comm}, {x.user}): {x.reason}", sys.stderr)
         return 1
     return 0
 
@@ -173,4 +168,4 @@ def logoff(argv: Sequence[str], prog: str = "logoff") -> int:
 
 def main() -> None:
     """Console script entry point."""
-    sys.exit(logoff(sys.argv[1:]))
+    main_of("logoff", lambda: logoff(sys.argv[1:]))

@@ -433,8 +433,13 @@ class TopApp(App[None]):
                 self._run(f"sign-out of {sid}", lambda: _describe_schedule(
                     sid, schedule(sid, notice, message=text or None)))
             elif how == "now":
-                self._run(f"sign-out of {sid}", lambda: _describe_logoff(
-                    sid, sessionctl.logoff(sid)))
+                self._run(f"sign-out of {sid}", sign_out_now)
+
+        def sign_out_now() -> str:
+            result = sessionctl.logoff(sid)
+            if s.current and getattr(result, "ok", False):
+                self.call_from_thread(self.exit)  # our own session has ended: so do we
+            return _describe_logoff(sid, result)
 
         self.push_screen(SignOutDialog(label, len(sess.processes), schedule is not None), chosen)
 

@@ -1,0 +1,87 @@
+"""logoff() of the caller's own session, from its main thread and from another thread.
+
+A library call leaves its caller as it found it: the signal dispositions after the call
+are the ones before (a Python handler of its own included), and the call works from any
+thread (a TUI runs its actions in worker threads). Run inside real ssh logins: the
+caller is a process of the session it signs out, started with setsid so that only the
+sign-out itself (not the terminal's hangup) could reach it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from lab import procs, tool_path
+from lab.checks import left_in, live
+
+pytestmark = pytest.mark.real
+
+CALLER = r'''
+import json, signal, sys, threading
+from sessionctl.actions.logoff import SHIELD, logoff
+
+def mine(signum, frame):
+    pass
+
+signal.signal(signal.SIGHUP, mine)  # a handler of the caller's own
+signal.signal(signal.SIGQUIT, signal.SIG_IGN)
+
+def dispositions():
+    masks = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            name, _, value = line.partition(":")
+            if name in ("SigIgn", "SigCgt", "SigBlk"):
+                # signals 1-31: glibc claims a real-time one of its own for the first thread
+                masks[name] = hex(int(value, 16) & 0x7FFFFFFF)
+    return {"python": {s.name: repr(signal.getsignal(s)) for s in SHIELD}, "kernel": masks}
+
+out = {"before": dispositions()}
+def call():
+    try:
+        r = logoff(None, grace=2.0)
+        out.update(outcome=r.outcome, remaining=r.remaining, steps=[s.name for s in r.steps])
+    except BaseException as exc:
+        out["error"] = repr(exc)
+if sys.argv[2] == "thread":
+    t = threading.Thread(target=call)
+    t.start()
+    t.join()
+else:
+    call()
+out["after"] = dispositions()
+with open(sys.argv[1] + ".tmp", "w") as f:
+    json.dump(out, f)
+import os
+os.replace(sys.argv[1] + ".tmp", sys.argv[1])
+'''
+
+
+@pytest.mark.parametrize("where", ["main", "thread"])
+def test_own_session_sign_out_leaves_the_caller_as_it_was(make_user, open_login,
+                                                          where) -> None:
+    user = make_user()
+    login, bystander = open_login(user), open_login(user)
+    login.run("sleep 900 >/dev/null 2>&1 & nohup sleep 900 >/dev/null 2>&1 &")
+    login.run("sh -c 'trap \"\" HUP TERM; exec sleep 900' >/dev/null 2>&1 &")
+    other = {p: procs.start_time_of(p) for p in bystander.pids()}
+    script = Path(user.home, "caller.py")
+    script.write_text(CALLER)
+    os.chown(script, user.uid, user.gid)
+    result = Path(user.home, "result.json")
+    asid = login.audit_session_id
+    login.run(f"setsid {tool_path('python')} {script} {result} {where} "
+              "</dev/null >/dev/null 2>&1 &")
+    assert procs.wait_until(result.exists, 60), live(left_in(asid))
+    data = json.loads(result.read_text())
+    assert "error" not in data, data["error"]
+    assert data["outcome"] == "logged-off" and data["remaining"] == [], data
+    assert data["after"] == data["before"]
+    assert data["before"]["python"]["SIGHUP"].startswith("<function mine")
+    # everything but the caller ended; the caller then exits by itself
+    assert procs.wait_until(lambda: not live(left_in(asid)), 10), live(left_in(asid))
+    for pid, start in other.items():
+        assert procs.start_time_of(pid) == start and procs.alive(pid)
