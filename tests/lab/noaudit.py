@@ -81,9 +81,9 @@ os.execv("/bin/sleep", ["sleep", "600"])
 """
 
 
-def _add_utmp(pid: int, line: str, user: str) -> None:
+def _add_utmp(pid: int, line: str, user: str, host: str) -> None:
     rec = _RECORD.pack(USER_PROCESS, pid, line.encode(), b"sct" + line[-1:].encode(),
-                       user.encode(), b"sctest-noaudit", 0, 0, 0, int(time.time()), 0,
+                       user.encode(), host.encode(), 0, 0, 0, int(time.time()), 0,
                        bytes(16), bytes(20))
     _write_record(rec, pid, line)
 
@@ -124,7 +124,7 @@ def _end(proc: subprocess.Popen[bytes], pids: set[int]) -> None:
 class NoAuditLogin:
     """A utmp login of ``user`` on a fresh host pty, without an audit session id."""
 
-    def __init__(self, user: LabUser) -> None:
+    def __init__(self, user: LabUser, host: str = "sctest-noaudit") -> None:
         self.user = user
         self.master, slave = os.openpty()
         self.line = os.ttyname(slave).removeprefix("/dev/")
@@ -139,7 +139,7 @@ class NoAuditLogin:
         self.pid = self.proc.pid
         procs.wait_until(lambda: procs.comm_of(self.pid) == "sh" and
                          len(procs.children_of(self.pid)) == 2, 10)
-        _add_utmp(self.pid, self.line, user.name)
+        _add_utmp(self.pid, self.line, user.name, host)
 
     @property
     def session_id(self) -> str:

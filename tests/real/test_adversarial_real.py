@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
+import termios
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +29,8 @@ from lab.checks import assert_untouched, fingerprint, left_in, live
 from lab.login import Login
 from lab.noaudit import NoAuditLogin, OtherDevptsProcess
 from lab.users import LabUser
+
+from sessionctl.linux.ttywrite import IUTF8
 
 pytestmark = pytest.mark.real
 
@@ -108,7 +112,9 @@ def test_root_process_via_sudo_is_reported_not_permitted(make_user, open_login, 
     user = make_user()
     with sudo.rule(user, "/usr/bin/sleep, /usr/bin/nohup"):
         target, admin = open_login(user), open_login(user)
-        target.run("sudo -n nohup sleep 900 >/dev/null 2>&1 &")
+        # sudo itself keeps the user's real uid and passes signals on: the root process
+        # that outlives it ignores them (a daemon would, too)
+        target.run("sudo -n nohup sh -c 'trap \"\" TERM; exec sleep 900' >/dev/null 2>&1 &")
         asid = target.audit_session_id
         roots = procs.wait_until(lambda: {
             p for p in target.pids()
@@ -450,3 +456,39 @@ def test_message_to_an_8bit_terminal_has_no_c1_bytes(make_user, open_login, utf8
         assert not any(0x80 <= b <= 0x9F for b in frame), frame
         assert not any(b >= 0x80 for b in frame), frame  # plain ASCII
         assert b"e2J Prilis zlutoucky kun" in frame, frame
+
+
+@pytest.mark.parametrize("utf8", [False, True])
+def test_listing_on_an_8bit_terminal_has_no_c1_bytes(make_user, utf8) -> None:
+    """A remote host name in utmp is anyone's text: on the admin's own -iutf8 terminal
+    it arrives as ASCII."""
+    login = NoAuditLogin(make_user(), host="\u011b2J-\u011b]0;x")
+    master, slave = os.openpty()
+    try:
+        attrs = termios.tcgetattr(slave)
+        attrs[0] = attrs[0] | IUTF8 if utf8 else attrs[0] & ~IUTF8
+        termios.tcsetattr(slave, termios.TCSANOW, attrs)
+        proc = subprocess.Popen([str(tool_path("qwinsta")), "/v", login.session_id],
+                                stdin=slave, stdout=slave, stderr=slave)
+        os.close(slave)
+        slave = -1
+        shown = b""
+        while select.select([master], [], [], 10)[0]:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            shown += chunk
+        assert proc.wait(10) == 0, shown
+    finally:
+        os.close(master)
+        if slave >= 0:
+            os.close(slave)
+        login.close()
+    assert login.line.encode() in shown
+    if utf8:
+        assert "\u011b2J-".encode() in shown
+    else:
+        assert b"e2J-" in shown and all(b < 0x80 for b in shown), shown

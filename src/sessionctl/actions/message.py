@@ -26,7 +26,7 @@ from ..errors import InvalidArgument, NoSuchSession
 from ..linux import desktop, tty, ttywrite, unixsock
 from ..linux.accounts import user_name
 from ..model import Session
-from ..sanitize import checked_message, clean_text, tty_bytes
+from ..sanitize import checked_message, clean_text
 from ..validate import check_target
 from . import audit
 
@@ -140,14 +140,15 @@ def _sender() -> tuple[str, str]:
 
 
 def frame(body: str, *, sender: str, sender_tty: str, host: str, when: datetime,
-          token: str | None) -> bytes:
-    """The bytes for a terminal: a wall-style header, the body, an ack hint."""
+          token: str | None) -> str:
+    """The text for a terminal: a wall-style header, the body, an ack hint, set off by
+    blank lines (each terminal gets it in its own encoding: ``ttywrite.write_tty``)."""
     where = f" ({sender_tty})" if sender_tty else ""
     lines = [f"Message from {sender}@{host}{where} at {when.strftime('%a %b %d %H:%M:%S %Y')}:",
              "", body]
     if token:
         lines += ["", f"To acknowledge, run: sessionctl ack {token}"]
-    return b"\r\n\r\n" + tty_bytes("\n".join(clean_text(x) for x in lines)) + b"\r\n\r\n"
+    return "\n\n" + "\n".join(clean_text(x) for x in lines) + "\n\n"
 
 
 def send_message(
@@ -198,7 +199,7 @@ def send_message(
     return report
 
 
-def _deliver(session: Session, data: bytes, body: str, sender: str, caller: int,
+def _deliver(session: Session, data: str, body: str, sender: str, caller: int,
              timeout: float) -> list[Delivery]:
     out = []
     devices = [path for path in map(tty.device_path, session.ttys) if path]

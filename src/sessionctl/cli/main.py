@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
-from . import query
+from . import query, runner
 
 USAGE = """\
 usage: sessionctl COMMAND [ARGS...]
@@ -83,4 +83,4 @@ def dispatch(argv: Sequence[str]) -> int:
 
 def main() -> None:
     """Console script entry point."""
-    sys.exit(dispatch(sys.argv[1:]))
+    runner.main("sessionctl", lambda: dispatch(sys.argv[1:]))
