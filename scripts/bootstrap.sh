@@ -13,7 +13,7 @@ if [ "${1:-}" = "--test" ]; then
   extras="[test]"
   apt_pkgs+=(openssh-server openssh-client sshpass tmux nano procps psmisc
              debootstrap systemd-container iproute2 dbus util-linux htop
-             sudo vim strace)
+             sudo vim strace gcc libc6-dev)
 fi
 
 missing=()

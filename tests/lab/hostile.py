@@ -8,6 +8,7 @@ argv and never touch anything outside their own process tree and the user's home
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 from .users import LabUser
@@ -110,6 +111,36 @@ while True:
         kids.clear()
 """,
 }
+
+
+# C programs, for what Python cannot do (compiled into the user's home with gcc).
+C_SOURCES: dict[str, str] = {
+    # A vfork parent waits in the kernel (state D) while its child pauses; both ignore
+    # SIGHUP and SIGTERM. A SIGSTOP stays pending on the parent until the child is gone.
+    "vfork_parent": r"""
+#include <signal.h>
+#include <unistd.h>
+int main(void) {
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
+    if (vfork() == 0)
+        for (;;)
+            pause();
+    return 0;
+}
+""",
+}
+
+
+def compile_c(user: LabUser, name: str) -> str:
+    """Compile C program ``name`` into the user's home; return the executable's path."""
+    src = Path(user.home, name + ".c")
+    exe = Path(user.home, name)
+    src.write_text(C_SOURCES[name])
+    subprocess.run(["gcc", "-O2", "-o", str(exe), str(src)], check=True, capture_output=True)
+    os.chown(exe, user.uid, user.gid)
+    exe.chmod(0o755)
+    return str(exe)
 
 
 def install(user: LabUser, name: str) -> str:

@@ -247,6 +247,27 @@ def test_pid_hoppers_are_caught(make_user, open_login, bystanders) -> None:
     assert_untouched(before)
 
 
+def test_vfork_parent_waiting_in_the_kernel(make_user, open_login, bystanders) -> None:
+    """A vfork parent sits in D and cannot stop until its child is gone: with our SIGSTOP
+    pending it cannot fork either, so the freeze need not wait for it."""
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is not installed (scripts/bootstrap.sh --test installs it)")
+    user = make_user()
+    login = open_login(user)
+    exe = hostile.compile_c(user, "vfork_parent")
+    login.run(f"setsid {exe} </dev/null >/dev/null 2>&1 &")
+    parent = procs.wait_until(lambda: next(
+        (p for p in login.pids() if procs.comm_of(p) == "vfork_parent"
+         and (procs.status_fields(p) or {}).get("State", "")[:1] == "D"), None), 10)
+    assert parent
+    before = bystanders(user)
+    asid = login.audit_session_id
+    res, data = logoff_json(str(asid), "--grace", "1")
+    assert res.returncode == 0 and data["outcome"] == "logged-off", data
+    assert live(left_in(asid)) == set()
+    assert_untouched(before)
+
+
 def test_fork_storm_with_threads_is_ended(make_user, open_login, bystanders) -> None:
     user = make_user()
     login = open_login(user)

@@ -84,13 +84,14 @@ def test_its_pidfd_reaches_the_group_and_turns_readable_only_at_the_end(zombie_l
     assert proc.live_refs([pid]) == []
 
 
-def _fake_proc(root, pid: int, states: dict[int, str]) -> str:
+def _fake_proc(root, pid: int, states: dict[int, str], pending: int = 0) -> str:
     """A /proc with one process whose tasks have the given states (leader first)."""
     def stat_line(tid: int, state: str) -> str:
         return f"{tid} (x) {state} 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 777 0 0\n"
 
     (root / str(pid) / "task").mkdir(parents=True)
     (root / str(pid) / "stat").write_text(stat_line(pid, states[pid]))
+    (root / str(pid) / "status").write_text(f"Name:\tx\nShdPnd:\t{pending:016x}\n")
     for tid, state in states.items():
         (root / str(pid) / "task" / str(tid)).mkdir()
         (root / str(pid) / "task" / str(tid) / "stat").write_text(stat_line(tid, state))
@@ -114,6 +115,14 @@ def test_group_state_and_stopped(tmp_path, states, alive, stopped) -> None:
     assert proc.group_stopped(10, 778, root)  # another process now: as good as gone
     assert [r.state for r in proc.live_refs([10], root, with_uid=False)] == (
         [] if alive == "Z" else [alive])
+
+
+def test_a_pending_sigstop_counts_as_stopped(tmp_path) -> None:
+    """A vfork parent waits in D with our SIGSTOP pending: it stops before it runs again."""
+    root = _fake_proc(tmp_path, 10, {10: "D", 11: "S"}, pending=1 << 18)
+    assert proc.group_stopped(10, 777, root)
+    other = _fake_proc(tmp_path / "b", 10, {10: "D"}, pending=1 << 0)  # SIGHUP pending
+    assert not proc.group_stopped(10, 777, other)
 
 
 def test_pid_namespace_init_is_deaf_to_what_it_has_no_handler_for() -> None:

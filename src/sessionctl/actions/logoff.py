@@ -356,9 +356,14 @@ class _Run:
         self._step(name, label, signalled, started, detail)
 
     def _term_if_deaf_to_hup(self, refs: list[ProcessRef]) -> int:
-        """SIGTERM now to those that ignored SIGHUP (nohup): the grace is theirs to use."""
+        """SIGTERM now to those that ignored SIGHUP but not SIGTERM (nohup): the grace is
+        theirs to use."""
         deaf = [
-            r for r in refs if self.deaf_to(r, (signal.SIGHUP,)) and key(r) not in self.termed
+            r
+            for r in refs
+            if self.deaf_to(r, (signal.SIGHUP,))
+            and not self.deaf_to(r, (signal.SIGTERM,))
+            and key(r) not in self.termed
         ]
         self.termed.update(key(r) for r in deaf)
         return self._send(deaf, (signal.SIGTERM, signal.SIGCONT))

@@ -259,15 +259,24 @@ def group_state(st: Stat, proc: str = PROC) -> str:
     return (stopped or live or [st.state])[0]
 
 
+_SIGSTOP_BIT = 1 << (19 - 1)
+
+
 def group_stopped(pid: int, start_ticks: int, proc: str = PROC) -> bool:
-    """True if every live task of the process is stopped (it can no longer fork), or the
-    process is gone (or the PID names another process now)."""
+    """True if the process can no longer fork: every live task is stopped, or a SIGSTOP
+    is pending for the process (a task in the kernel, e.g. a vfork parent in ``D``, stops
+    before it runs again, and a fork under way is restarted after the stop); also True
+    when it is gone (or the PID names another process now)."""
     st = stat(pid, proc)
     if st is None or st.start_ticks != start_ticks:
         return True
-    if st.state not in "Tt" + DEAD:
-        return False
-    return all(s in "Tt" + DEAD for s in task_states(pid, proc))
+    if st.state in "Tt" + DEAD and all(s in "Tt" + DEAD for s in task_states(pid, proc)):
+        return True
+    try:
+        pending = int(_status_fields(pid, proc, (b"ShdPnd",))[b"ShdPnd"], 16)
+    except (OSError, KeyError, ValueError):
+        return stat(pid, proc) is None
+    return bool(pending & _SIGSTOP_BIT)
 
 
 @dataclass(frozen=True, slots=True)
