@@ -18,7 +18,6 @@ import select
 import shutil
 import signal
 import subprocess
-import termios
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,9 +27,8 @@ from lab import hostile, procs, sudo, tool_path
 from lab.checks import assert_untouched, fingerprint, left_in, live
 from lab.login import Login
 from lab.noaudit import NoAuditLogin, OtherDevptsProcess
+from lab.tty import set_iutf8
 from lab.users import LabUser
-
-from sessionctl.linux.ttywrite import IUTF8
 
 pytestmark = pytest.mark.real
 
@@ -486,9 +484,7 @@ def test_listing_on_an_8bit_terminal_has_no_c1_bytes(make_user, utf8) -> None:
     login = NoAuditLogin(make_user(), host="\u011b2J-\u011b]0;x")
     master, slave = os.openpty()
     try:
-        attrs = termios.tcgetattr(slave)
-        attrs[0] = attrs[0] | IUTF8 if utf8 else attrs[0] & ~IUTF8
-        termios.tcsetattr(slave, termios.TCSANOW, attrs)
+        set_iutf8(slave, utf8)
         proc = subprocess.Popen([str(tool_path("qwinsta")), "/v", login.session_id],
                                 stdin=slave, stdout=slave, stderr=slave)
         os.close(slave)

@@ -10,11 +10,9 @@ import os
 import select
 import subprocess
 import sys
-import termios
 
 import pytest
-
-from sessionctl.linux.ttywrite import IUTF8
+from lab.tty import set_iutf8
 
 BIN = os.path.dirname(sys.executable)
 # commands that always print to stdout (no sessions needed)
@@ -66,9 +64,7 @@ def test_an_8bit_terminal_gets_ascii(utf8: bool) -> None:
     """Text echoed back to the user's own terminal: no UTF-8 bytes on a -iutf8 tty."""
     master, slave = os.openpty()
     try:
-        attrs = termios.tcgetattr(slave)
-        attrs[0] = attrs[0] | IUTF8 if utf8 else attrs[0] & ~IUTF8
-        termios.tcsetattr(slave, termios.TCSANOW, attrs)
+        set_iutf8(slave, utf8)
         proc = subprocess.Popen([os.path.join(BIN, "quser"), "\u011b2J"], stdin=slave,
                                 stdout=slave, stderr=slave, env={**os.environ,
                                                                 "LANG": "C.UTF-8"})

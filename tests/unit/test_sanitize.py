@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import os
 import select
-import termios
 from datetime import datetime
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from lab.tty import set_iutf8
 
 from sessionctl.actions.message import frame
 from sessionctl.durations import parse_duration
 from sessionctl.errors import InvalidArgument
-from sessionctl.linux.ttywrite import IUTF8, write_tty
+from sessionctl.linux.ttywrite import write_tty
 from sessionctl.sanitize import ascii_text, checked_message, clean_text, tty_bytes
 
 PIECES = ["\x1b", "\x9b", "\x9d", "\x90", "\x07", "\r", "\n", "\x08", "[", "]", ";", "0",
@@ -40,17 +40,11 @@ def test_invalid_utf8_is_replaced(raw: bytes) -> None:
     _no_controls(out)
 
 
-def _set_iutf8(fd: int, on: bool) -> None:
-    attrs = termios.tcgetattr(fd)
-    attrs[0] = attrs[0] | IUTF8 if on else attrs[0] & ~IUTF8
-    termios.tcsetattr(fd, termios.TCSANOW, attrs)
-
-
 def _shown_on_pty(text: str, utf8: bool) -> bytes:
     """Frame ``text`` as msg does, write it to a real pty in that mode, read what it shows."""
     master, slave = os.openpty()
     try:
-        _set_iutf8(slave, utf8)
+        set_iutf8(slave, utf8)
         device = os.ttyname(slave)
         data = frame(checked_message(text), sender="root", sender_tty="pts/0", host="h",
                      when=datetime.now(), token=None)
