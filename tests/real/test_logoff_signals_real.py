@@ -21,7 +21,10 @@ pytestmark = pytest.mark.real
 
 CALLER = r'''
 import json, signal, sys, threading
-from sessionctl.actions.logoff import SHIELD, logoff
+from sessionctl.actions.logoff import logoff
+
+WATCHED = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP,
+           signal.SIGPIPE, signal.SIGTTOU, signal.SIGTTIN, signal.SIGUSR1, signal.SIGCHLD)
 
 def mine(signum, frame):
     pass
@@ -37,7 +40,7 @@ def dispositions():
             if name in ("SigIgn", "SigCgt", "SigBlk"):
                 # signals 1-31: glibc claims a real-time one of its own for the first thread
                 masks[name] = hex(int(value, 16) & 0x7FFFFFFF)
-    return {"python": {s.name: repr(signal.getsignal(s)) for s in SHIELD}, "kernel": masks}
+    return {"python": {s.name: repr(signal.getsignal(s)) for s in WATCHED}, "kernel": masks}
 
 out = {"before": dispositions()}
 def call():
