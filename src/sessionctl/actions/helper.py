@@ -13,7 +13,8 @@ from pathlib import Path
 
 def package_root() -> str:
     """The directory (or zip file) our ``sessionctl`` package is imported from."""
-    archive = getattr(__loader__, "archive", None)  # set when imported from a zip
+    loader = __spec__.loader if __spec__ is not None else None
+    archive = getattr(loader, "archive", None)  # set when imported from a zip
     return archive or str(Path(__file__).resolve().parents[2])
 
 

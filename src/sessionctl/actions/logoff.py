@@ -562,8 +562,8 @@ def shielded() -> Iterator[None]:
             saved[sig] = signal.signal(sig, signal.SIG_IGN)
         yield
     finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)  # type: ignore[arg-type]
+        for number, handler in saved.items():
+            signal.signal(number, handler)  # type: ignore[arg-type]
 
 
 def _in_helper(
