@@ -42,6 +42,18 @@ from lab.users import LabUser, create_user, remove_user
 WATCH = 5.0
 
 
+def watch(asid: int, t0: float, bystanders: dict[int, int | None]) -> tuple[float, int, int]:
+    """After the command: (seconds from t0 until the session was empty, or until the watch
+    ran out; processes left; bystanders killed)."""
+    deadline = time.perf_counter() + WATCH
+    while left_in(asid) and time.perf_counter() < deadline:
+        time.sleep(0.01)
+    t_empty = time.perf_counter() - t0
+    killed = sum(1 for p, st in bystanders.items()
+                 if procs.start_time_of(p) != st or not procs.alive(p))
+    return t_empty, len(left_in(asid)), killed
+
+
 def build_target(login: Login, size: int, hostile: bool) -> None:
     """Fill the target login up to ``size`` processes, nano with an unsaved edit last."""
     login.run("setsid sleep 900 >/dev/null 2>&1 & nohup sleep 900 >/dev/null 2>&1 &")
@@ -85,13 +97,7 @@ def run_case(sshd: Sshd, method: str, size: int, hostile: bool, grace: str) -> l
         t0 = time.perf_counter()
         subprocess.run(argv, capture_output=True, timeout=120)
         t_cmd = time.perf_counter() - t0
-        deadline = time.perf_counter() + WATCH
-        while left_in(asid) and time.perf_counter() < deadline:
-            time.sleep(0.01)
-        t_empty = time.perf_counter() - t0
-        left = len(left_in(asid))
-        killed = sum(1 for p, st in bystanders.items()
-                     if procs.start_time_of(p) != st or procs.is_zombie(p))
+        t_empty, left, killed = watch(asid, t0, bystanders)
         saved = Path(target_user.home, "draft.txt.save")
         kept = saved.exists() and "unsaved draft 4711" in saved.read_text()
         return [method, str(size) if not hostile else f"{size} hostile",
@@ -193,13 +199,7 @@ def adversarial_case(sshd: Sshd, case: str, method: str, bin_dir: str | None,
                                  timeout=120)
             said = f"{res.returncode} {_outcome(res.stdout)}"
         t_cmd = time.perf_counter() - t0
-        deadline = time.perf_counter() + WATCH
-        while left_in(asid) and time.perf_counter() < deadline:
-            time.sleep(0.01)
-        t_empty = time.perf_counter() - t0
-        left = len(left_in(asid))
-        killed = sum(1 for p, st in bystanders.items()
-                     if procs.start_time_of(p) != st or not procs.alive(p))
+        t_empty, left, killed = watch(asid, t0, bystanders)
         truthful = "-" if said == "-" else (
             "yes" if (said.startswith("0 logged-off")) == (left == 0) else "NO")
         kept = "-"

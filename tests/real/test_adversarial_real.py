@@ -47,6 +47,19 @@ def logoff_json(target: str, *extra: str) -> tuple[subprocess.CompletedProcess[s
     return res, json.loads(res.stdout)
 
 
+def sign_out_cleanly(login: Login, before: dict[int, int | None], *extra: str,
+                     settle: float = 0.0) -> dict:
+    """Root signs ``login``'s session out: logged-off, nothing left (also ``settle`` s
+    later: an escapee would be back by then), bystanders untouched. The JSON result."""
+    asid = login.audit_session_id
+    res, data = logoff_json(str(asid), "--grace", "1", *extra)
+    assert res.returncode == 0 and data["outcome"] == "logged-off", (res.stderr, data)
+    time.sleep(settle)
+    assert live(left_in(asid)) == set()
+    assert_untouched(before)
+    return data
+
+
 @pytest.fixture
 def bystanders(make_user: Callable[..., LabUser], open_login: Callable[..., Login]):
     """``bystanders(user)``: a second login of ``user`` and a login of another user, each
@@ -236,13 +249,7 @@ def test_pid_hoppers_are_caught(make_user, open_login, bystanders) -> None:
     for _ in range(3):
         login.run(f"{hostile.command(user, 'hopper.py', 'deaf')} >/dev/null 2>&1 &")
     time.sleep(0.5)
-    before = bystanders(user)
-    asid = login.audit_session_id
-    res, data = logoff_json(str(asid), "--grace", "1")
-    assert res.returncode == 0 and data["outcome"] == "logged-off", data
-    time.sleep(0.5)  # a hopper that escaped would show up again by now
-    assert live(left_in(asid)) == set()
-    assert_untouched(before)
+    sign_out_cleanly(login, bystanders(user), settle=0.5)
 
 
 def test_vfork_parent_waiting_in_the_kernel(make_user, open_login, bystanders) -> None:
@@ -258,12 +265,7 @@ def test_vfork_parent_waiting_in_the_kernel(make_user, open_login, bystanders) -
         (p for p in login.pids() if procs.comm_of(p) == "vfork_parent"
          and (procs.status_fields(p) or {}).get("State", "")[:1] == "D"), None), 10)
     assert parent
-    before = bystanders(user)
-    asid = login.audit_session_id
-    res, data = logoff_json(str(asid), "--grace", "1")
-    assert res.returncode == 0 and data["outcome"] == "logged-off", data
-    assert live(left_in(asid)) == set()
-    assert_untouched(before)
+    sign_out_cleanly(login, bystanders(user))
 
 
 def test_fork_storm_with_threads_is_ended(make_user, open_login, bystanders) -> None:
@@ -271,13 +273,7 @@ def test_fork_storm_with_threads_is_ended(make_user, open_login, bystanders) -> 
     login = open_login(user)
     login.run(f"setsid {hostile.command(user, 'storm.py', '200')} >/dev/null 2>&1 &")
     wait_members(login, 150, 30)
-    before = bystanders(user)
-    asid = login.audit_session_id
-    res, data = logoff_json(str(asid), "--grace", "1")
-    assert res.returncode == 0 and data["outcome"] == "logged-off", data
-    time.sleep(0.5)
-    assert live(left_in(asid)) == set()
-    assert_untouched(before)
+    sign_out_cleanly(login, bystanders(user), settle=0.5)
 
 
 def test_user_and_pid_namespaces(make_user, open_login, bystanders) -> None:
@@ -304,12 +300,7 @@ def test_subreaper_and_its_orphans(make_user, open_login, bystanders) -> None:
     login = open_login(user)
     login.run(f"setsid {hostile.command(user, 'subreaper.py', '20')} >/dev/null 2>&1 &")
     wait_members(login, 22)
-    before = bystanders(user)
-    asid = login.audit_session_id
-    res, data = logoff_json(str(asid), "--grace", "1")
-    assert res.returncode == 0 and data["outcome"] == "logged-off", data
-    assert live(left_in(asid)) == set()
-    assert_untouched(before)
+    sign_out_cleanly(login, bystanders(user))
 
 
 def test_ptraced_processes(make_user, open_login, bystanders) -> None:
@@ -330,12 +321,7 @@ def test_ptraced_processes(make_user, open_login, bystanders) -> None:
     try:
         assert procs.wait_until(lambda: (procs.status_fields(victim) or {}).get(
             "TracerPid", "0") != "0", 10)
-        before = bystanders(user)
-        asid = login.audit_session_id
-        res, data = logoff_json(str(asid), "--grace", "1")
-        assert res.returncode == 0 and data["outcome"] == "logged-off", data
-        assert live(left_in(asid)) == set()
-        assert_untouched(before)
+        sign_out_cleanly(login, bystanders(user))
         assert outside.wait(10) is not None  # its tracee is gone; the tracer was spared
     finally:
         if outside.poll() is None:
