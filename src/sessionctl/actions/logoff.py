@@ -241,7 +241,6 @@ class _Run:
 
     def _send(self, refs: list[ProcessRef], sigs: tuple[int, ...]) -> int:
         """Send each of ``sigs`` in turn; SIGCONT only to processes seen stopped."""
-        self.note_dispositions(refs)
         sent = 0
         for ref in refs:
             outcome = Sent.SENT
@@ -275,8 +274,7 @@ class _Run:
 
     def hangup(self, grace: float) -> None:
         """SIGHUP to every member; SIGTERM at once to those that ignored SIGHUP."""
-        first = self.targets()
-        self.note_dispositions(first)  # all of them before any signal: see the method
+        self.note_dispositions(self.last)  # the last look's, all before any signal
         self.signal_and_wait(
             "hangup",
             (signal.SIGHUP, signal.SIGCONT),
