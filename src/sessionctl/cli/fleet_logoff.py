@@ -18,7 +18,12 @@ def _line(host: str, item: dict[str, object], width: int) -> str:
     extra = f": {item['error']}" if item.get("error") else ""
     if item.get("logoff_at"):
         extra += f" at {item['logoff_at']}"
-    if item.get("remaining"):
+    left = item.get("left")
+    if isinstance(left, list) and left:  # what is still running, whose, and why
+        extra += ": left " + "; ".join(
+            f"{x.get('pid')} ({x.get('comm')}, {x.get('user')}): {x.get('reason')}"
+            for x in left if isinstance(x, dict))
+    elif item.get("remaining"):
         extra += f": processes left {' '.join(map(str, item['remaining']))}"  # type: ignore[arg-type]
     return f"{host:<{width}} {what:<32} {item.get('outcome')}{detail}{extra}"
 
