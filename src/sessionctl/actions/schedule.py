@@ -176,7 +176,7 @@ def schedule_logoff(
         )
     be = backend if isinstance(backend, Backend) else get_backend(backend)
     session = find_session(target, backend=be)
-    check_permission(session, caller)
+    check_permission(session, be.caller(caller))
     if session.console and not allow_console:
         raise AccessDenied(
             f"session {session.id} ({session.name}) is the console session: "
