@@ -133,6 +133,17 @@ class WindowsBackend(Backend):
                 return None
             raise self._mapped(exc) from None
 
+    def _listed_info(self, session_id: int, station: str, state: int) -> SessionInfo | None:
+        """WTSSessionInfo for the listing; a session whose details we may not read is
+        shown with what the enumeration said, and a warning."""
+        try:
+            return self._info(session_id)
+        except AccessDenied:
+            self._warnings.append(f"session {session_id}: details not readable "
+                                  "(Access is denied)")
+            return SessionInfo(session_id, state, station, "", "", None, None, None, None,
+                               None)
+
     def _optional(self, fn, session_id: int, default):  # type: ignore[no-untyped-def]
         """A detail that may be missing (no network client, a stubbed class)."""
         try:
@@ -171,7 +182,7 @@ class WindowsBackend(Backend):
         console = self.wts.console_session()
         out = []
         for sid, station, state in listed:
-            info = self._info(sid)
+            info = self._listed_info(sid, station, state)
             if info is None:
                 continue  # logged off between the listing and the question
             out.append(self._session(sid, station or info.station, state, info, me, console,
