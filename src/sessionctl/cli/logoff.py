@@ -38,7 +38,7 @@ LOGOFF [sessionid | sessionname] [/SERVER:servername] [/V]
                       in total (default 30m; 0 forbids it); root or you may
                       `sessionctl cancel ID`. The countdown survives your terminal closing.
   --message TEXT      Your words in the warning (with --notice).
-  --backend NAME      auto (default), procfs or logind.
+  --backend NAME      auto (default), procfs, logind or windows.
   /?                  This help; also -h, --help.
 
 Warn the user first with msg: unsaved work is saved only by programs that handle

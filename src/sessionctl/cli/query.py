@@ -16,7 +16,7 @@ QWINSTA_USAGE = """\
 Display information about login sessions.
 
 QWINSTA [sessionname | username | sessionid] [/SERVER:servername] [/V]
-        [--json] [--backend auto|procfs|logind]
+        [--json] [--backend auto|procfs|logind|windows]
 
   sessionname         The session with this name (pts/3, tty1).
   username            The sessions of this user.
@@ -35,7 +35,7 @@ QUSER_USAGE = """\
 Display information about users logged on to the system.
 
 QUSER [username | sessionname | sessionid] [/SERVER:servername] [/V]
-      [--json] [--backend auto|procfs|logind]
+      [--json] [--backend auto|procfs|logind|windows]
 
   username            The sessions of this user.
   sessionname         The session with this name (pts/3, tty1).
