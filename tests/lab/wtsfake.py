@@ -105,6 +105,11 @@ class FakeApi:
     def last_error(self) -> int:
         return getattr(self._tls, "error", 0)
 
+    def set_last_error(self, value: int) -> int:
+        old = self.last_error()
+        self._tls.error = value
+        return old
+
     def _keep(self, obj: object) -> int:
         addr = ctypes.addressof(obj)  # type: ignore[arg-type]
         with self._lock:
@@ -312,9 +317,9 @@ class FakeApi:
 
     def api(self) -> w.Api:
         names = [f.name for f in w.Api.__dataclass_fields__.values()
-                 if f.name not in ("last_error", "origin")]
+                 if f.name not in ("last_error", "set_last_error", "origin")]
         return w.Api(**{n: getattr(self, n) for n in names}, last_error=self.last_error,
-                     origin="constructed")
+                     set_last_error=self.set_last_error, origin="constructed")
 
 
 def copy_world(world: FakeWorld) -> FakeWorld:

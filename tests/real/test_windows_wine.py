@@ -54,7 +54,8 @@ def prefix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def windows_python(prefix: Path, *args: str, timeout: float = 900,
                    env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run the Windows python.exe with the checkout's src and tests on its path. Output
-    goes through a pipe: Windows Python cannot write to a regular Linux file."""
+    goes through pipes (capture_output): Windows Python cannot write to a regular Linux
+    file."""
     full = {
         **os.environ,
         "WINEPREFIX": str(prefix),
@@ -67,8 +68,8 @@ def windows_python(prefix: Path, *args: str, timeout: float = 900,
     }
     full.pop("DISPLAY", None)
     return subprocess.run([WINE, str(WINE_DIR / "python" / "python.exe"), *args],
-                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, encoding="utf-8",
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          encoding="utf-8",
                           errors="replace", env=full, timeout=timeout, check=False)
 
 

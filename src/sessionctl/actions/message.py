@@ -116,10 +116,10 @@ def resolve_targets(target: str, backend: Backend) -> list[Session]:
     """Sessions named by a user, session name, id, ``@file`` or ``*`` (all with a screen)."""
     found = list_sessions(backend=backend)
     if target == "*":
-        chosen = [s for s in found if _reachable(s, backend)]
-        if not chosen:
+        everyone = [s for s in found if _reachable(s, backend)]
+        if not everyone:
             raise NoSuchSession("No session with a terminal exists")
-        return chosen
+        return everyone
     names = read_target_file(target[1:]) if target.startswith("@") else [target]
     chosen: list[Session] = []
     for name in names:

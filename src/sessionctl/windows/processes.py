@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-import psutil
+import psutil  # type: ignore[import-untyped]
 
 from ..model import ProcessRef
 from ..usage import Counters

@@ -161,6 +161,12 @@ class Wts:
         self._sid_names: dict[bytes, tuple[str, str]] = {}
         self._rids: dict[str, int | None] = {}
 
+    def _call(self, function: str, *args: object) -> int:
+        """Call ``function`` with the thread's last error cleared first, so a stub that
+        fails without setting one reports 0, not an earlier call's code."""
+        self.api.set_last_error(0)
+        return getattr(self.api, function)(*args)
+
     def _fail(self, function: str) -> Win32Error:
         return Win32Error(function, int(self.api.last_error()))
 
@@ -170,16 +176,18 @@ class Wts:
         """WTSEnumerateSessionsW: every session's id, station name and state."""
         buf = c_void_p()
         count = DWORD()
-        ok = self.api.WTSEnumerateSessionsW(w.WTS_CURRENT_SERVER_HANDLE, 0, 1, pointer(buf),
-                                            pointer(count))
+        ok = self._call("WTSEnumerateSessionsW", w.WTS_CURRENT_SERVER_HANDLE, 0, 1,
+                        pointer(buf), pointer(count))
         if not ok:
             raise self._fail("WTSEnumerateSessionsW")
         try:
-            items = cast(buf, POINTER(WTS_SESSION_INFOW)) if buf.value else None
+            if not buf.value:
+                return []
+            items = cast(buf, POINTER(WTS_SESSION_INFOW))
             return [
                 WtsSession(int(items[i].SessionId), read_utf16(items[i].pWinStationName),
                            int(items[i].State))
-                for i in range(count.value if items is not None else 0)
+                for i in range(count.value)
             ]
         finally:
             if buf.value:
@@ -189,16 +197,18 @@ class Wts:
         """WTSEnumerateProcessesW: every process with its session, name and user's SID."""
         buf = c_void_p()
         count = DWORD()
-        ok = self.api.WTSEnumerateProcessesW(w.WTS_CURRENT_SERVER_HANDLE, 0, 1, pointer(buf),
-                                             pointer(count))
+        ok = self._call("WTSEnumerateProcessesW", w.WTS_CURRENT_SERVER_HANDLE, 0, 1,
+                        pointer(buf), pointer(count))
         if not ok:
             raise self._fail("WTSEnumerateProcessesW")
         try:
-            items = cast(buf, POINTER(WTS_PROCESS_INFOW)) if buf.value else None
+            if not buf.value:
+                return []
+            items = cast(buf, POINTER(WTS_PROCESS_INFOW))
             return [
                 WtsProcess(int(items[i].SessionId), int(items[i].ProcessId),
                            read_utf16(items[i].pProcessName), sid_bytes(items[i].pUserSid))
-                for i in range(count.value if items is not None else 0)
+                for i in range(count.value)
             ]
         finally:
             if buf.value:
@@ -210,8 +220,8 @@ class Wts:
         """(a copy of the bytes, the size reported) of one WTSQuerySessionInformationW answer."""
         buf = c_void_p()
         size = DWORD()
-        ok = self.api.WTSQuerySessionInformationW(w.WTS_CURRENT_SERVER_HANDLE, session_id,
-                                                  info_class, pointer(buf), pointer(size))
+        ok = self._call("WTSQuerySessionInformationW", w.WTS_CURRENT_SERVER_HANDLE,
+                        session_id, info_class, pointer(buf), pointer(size))
         if not ok:
             raise self._fail(f"WTSQuerySessionInformationW({_INFO_NAMES.get(info_class)})")
         try:
@@ -268,7 +278,7 @@ class Wts:
     def session_of(self, pid: int) -> int | None:
         """ProcessIdToSessionId; None when the process is gone or not ours to ask about."""
         out = DWORD()
-        if not self.api.ProcessIdToSessionId(pid, pointer(out)):
+        if not self._call("ProcessIdToSessionId", pid, pointer(out)):
             return None
         return int(out.value)
 
@@ -291,8 +301,8 @@ class Wts:
         name = ctypes.create_unicode_buffer(256)
         domain = ctypes.create_unicode_buffer(256)
         n_name, n_domain, use = DWORD(256), DWORD(256), DWORD()
-        ok = self.api.LookupAccountSidW(None, ctypes.addressof(holder), name, pointer(n_name),
-                                        domain, pointer(n_domain), pointer(use))
+        ok = self._call("LookupAccountSidW", None, ctypes.addressof(holder), name,
+                        pointer(n_name), domain, pointer(n_domain), pointer(use))
         found = (name.value, domain.value) if ok else ("", "")
         self._sid_names[sid] = found
         return found
@@ -310,8 +320,8 @@ class Wts:
         sid = (c_uint8 * 68)()
         n_sid, n_domain, use = DWORD(68), DWORD(256), DWORD()
         dom = ctypes.create_unicode_buffer(256)
-        if not self.api.LookupAccountNameW(None, account, ctypes.addressof(sid), pointer(n_sid),
-                                           dom, pointer(n_domain), pointer(use)):
+        if not self._call("LookupAccountNameW", None, account, ctypes.addressof(sid),
+                          pointer(n_sid), dom, pointer(n_domain), pointer(use)):
             return None
         return sid_rid(bytes(sid)[: max(8, n_sid.value)])
 
@@ -319,29 +329,30 @@ class Wts:
         """(user name, administrator?) of this process (GetUserNameW, IsUserAnAdmin)."""
         buf = ctypes.create_unicode_buffer(257)
         size = DWORD(257)
-        name = buf.value if self.api.GetUserNameW(buf, pointer(size)) else ""
+        name = buf.value if self._call("GetUserNameW", buf, pointer(size)) else ""
         return name, bool(self.api.IsUserAnAdmin())
 
     # -- actions --------------------------------------------------------------------------
 
     def logoff(self, session_id: int, wait: bool = True) -> None:
         """WTSLogoffSession; raises Win32Error if Windows refuses or cannot."""
-        if not self.api.WTSLogoffSession(w.WTS_CURRENT_SERVER_HANDLE, session_id, int(wait)):
+        if not self._call("WTSLogoffSession", w.WTS_CURRENT_SERVER_HANDLE, session_id, int(wait)):
             raise self._fail("WTSLogoffSession")
 
     def disconnect(self, session_id: int, wait: bool = True) -> None:
         """WTSDisconnectSession; success here is only what the function returned."""
-        if not self.api.WTSDisconnectSession(w.WTS_CURRENT_SERVER_HANDLE, session_id,
-                                             int(wait)):
+        if not self._call("WTSDisconnectSession", w.WTS_CURRENT_SERVER_HANDLE, session_id,
+                          int(wait)):
             raise self._fail("WTSDisconnectSession")
 
     def send_message(self, session_id: int, title: str, text: str, *, timeout: int,
                      wait: bool, style: int = w.MB_OK | w.MB_ICONINFORMATION) -> int:
         """WTSSendMessageW; returns the response (IDOK, IDTIMEOUT, IDASYNC, …)."""
         response = DWORD()
-        ok = self.api.WTSSendMessageW(
-            w.WTS_CURRENT_SERVER_HANDLE, session_id, title, len(title.encode("utf-16-le")),
-            text, len(text.encode("utf-16-le")), style, timeout, pointer(response), int(wait),
+        ok = self._call(
+            "WTSSendMessageW", w.WTS_CURRENT_SERVER_HANDLE, session_id,
+            title, len(title.encode("utf-16-le")), text, len(text.encode("utf-16-le")),
+            style, timeout, pointer(response), int(wait),
         )
         if not ok:
             raise self._fail("WTSSendMessageW")

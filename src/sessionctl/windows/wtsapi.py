@@ -125,7 +125,8 @@ class Api:
 
     Out-parameters are passed as ``ctypes.pointer(...)`` objects, so a stand-in written in
     Python can fill them as the DLL would. ``last_error`` reads the calling thread's
-    GetLastError() value saved after the previous call.
+    GetLastError() value saved after the previous call; ``set_last_error`` sets it (to
+    clear it before a call).
     """
 
     WTSEnumerateSessionsW: Any
@@ -143,6 +144,7 @@ class Api:
     GetUserNameW: Any
     IsUserAnAdmin: Any
     last_error: Any
+    set_last_error: Any
     origin: str = "dll"
 
 
@@ -200,5 +202,6 @@ def load() -> Api:
         GetUserNameW=_bind(adv, "GetUserNameW", [ctypes.c_wchar_p, pdw], BOOL),
         IsUserAnAdmin=_bind(shell, "IsUserAnAdmin", [], BOOL),
         last_error=ctypes.get_last_error,  # type: ignore[attr-defined]
+        set_last_error=ctypes.set_last_error,  # type: ignore[attr-defined]
     )
     return _loaded
