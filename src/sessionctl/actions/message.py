@@ -28,6 +28,7 @@ from ..api import sessions as list_sessions
 from ..backends import get_backend
 from ..backends.base import Backend
 from ..errors import InvalidArgument, NoSuchSession
+from ..host import Caller
 from ..model import Session
 from ..sanitize import checked_message, clean_text, tty_bytes
 from ..validate import check_target
@@ -191,7 +192,7 @@ def send_message(
     when = datetime.now().astimezone()
     if be.shows_messages:
         return _send_boxes(be, targets, body, shown, when, wait, timeout, progress,
-                           audit_log, me.uid, target)
+                           audit_log, me, target)
     token = secrets.token_hex(6) if wait else None
     listener = _ack_listener(token) if token else None
     report = MessageReport(targets, token=token, ack_requested=wait)
@@ -217,7 +218,7 @@ def send_message(
 
 def _send_boxes(be: Backend, targets: list[Session], body: str, sender: str,
                 when: datetime, wait: bool, timeout: float, progress, audit_log,
-                caller_uid: int, target: str) -> MessageReport:
+                caller: Caller, target: str) -> MessageReport:
     """Each target gets a message box from the backend; with ``wait`` all boxes are up at
     once and each reply says whether its user pressed OK within ``timeout``."""
     report = MessageReport(targets, ack_requested=wait)
@@ -242,9 +243,9 @@ def _send_boxes(be: Backend, targets: list[Session], body: str, sender: str,
             report.acknowledged_by[session.id] = session.user
         if progress:
             progress(d)
-    _audit(audit_log, report, caller_uid, sender, target, body)
+    _audit(audit_log, report, caller.uid, caller.name, target, body)
     if wait:
-        _audit_acks(audit_log, report, sender)
+        _audit_acks(audit_log, report, caller.name)
     return report
 
 
