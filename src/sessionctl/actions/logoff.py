@@ -1,76 +1,33 @@
-"""Signing a session out: one sequence for every backend.
+"""Signing a session out, on every platform: checks, the backend's way, the audit record.
 
-1. **hangup**: each process's signal dispositions are noted, then SIGHUP (+SIGCONT to
-   stopped ones) to every process (the terminal hangs up: editors save, shells write
-   history); whoever ignored SIGHUP before the hangup gets SIGTERM at once; the stage
-   lasts up to the grace period, less if the session empties or nobody left could save
-   (every process left ignored both SIGHUP and SIGTERM before the hangup);
-2. **terminate**: SIGTERM (+SIGCONT) to the rest that can hear it, a short wait;
-3. **kill**: SIGKILL, race-free: the session's own cgroup's ``cgroup.kill`` where it has
-   one, else stop every process (SIGSTOP), rescan, repeat until the set is closed, kill
-   it, and repeat until the session is empty;
-4. **settle**: processes we may not signal (another user's, e.g. a root process started
-   through sudo) get a moment to end by themselves; those still there are the outcome
-   ``incomplete``, each with its owner and the reason;
-5. close the login record.
-
-Only processes that belong to the session (audit session id, or its cgroup) are
-signalled, each through a pidfd (one per thread group) checked against its start time.
-A process is alive while any of its threads is (a leader thread that exited shows ``Z``).
-The calling process is never signalled; when it belongs to the session itself, it
-ignores the signals the sign-out brings it while the sequence runs and gets its own
-dispositions back afterwards, or, where it cannot (off the main thread), the sequence
-runs in a helper process (``own_signout``) that protects itself.
+On Linux the shared sequence in actions/signout.py does the work (hangup, grace,
+terminate, race-free kill, settle); a backend with a sign-out of its own (Windows:
+WTSLogoffSession) does it there, and what is left is read back either way. Nothing is
+done before the target, the caller's rights and the console rule have been checked.
+Whatever is still running at the end makes the outcome ``incomplete``, each process with
+its owner and the reason (``LogoffResult.left``). The calling process is never signalled
+and keeps its signal dispositions, from any thread (see actions/signout.py).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import signal
-import subprocess
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from .. import errors
 from ..api import find_session
 from ..backends import get_backend
 from ..backends.base import Backend
-from ..errors import AccessDenied, InvalidArgument, SessionctlError
-from ..linux import cgroup, proc, signals
-from ..linux.accounts import user_name
-from ..linux.signals import Key, Sent, key
-from ..model import ProcessRef, Session
+from ..errors import AccessDenied, InvalidArgument
+from ..host import ADMIN_WORD, Caller
+from ..model import Session
 from . import audit
 
 DEFAULT_GRACE = 10.0
 MAX_GRACE = 3600.0
-TERM_WAIT = 0.3
-SETTLE = 2.0  # how long processes we may not signal get to end by themselves
-POLL = 0.02
-RESCAN = 0.1
-KILL_ROUNDS = 50
-FREEZE_ROUNDS = 1000
-
-# What a sign-out of our own session can bring us: the terminal's hangup (SIGHUP, also
-# passed on by the shell), logind's SIGTERM, keys typed at the dying terminal, and
-# SIGPIPE/SIGTTOU/SIGTTIN from a terminal or pipe that went away.
-SHIELD = (
-    signal.SIGHUP,
-    signal.SIGTERM,
-    signal.SIGINT,
-    signal.SIGQUIT,
-    signal.SIGTSTP,
-    signal.SIGPIPE,
-    signal.SIGTTOU,
-    signal.SIGTTIN,
-)
-_NO_DISPOSITIONS = proc.Dispositions()
 
 
 @dataclass
@@ -129,319 +86,13 @@ class LogoffResult:
         }
 
 
-def check_permission(session: Session, caller_uid: int) -> None:
-    """Root may log off any session; everyone else only their own."""
-    if caller_uid != 0 and session.uid != caller_uid:
+def check_permission(session: Session, caller: Caller) -> None:
+    """Root (an administrator on Windows) may log off any session; others only their own."""
+    if not caller.admin and not caller.owns(session):
         raise AccessDenied(
             f"Access is denied: session {session.id} belongs to {session.user}; "
-            "only root may log off other users' sessions"
+            f"only {ADMIN_WORD} may log off other users' sessions"
         )
-
-
-class _Run:
-    """The state of one sign-out in progress."""
-
-    def __init__(
-        self,
-        backend: Backend,
-        session: Session,
-        progress: Callable[[Step], None] | None,
-        spare: set[Key] | None = None,
-    ) -> None:
-        self.backend = backend
-        self.session = session
-        self.progress = progress
-        self.me = os.getpid()
-        self.spare = spare or set()  # processes never signalled (the caller's, below us)
-        self.by_pid: dict[int, ProcessRef] = {}
-        self.termed: set[Key] = set()
-        self.cache: dict[int, bool] = {}  # PID → member?, as earlier looks found
-        self.last: list[ProcessRef] = []  # the last look's members we may signal
-        self.seen: list[ProcessRef] = []  # the last look's members, all of them
-        self.emptied = False  # a thorough look found the session empty
-        # without an audit id or cgroup, membership is by process tree and tty
-        self.by_tree = backend.is_member(session, self.me) is None
-        # dispositions noted before our first signal to each process
-        self.before: dict[Key, proc.Dispositions] = {}
-        self.pins = signals.Pins(self.still_member)
-        self.steps: list[Step] = []
-
-    # -- membership --------------------------------------------------------------------
-
-    def members(self, thorough: bool = False) -> list[ProcessRef]:
-        """Live processes of the session now, minus ourselves (and the processes spared).
-
-        A PID whose pinned process has not exited is that same process, so its /proc entry
-        is not read again, and PIDs found outside the session a moment ago are not either
-        (a PID is not reused within seconds); ``thorough`` looks at everything afresh and
-        is what decides that the session is empty.
-        """
-        self.pins.refresh()
-        pids = self.backend.member_pids(self.session, None if thorough else self.cache)
-        pids.discard(self.me)
-        live: dict[Key, ProcessRef] = {}
-        fresh = []
-        for pid in pids:
-            ref = self.by_pid.get(pid)
-            if ref is not None and key(ref) in self.pins.fds:
-                if self.pins.alive(ref):
-                    live[key(ref)] = ref
-                    continue
-                if not thorough:
-                    continue  # its pinned process died: a zombie, until a thorough look
-            fresh.append(pid)
-        for ref in proc.live_refs(fresh, with_uid=False):
-            live[key(ref)] = ref
-            self.by_pid[ref.pid] = ref
-        if self.by_tree:
-            # no-audit sessions: membership is by tree and tty, so keep what we found
-            for ref in self.by_pid.values():
-                if ref.pid not in pids and ref.pid != self.me and self.pins.alive(ref):
-                    live[key(ref)] = ref
-        for k in self.spare:
-            live.pop(k, None)
-        self.seen = list(live.values())
-        self.last = [r for r in self.seen if r.pid not in self.pins.denied]
-        return self.seen
-
-    def targets(self, thorough: bool = False) -> list[ProcessRef]:
-        """Members we are allowed to signal."""
-        self.members(thorough)
-        return self.last
-
-    def left(self) -> int:
-        """How many of the last look's targets are still alive (no new look)."""
-        self.pins.refresh()
-        return sum(1 for r in self.last if self.pins.alive(r))
-
-    def still_member(self, pid: int) -> bool:
-        """Checked after the pidfd pins the process: it is (still) in the session."""
-        member = self.backend.is_member(self.session, pid)
-        return pid in self.by_pid if member is None else member
-
-    # -- dispositions ------------------------------------------------------------------
-
-    def note_dispositions(self, refs: list[ProcessRef]) -> None:
-        """Note how each process treats signals, before we first signal any of them.
-
-        Judged afterwards, a process busy saving in its own SIGHUP handler may look deaf
-        (vim ignores further hangups while it preserves its swap file).
-        """
-        for ref in refs:
-            k = key(ref)
-            if k not in self.before:
-                self.before[k] = proc.dispositions(ref.pid) or _NO_DISPOSITIONS
-
-    def deaf_to(self, ref: ProcessRef, sigs: tuple[int, ...]) -> bool:
-        """True if, before our first signal, the process could hear none of ``sigs``."""
-        d = self.before.get(key(ref), _NO_DISPOSITIONS)
-        return all(d.deaf_to(s) for s in sigs)
-
-    # -- signalling --------------------------------------------------------------------
-
-    def _send(self, refs: list[ProcessRef], sigs: tuple[int, ...]) -> int:
-        """Send each of ``sigs`` in turn; SIGCONT only to processes seen stopped."""
-        sent = 0
-        for ref in refs:
-            outcome = Sent.SENT
-            for sig in sigs:
-                if sig == signal.SIGCONT and ref.state not in "Tt":
-                    continue
-                outcome = self.pins.send(ref, sig)
-                if outcome is not Sent.SENT:
-                    break
-            sent += outcome is Sent.SENT
-        return sent
-
-    def _step(self, name: str, sig: str, signalled: int, started: float, detail: str = "") -> None:
-        step = Step(name, sig, signalled, self.left(), time.monotonic() - started, detail)
-        self.steps.append(step)
-        if self.progress:
-            try:
-                self.progress(step)
-            except Exception:  # a failing report must not stop a half-done sign-out
-                self.progress = None
-
-    # -- stages ------------------------------------------------------------------------
-
-    def sign_out(self, grace: float) -> None:
-        """The stages in order (see the module docstring); each ends once nobody is left."""
-        self.hangup(grace)
-        if self.targets():
-            self.terminate(TERM_WAIT if grace > 0 else 0.0)
-        self.kill()
-        self.settle()
-
-    def hangup(self, grace: float) -> None:
-        """SIGHUP to every member; SIGTERM at once to those that ignored SIGHUP."""
-        self.note_dispositions(self.last)  # the last look's, all before any signal
-        self.signal_and_wait(
-            "hangup",
-            (signal.SIGHUP, signal.SIGCONT),
-            grace,
-            self.backend.hangup,
-            deaf=(signal.SIGHUP, signal.SIGTERM),
-        )
-
-    def terminate(self, wait: float) -> None:
-        """SIGTERM to what is left that can hear it; a short wait."""
-        self.signal_and_wait(
-            "terminate",
-            (signal.SIGTERM, signal.SIGCONT),
-            wait,
-            self.backend.terminate,
-            deaf=(signal.SIGTERM,),
-        )
-
-    def signal_and_wait(
-        self,
-        name: str,
-        sigs: tuple[int, ...],
-        wait: float,
-        via_backend: Callable[[Session], bool] | None = None,
-        deaf: tuple[int, ...] = (),
-    ) -> None:
-        """Send ``sigs`` to every member, then to newcomers, until empty or ``wait`` ends.
-
-        ``via_backend`` may deliver the first round (logind's KillSession/TerminateSession);
-        if it declines, we send through pidfds ourselves. The wait ends early once every
-        process left was deaf (before our first signal) to all of ``deaf``: nobody left
-        could save or exit on what we sent. In the hangup stage a process that ignored
-        SIGHUP gets SIGTERM at once, so it spends the grace on a signal it can hear.
-        """
-        started = time.monotonic()
-        deadline = started + wait
-        told: set[Key] = set()
-        signalled = early_term = 0
-        detail = ""
-        hangup = sigs[0] == signal.SIGHUP
-        if via_backend is not None:
-            first = self.targets()
-            self.note_dispositions(first)
-            if via_backend(self.session):
-                told.update(key(r) for r in first)
-                signalled = len(first)
-                detail = f"via {self.backend.name}"
-                if hangup:
-                    early_term += self._term_if_deaf_to_hup(first)
-        while True:
-            current = self.targets()
-            new = [r for r in current if key(r) not in told]
-            told.update(key(r) for r in new)
-            self.note_dispositions(new)
-            if sigs[0] == signal.SIGTERM:  # no second SIGTERM, none to those that ignore it
-                new = [
-                    r
-                    for r in new
-                    if key(r) not in self.termed and not self.deaf_to(r, (signal.SIGTERM,))
-                ]
-                self.termed.update(key(r) for r in new)
-            signalled += self._send(new, sigs)
-            if hangup:
-                early_term += self._term_if_deaf_to_hup(new)
-            if not current or time.monotonic() >= deadline:
-                break
-            if deaf and all(self.deaf_to(r, deaf) for r in current):
-                if hangup:
-                    detail = ", ".join(filter(None, [detail, (
-                        f"nobody left could save: all {len(current)} ignored SIGHUP and "
-                        "SIGTERM before the hangup")]))
-                break  # nothing left can hear what we sent: waiting gains nothing
-            self.pins.wait_exit(current, min(deadline, time.monotonic() + RESCAN))
-        if early_term:
-            detail = ", ".join(filter(None, [detail, f"{early_term} ignoring it got SIGTERM"]))
-        label = "+".join(signal.Signals(s).name for s in sigs)
-        self._step(name, label, signalled, started, detail)
-
-    def _term_if_deaf_to_hup(self, refs: list[ProcessRef]) -> int:
-        """SIGTERM now to those that ignored SIGHUP but not SIGTERM (nohup): the grace is
-        theirs to use."""
-        deaf = [
-            r
-            for r in refs
-            if self.deaf_to(r, (signal.SIGHUP,))
-            and not self.deaf_to(r, (signal.SIGTERM,))
-            and key(r) not in self.termed
-        ]
-        self.termed.update(key(r) for r in deaf)
-        return self._send(deaf, (signal.SIGTERM, signal.SIGCONT))
-
-    def kill(self) -> None:
-        """SIGKILL every member: by cgroup.kill where the session owns a cgroup, else frozen."""
-        started = time.monotonic()
-        current = self.targets()
-        signalled = 0
-        detail = ""
-        if current:
-            directory = self.backend.cgroup_dir(self.session) or cgroup.exclusive_cgroup(
-                {r.pid for r in current}
-            )
-            # never the cgroup we (or the processes we spare) run in
-            if directory is not None and os.geteuid() == 0 and not (
-                {self.me} | {pid for pid, _ in self.spare}
-            ) & cgroup.procs(directory):
-                try:
-                    cgroup.kill(directory)
-                    signalled = len(current)
-                    detail = f"cgroup.kill {directory}"
-                except OSError as exc:
-                    detail = f"cgroup.kill failed ({exc.strerror}); "
-        for _ in range(KILL_ROUNDS):
-            current = self.targets() or self.targets(thorough=True)
-            if not current:
-                self.emptied = not self.seen  # else: only processes we may not signal
-                break
-            frozen = self._freeze(current)
-            signalled += self._send(frozen, (signal.SIGKILL,))
-            self.pins.wait_exit(frozen, time.monotonic() + 0.5)
-            if "SIGSTOP" not in detail:
-                detail += "SIGSTOP, rescan until closed, SIGKILL"
-        self._step("kill", "SIGKILL", signalled, started, detail)
-
-    def _freeze(self, current: list[ProcessRef]) -> list[ProcessRef]:
-        """SIGSTOP the set and every process it forks until a rescan finds nothing new."""
-        stopped: dict[Key, ProcessRef] = {}
-        for _ in range(FREEZE_ROUNDS):
-            new = [r for r in current if key(r) not in stopped and r.pid not in self.pins.denied]
-            if not new:
-                if all(signals.is_stopped(r) for r in stopped.values()):
-                    break  # nothing can fork any more: the set is closed
-                time.sleep(0.001)
-            self._send(new, (signal.SIGSTOP,))
-            stopped.update((key(r), r) for r in new)
-            current = self.targets()
-        return list(stopped.values())
-
-    def settle(self) -> None:
-        """Give processes we may not signal a moment to end on their own (sshd's privileged
-        half ends once its unprivileged child is gone); a no-op when the session is empty."""
-        if self.emptied:
-            return
-        left = self.members(thorough=True)
-        if not left:
-            self.emptied = True
-            return
-        if all(r.pid in self.pins.denied for r in left):
-            self.pins.wait_exit(left, time.monotonic() + SETTLE, denied=True)
-            self.emptied = not self.members(thorough=True)
-
-    def leftovers(self) -> list[Leftover]:
-        """What is still running (after a thorough look), each with its owner and why."""
-        if self.emptied:
-            return []
-        out = []
-        for ref in sorted(self.members(thorough=True), key=lambda r: r.pid):
-            uids = proc.uids(ref.pid)
-            euid = uids[1] if uids else -1
-            owner = user_name(euid) if euid >= 0 else "?"
-            if ref.pid in self.pins.denied:
-                why = f"not permitted to signal it: it runs as {owner} (uid {euid})"
-            elif ref.state == "D":
-                why = "still running after SIGKILL: in uninterruptible sleep (D)"
-            else:
-                why = "still running after SIGKILL"
-            out.append(Leftover(ref.pid, ref.comm, euid, owner, why))
-        return out
 
 
 def logoff(
@@ -456,21 +107,23 @@ def logoff(
 ) -> LogoffResult:
     """Sign out the session ``target`` (id or active session name; None: our own).
 
-    Raises NoSuchSession, AccessDenied or InvalidArgument before signalling anything.
-    The outcome is ``incomplete`` (with ``left``: PID, owner, reason) when processes of
-    the session are still running at the end, e.g. another user's that the caller may
-    not signal. Works from any thread; the calling process is never signalled and its
-    signal dispositions are the same afterwards (see the module docstring). ``progress``
-    is called with each stage as it ends; if it raises, it is not called again.
+    Raises NoSuchSession, AccessDenied or InvalidArgument before signalling anything,
+    NotSupported where the system cannot sign sessions out (a stubbed WTSLogoffSession).
+    ``grace`` applies to the Linux sequence (Windows' own logoff has none to give).
+    The outcome is ``incomplete`` (``left``: PID, owner, reason) when processes of the
+    session are still running at the end, e.g. another user's that the caller may not
+    signal. Works from any thread; the calling process is never signalled and its signal
+    dispositions are the same afterwards. ``progress`` is called with each stage as it
+    ends; if it raises, it is not called again.
     """
     if not 0 <= grace <= MAX_GRACE:  # also refuses NaN
         raise InvalidArgument(f"grace must be between 0 and {MAX_GRACE:g} seconds, not {grace}")
     be = backend if isinstance(backend, Backend) else get_backend(backend)
-    caller = os.getuid() if caller_uid is None else caller_uid
+    caller = be.caller(caller_uid)
     session = find_session(target, backend=be)
     base = {
-        "caller_uid": caller,
-        "caller": user_name(caller),
+        "caller_uid": caller.uid,
+        "caller": caller.name,
         "target": target,
         "session": session.id,
         "session_user": session.user,
@@ -487,41 +140,48 @@ def logoff(
     except AccessDenied as exc:
         _audit(audit_log, {**base, "outcome": "refused", "reason": str(exc)})
         raise
-    if session.current and not can_shield():
-        return _in_helper(session, be.name, grace, audit_log, progress, base)
-    with shielded() if session.current else contextlib.nullcontext():
-        return sign_out(session, be, grace, audit_log, progress, base)
-
-
-def sign_out(
-    session: Session,
-    be: Backend,
-    grace: float,
-    audit_log: str | Path | None,
-    progress: Callable[[Step], None] | None,
-    base: dict[str, object],
-    spare: set[Key] | None = None,
-) -> LogoffResult:
-    """The sequence on a session already found and permitted; audited. ``spare``: other
-    processes (pid, start ticks) never to signal (the caller of a helper process)."""
     started_at = datetime.now().astimezone()
     t0 = time.monotonic()
-    signals.raise_fd_limit()
-    run = _Run(be, session, progress, spare)
-    try:
-        processes_at_start = len(run.members())
-        run.sign_out(grace)
-        left = run.leftovers()
-    finally:
-        run.pins.close()
+    native = be.sign_out(session)
+    if native is not None:
+        steps = [Step("logoff", native.call, native.processes, len(native.remaining),
+                      native.seconds, native.detail)]
+        if progress:
+            with contextlib.suppress(Exception):  # a failing report stops nothing
+                progress(steps[0])
+        left = [Leftover(pid, "", -1, "?", f"still running after {native.call}")
+                for pid in native.remaining]
+        return finish(be, session, base, audit_log, started_at, t0, steps, native.processes,
+                      left, [])
+    from . import signout  # the Linux sequence
+
+    if session.current and not signout.can_shield():
+        return signout.in_helper(session, be.name, grace, audit_log, progress, base)
+    with signout.shielded() if session.current else contextlib.nullcontext():
+        return signout.carry_out(be, session, grace, audit_log, progress, base)
+
+
+def finish(
+    be: Backend,
+    session: Session,
+    base: dict[str, object],
+    audit_log: str | Path | None,
+    started_at: datetime,
+    t0: float,
+    steps: list[Step],
+    processes_at_start: int,
+    left: list[Leftover],
+    not_permitted: list[int],
+) -> LogoffResult:
+    """After the sign-out: close the login record if its process did not, the result, the
+    audit record."""
     closed = be.close_login(session)
-    remaining = [x.pid for x in left]
     result = LogoffResult(
         session=session,
         outcome="logged-off" if not left else "incomplete",
-        steps=run.steps,
-        remaining=remaining,
-        not_permitted=sorted(run.pins.denied & set(remaining)),
+        steps=steps,
+        remaining=[x.pid for x in left],
+        not_permitted=not_permitted,
         left=left,
         record_closed=closed,
         seconds=time.monotonic() - t0,
@@ -537,94 +197,6 @@ def sign_out(
         },
     )
     return result
-
-
-# -- our own session --------------------------------------------------------------------
-
-
-def can_shield() -> bool:
-    """True if this thread may change signal dispositions and put back every one it
-    changes (only the main thread may; a handler set outside Python cannot be put back)."""
-    if threading.current_thread() is not threading.main_thread():
-        return False
-    return all(signal.getsignal(s) is not None for s in SHIELD)
-
-
-@contextlib.contextmanager
-def shielded() -> Iterator[None]:
-    """Ignore the SHIELD signals while the block runs, then restore the dispositions the
-    process had (main thread only; see ``can_shield``)."""
-    saved: dict[int, object] = {}
-    try:
-        for sig in SHIELD:
-            saved[sig] = signal.signal(sig, signal.SIG_IGN)
-        yield
-    finally:
-        for number, handler in saved.items():
-            signal.signal(number, handler)  # type: ignore[arg-type]
-
-
-def _in_helper(
-    session: Session,
-    backend_name: str,
-    grace: float,
-    audit_log: str | Path | None,
-    progress: Callable[[Step], None] | None,
-    base: dict[str, object],
-) -> LogoffResult:
-    """Sign out our own session from a helper process (``own_signout``) that shields
-    itself on its own main thread; this process is spared and keeps its dispositions."""
-    from .helper import module_command
-
-    me = proc.stat(os.getpid())
-    request = {
-        "session": session.id,
-        "backend": backend_name,
-        "grace": grace,
-        "audit_log": None if audit_log is None else str(audit_log),
-        "base": base,
-        "spare": [[os.getpid(), me.start_ticks if me else 0]],
-    }
-    argv, env = module_command("sessionctl.actions.own_signout")
-    child = subprocess.Popen(
-        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd="/",
-        close_fds=True,
-    )
-    assert child.stdin is not None and child.stdout is not None
-    reply: dict[str, object] = {}
-    with child.stdin, child.stdout:
-        child.stdin.write(json.dumps(request).encode())
-        child.stdin.close()
-        for line in child.stdout:
-            msg = json.loads(line)
-            if "step" in msg and progress is not None:
-                try:
-                    progress(Step(**msg["step"]))
-                except Exception:
-                    progress = None
-            reply = msg
-    child.wait()
-    if "error" in reply:
-        kind = getattr(errors, str(reply.get("type")), SessionctlError)
-        if not (isinstance(kind, type) and issubclass(kind, SessionctlError)):
-            kind = SessionctlError
-        raise kind(str(reply["error"]))
-    if "result" not in reply:
-        raise SessionctlError(
-            f"the sign-out helper ended without a result (exit {child.returncode})"
-        )
-    data: dict = reply["result"]  # type: ignore[assignment]
-    return LogoffResult(
-        session=session,
-        outcome=data["outcome"],
-        steps=[Step(**s) for s in data["steps"]],
-        remaining=data["remaining"],
-        not_permitted=data["not_permitted"],
-        left=[Leftover(**x) for x in data["left"]],
-        record_closed=data["record_closed"],
-        seconds=data["seconds"],
-        audit_path=data.get("audit_path"),
-    )
 
 
 def _audit(path: str | Path | None, fields: dict[str, object]) -> str | None:

@@ -1,4 +1,4 @@
-"""The helper process that signs out its caller's own session (``logoff._in_helper``).
+"""The helper process that signs out its caller's own session (``signout.in_helper``).
 
 A caller that cannot protect itself from the signals of its own sign-out (it is not on
 its main thread, e.g. a TUI worker thread) starts this module instead of changing its
@@ -22,7 +22,8 @@ import sys
 from ..api import find_session
 from ..backends import get_backend
 from ..errors import SessionctlError
-from .logoff import SHIELD, Step, sign_out
+from .logoff import Step
+from .signout import SHIELD, carry_out
 
 
 def _say(out: int | None, payload: dict[str, object]) -> int | None:
@@ -56,8 +57,8 @@ def main() -> int:
         be = get_backend(request["backend"])
         session = find_session(request["session"], backend=be)
         spare = {(int(p), int(s)) for p, s in request["spare"]}
-        result = sign_out(session, be, float(request["grace"]), request["audit_log"],
-                          progress, request["base"], spare)
+        result = carry_out(be, session, float(request["grace"]), request["audit_log"],
+                           progress, request["base"], spare)
     except SessionctlError as exc:
         _say(out, {"error": str(exc), "type": type(exc).__name__})
         return 1

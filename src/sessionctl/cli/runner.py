@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from ..errors import SessionctlError
-from ..linux.ttywrite import decodes_utf8
+from ..host import WINDOWS
 from ..sanitize import ascii_text
 from .args import INVALID, HelpRequested, UsageError
 
@@ -78,8 +78,13 @@ codecs.register_error("sessionctl-ascii", _ascii_fallback)
 
 
 def _eight_bit(fd: int) -> bool:
-    """True if ``fd`` is a terminal that does not decode UTF-8 (termios -iutf8)."""
-    return os.isatty(fd) and not decodes_utf8(fd)
+    """True if ``fd`` is a terminal that does not decode UTF-8 (termios -iutf8; never on
+    Windows, whose console is not a termios terminal)."""
+    if WINDOWS or not os.isatty(fd):
+        return False
+    from ..linux.ttywrite import decodes_utf8
+
+    return not decodes_utf8(fd)
 
 
 def _install_stdout() -> None:
