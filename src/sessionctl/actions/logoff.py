@@ -149,8 +149,9 @@ def logoff(
         if progress:
             with contextlib.suppress(Exception):  # a failing report stops nothing
                 progress(steps[0])
-        left = [Leftover(pid, "", -1, "?", f"still running after {native.call}")
-                for pid in native.remaining]
+        known = {r.pid: r for r in session.processes}  # as the listing before showed them
+        left = [Leftover(pid, known[pid].comm if pid in known else "", -1, "?",
+                         f"still running after {native.call}") for pid in native.remaining]
         return finish(be, session, base, audit_log, started_at, t0, steps, native.processes,
                       left, [])
     from . import signout  # the Linux sequence

@@ -160,7 +160,8 @@ def _body(prog: str, argv: Sequence[str]) -> int:
         emit(f"{prog}: session {result.session.id}: NOT fully logged off: "
              f"{len(result.left)} process(es) left", sys.stderr)
         for x in result.left:
-            emit(f"  {x.pid} ({x.comm}, {x.user}): {x.reason}", sys.stderr)
+            who = ", ".join(w for w in (x.comm, "" if x.user == "?" else x.user) if w)
+            emit(f"  {x.pid}{f' ({who})' if who else ''}: {x.reason}", sys.stderr)
         return 1
     return 0
 
