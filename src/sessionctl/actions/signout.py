@@ -210,7 +210,7 @@ class _Run:
             "hangup",
             (signal.SIGHUP, signal.SIGCONT),
             grace,
-            self.backend.hangup,
+            self.backend.hangup if not self.spare else None,
             deaf=(signal.SIGHUP, signal.SIGTERM),
         )
 
@@ -220,7 +220,7 @@ class _Run:
             "terminate",
             (signal.SIGTERM, signal.SIGCONT),
             wait,
-            self.backend.terminate,
+            self.backend.terminate if not self.spare else None,
             deaf=(signal.SIGTERM,),
         )
 
@@ -235,7 +235,8 @@ class _Run:
         """Send ``sigs`` to every member, then to newcomers, until empty or ``wait`` ends.
 
         ``via_backend`` may deliver the first round (logind's KillSession/TerminateSession);
-        if it declines, we send through pidfds ourselves. The wait ends early once every
+        if it declines, we send through pidfds ourselves (always, when processes are to be
+        spared: logind would signal them too). The wait ends early once every
         process left was deaf (before our first signal) to all of ``deaf``: nobody left
         could save or exit on what we sent. In the hangup stage a process that ignored
         SIGHUP gets SIGTERM at once, so it spends the grace on a signal it can hear.
