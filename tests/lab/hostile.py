@@ -110,6 +110,51 @@ while True:
     except ChildProcessError:
         kids.clear()
 """,
+    # Signs out its own session by the library call, from its main thread or another one
+    # (argv: RESULT_FILE main|thread), and writes its signal dispositions before and
+    # after and the result as JSON. Run with the venv's python (it imports sessionctl).
+    "own_session_caller.py": r"""
+import json, signal, sys, threading
+from sessionctl.actions.logoff import logoff
+
+WATCHED = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP,
+           signal.SIGPIPE, signal.SIGTTOU, signal.SIGTTIN, signal.SIGUSR1, signal.SIGCHLD)
+
+def mine(signum, frame):
+    pass
+
+signal.signal(signal.SIGHUP, mine)  # a handler of the caller's own
+signal.signal(signal.SIGQUIT, signal.SIG_IGN)
+
+def dispositions():
+    masks = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            name, _, value = line.partition(":")
+            if name in ("SigIgn", "SigCgt", "SigBlk"):
+                # signals 1-31: glibc claims a real-time one of its own for the first thread
+                masks[name] = hex(int(value, 16) & 0x7FFFFFFF)
+    return {"python": {s.name: repr(signal.getsignal(s)) for s in WATCHED}, "kernel": masks}
+
+out = {"before": dispositions()}
+def call():
+    try:
+        r = logoff(None, grace=2.0)
+        out.update(outcome=r.outcome, remaining=r.remaining, steps=[s.name for s in r.steps])
+    except BaseException as exc:
+        out["error"] = repr(exc)
+if sys.argv[2] == "thread":
+    t = threading.Thread(target=call)
+    t.start()
+    t.join()
+else:
+    call()
+out["after"] = dispositions()
+with open(sys.argv[1] + ".tmp", "w") as f:
+    json.dump(out, f)
+import os
+os.replace(sys.argv[1] + ".tmp", sys.argv[1])
+""",
 }
 
 

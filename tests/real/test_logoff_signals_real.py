@@ -10,58 +10,15 @@ sign-out itself (not the terminal's hangup) could reach it.
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
 import pytest
-from lab import procs, tool_path
+from lab import hostile, procs, tool_path
 from lab.checks import left_in, live
 
 pytestmark = pytest.mark.real
 
-CALLER = r'''
-import json, signal, sys, threading
-from sessionctl.actions.logoff import logoff
-
-WATCHED = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP,
-           signal.SIGPIPE, signal.SIGTTOU, signal.SIGTTIN, signal.SIGUSR1, signal.SIGCHLD)
-
-def mine(signum, frame):
-    pass
-
-signal.signal(signal.SIGHUP, mine)  # a handler of the caller's own
-signal.signal(signal.SIGQUIT, signal.SIG_IGN)
-
-def dispositions():
-    masks = {}
-    with open("/proc/self/status") as f:
-        for line in f:
-            name, _, value = line.partition(":")
-            if name in ("SigIgn", "SigCgt", "SigBlk"):
-                # signals 1-31: glibc claims a real-time one of its own for the first thread
-                masks[name] = hex(int(value, 16) & 0x7FFFFFFF)
-    return {"python": {s.name: repr(signal.getsignal(s)) for s in WATCHED}, "kernel": masks}
-
-out = {"before": dispositions()}
-def call():
-    try:
-        r = logoff(None, grace=2.0)
-        out.update(outcome=r.outcome, remaining=r.remaining, steps=[s.name for s in r.steps])
-    except BaseException as exc:
-        out["error"] = repr(exc)
-if sys.argv[2] == "thread":
-    t = threading.Thread(target=call)
-    t.start()
-    t.join()
-else:
-    call()
-out["after"] = dispositions()
-with open(sys.argv[1] + ".tmp", "w") as f:
-    json.dump(out, f)
-import os
-os.replace(sys.argv[1] + ".tmp", sys.argv[1])
-'''
 
 
 @pytest.mark.parametrize("where", ["main", "thread"])
@@ -72,9 +29,7 @@ def test_own_session_sign_out_leaves_the_caller_as_it_was(make_user, open_login,
     login.run("sleep 900 >/dev/null 2>&1 & nohup sleep 900 >/dev/null 2>&1 &")
     login.run("sh -c 'trap \"\" HUP TERM; exec sleep 900' >/dev/null 2>&1 &")
     other = {p: procs.start_time_of(p) for p in bystander.pids()}
-    script = Path(user.home, "caller.py")
-    script.write_text(CALLER)
-    os.chown(script, user.uid, user.gid)
+    script = hostile.install(user, "own_session_caller.py")
     result = Path(user.home, "result.json")
     asid = login.audit_session_id
     login.run(f"setsid {tool_path('python')} {script} {result} {where} "
