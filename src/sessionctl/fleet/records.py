@@ -73,8 +73,9 @@ def boolean(value: object, where: str) -> bool:
 
 
 def iso_time(value: object, where: str) -> datetime:
+    raw = text(value, where)
     try:
-        return datetime.fromisoformat(text(value, where))
+        return datetime.fromisoformat(raw)
     except ValueError:
         raise _fail(where, "is not an ISO date and time") from None
 

@@ -247,11 +247,14 @@ def _interpret(host: str, op: str, rc: int, header: bytes, out: bytes, err: str)
     if header.startswith(payload_mod.OLD):
         version = one_line(header[len(payload_mod.OLD) :], 20)
         return HostResult(host, "error", f"remote python3 is {version}; sessionctl needs 3.11+")
+    line = out.rstrip().rsplit(b"\n", 1)[-1]
     try:
-        answer = json.loads(out.rstrip().rsplit(b"\n", 1)[-1])
+        answer = json.loads(line)
     except (ValueError, RecursionError):
         if rc == 255:
             return HostResult(host, "error", f"connection lost: {last or 'exit 255'}")
+        if line.strip():
+            return HostResult(host, "error", f"bad answer: not JSON (exit {rc})")
         return HostResult(host, "error", f"no answer from remote sessionctl: "
                                          f"{last or f'exit {rc}'}")
     if not isinstance(answer, dict) or not isinstance(answer.get("ok"), bool):
