@@ -379,7 +379,15 @@ def test_state_run_and_audit_paths_a_user_controls_are_refused(
     assert _pending(paths) == []
     # The test's own private root-owned paths work (and the state is root's alone).
     _schedule(paths, sid, "5m")
-    assert _row(paths, sid)["worker_alive"]
+    row = _row(paths, sid)
+    assert row["worker_alive"]
     st = (paths.state / "state.db").stat()
     assert st.st_uid == 0 and not st.st_mode & 0o022
-    assert _tool(paths, "sessionctl", "cancel", sid).returncode == 0
+    # cancel stops a countdown that died without setting it off first (no resumption)
+    for pid in (row["supervisor_pid"], row["worker_pid"]):
+        os.kill(pid, signal.SIGKILL)
+        assert procs.wait_until(lambda pid=pid: not procs.alive(pid) or procs.is_zombie(pid))
+    res = _tool(paths, "sessionctl", "cancel", sid)
+    assert res.returncode == 0 and "resumed" not in res.stderr, res.stderr
+    assert _pending(paths) == [] and login.run("echo alive").strip() == "alive"
+    assert "logoff-worker-resumed" not in paths.names()

@@ -598,8 +598,15 @@ def _detach() -> None:
 
 
 def _preload() -> None:
-    """Import now what the deadline needs (the code may be a fleet zip replaced later)."""
+    """Import now what the deadline needs (the code may be a fleet zip replaced later; the
+    workers the supervisor forks, maybe hours later, inherit these modules)."""
+    import importlib
+
     from . import logoff, message  # noqa: F401
+    for name in ("sessionctl.backends.procfs", "sessionctl.backends.logind", "jeepney",
+                 "jeepney.io.blocking", "jeepney.wrappers"):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
 
 
 def main(argv: list[str]) -> int:

@@ -16,6 +16,10 @@ def _resume_countdowns(prog: str) -> None:
     if os.geteuid() != 0:
         return
     try:
+        from .. import state
+
+        if not state.all_pending():  # the usual case: one read, nothing more imported
+            return
         from ..actions.schedule import resume_countdowns
 
         resumed = resume_countdowns(noticed_by=prog)
@@ -28,11 +32,16 @@ def _resume_countdowns(prog: str) -> None:
                         f"({p.user}); its worker had died"), file=sys.stderr)
 
 
-def run(prog: str, usage: str, body: Callable[[], int], argv: Sequence[str] | None = None) -> int:
-    """Run a command body, mapping every failure to a message and an exit code."""
+def run(prog: str, usage: str, body: Callable[[], int], argv: Sequence[str] | None = None,
+        *, resume: bool = True) -> int:
+    """Run a command body, mapping every failure to a message and an exit code.
+
+    As root, dead countdowns are resumed first (``resume=False``: not for `cancel`, which
+    must be able to stop an overdue one without setting it off)."""
     del argv
     try:
-        _resume_countdowns(prog)
+        if resume:
+            _resume_countdowns(prog)
         return body()
     except HelpRequested:
         print(usage)
