@@ -202,7 +202,7 @@ class Worker:
     """One pending logoff's countdown, serving requests on ``listener``."""
 
     def __init__(self, session_id: str, listener: socket.socket,
-                 backend_name: str | None = None) -> None:
+                 backend_name: str | None = None, last: PendingLogoff | None = None) -> None:
         self.session_id = session_id
         self.listener = listener
         self.backend_name = backend_name
@@ -212,7 +212,7 @@ class Worker:
         self.selector = selectors.DefaultSelector()
         self.notifier = _Notifier(backend_name)
         self.queued: tuple[float, float] | None = None  # (logoff_at, mark) handed over
-        self.last: PendingLogoff | None = None
+        self.last = last  # the row as last read (kept when a read fails)
         self.error_audit: dict[int, tuple[float, int]] = {}  # uid → (last audit, count)
 
     # -- the row -------------------------------------------------------------------
@@ -534,9 +534,11 @@ class Supervisor:
                 os.close(ready_fd)
             signal.signal(signal.SIGHUP, signal.SIG_IGN)
             assert self.listener is not None
-            state.update_pending(self.session_id, worker_pid=os.getpid(),
-                                 worker_start=_start_ticks(os.getpid()))
-            return Worker(self.session_id, self.listener, self.backend_name).run()
+            with contextlib.suppress(Exception):  # the supervisor's pid covers liveness too
+                state.update_pending(self.session_id, worker_pid=os.getpid(),
+                                     worker_start=_start_ticks(os.getpid()))
+            return Worker(self.session_id, self.listener, self.backend_name,
+                          self.pending).run()
         except BaseException:
             return EXIT_CRASHED
 

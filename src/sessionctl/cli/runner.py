@@ -13,16 +13,10 @@ from .args import INVALID, HelpRequested, UsageError
 def _resume_countdowns(prog: str) -> None:
     """Root: resume warned logoffs whose countdown died with its supervisor (one line
     each on stderr). Never in the way of the command itself."""
-    if os.geteuid() != 0:
-        return
     try:
-        from .. import state
+        from ..actions.resume import resume_dead_countdowns
 
-        if not state.all_pending():  # the usual case: one read, nothing more imported
-            return
-        from ..actions.schedule import resume_countdowns
-
-        resumed = resume_countdowns(noticed_by=prog)
+        resumed = resume_dead_countdowns(noticed_by=prog)
     except Exception:
         return
     from .render import printable

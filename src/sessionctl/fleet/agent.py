@@ -149,13 +149,10 @@ def _msg(req: dict[str, object]) -> dict[str, object]:
 
 def _resume_countdowns() -> None:
     """As every root sessionctl command does: resume countdowns whose worker died."""
-    import os
+    with contextlib.suppress(Exception):
+        from ..actions.resume import resume_dead_countdowns
 
-    if os.geteuid() == 0:
-        with contextlib.suppress(Exception):
-            from ..actions.schedule import resume_countdowns
-
-            resume_countdowns(noticed_by="sessionctl fleet agent")
+        resume_dead_countdowns(noticed_by="sessionctl fleet agent")
 
 
 def main(argv: Sequence[str]) -> int:
