@@ -15,7 +15,6 @@ Every test uses its own state/run/audit paths under a private root-owned directo
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import os
 import random
@@ -23,7 +22,6 @@ import secrets
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -31,6 +29,7 @@ from pathlib import Path
 
 import pytest
 from lab import procs, tool_path
+from lab.countdown import pending_row, read_pending
 
 pytestmark = pytest.mark.real
 
@@ -82,22 +81,12 @@ def _tool(p: Paths, name: str, *argv: str, env: dict[str, str] | None = None,
 
 def _pending(p: Paths) -> list[dict]:
     """The rows of state.db, read directly (a root sessionctl command would resume dead
-    countdowns as a side effect), with ``worker_alive`` as `sessionctl pending` says it."""
-    db = p.state / "state.db"
-    if not db.exists():
-        return []
-    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
-        rows = [json.loads(r[0]) for r in conn.execute("SELECT data FROM pending")]
-    for row in rows:
-        row["worker_alive"] = any(
-            row.get(f"{who}_pid") and procs.start_time_of(row[f"{who}_pid"])
-            == row.get(f"{who}_start") and not procs.is_zombie(row[f"{who}_pid"])
-            for who in ("worker", "supervisor"))
-    return rows
+    countdowns as a side effect)."""
+    return read_pending(p.state)
 
 
 def _row(p: Paths, sid: str) -> dict | None:
-    return next((r for r in _pending(p) if r["session_id"] == sid), None)
+    return pending_row(sid, p.state)
 
 
 def _root_status(p: Paths, sid: str) -> dict:
