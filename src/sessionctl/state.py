@@ -16,11 +16,9 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
 
-from .linux import safepath
+from .host import O_CLOEXEC, WINDOWS, default_state_dir
 
-DEFAULT_STATE_DIR = "/var/lib/sessionctl"
 DB_NAME = "state.db"
 BUSY_TIMEOUT_MS = 10000
 
@@ -39,7 +37,8 @@ CREATE TABLE IF NOT EXISTS kv (
 
 
 def state_dir() -> Path:
-    return Path(os.environ.get("SESSIONCTL_STATE_DIR") or DEFAULT_STATE_DIR)
+    env = os.environ.get("SESSIONCTL_STATE_DIR")
+    return Path(env) if env else default_state_dir()
 
 
 def db_path() -> Path:
@@ -59,13 +58,15 @@ def _db_file(readonly: bool) -> str | None:
     For root the directory chain and the file are checked first (linux/safepath: owned by
     root, nobody else can write, no symlinks), so the path names what was checked.
     """
-    if not safepath.strict():
+    if WINDOWS or os.geteuid() != 0:
         path = db_path()
         if readonly:
             return str(path) if path.exists() else None
         path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644))
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | O_CLOEXEC, 0o644))
         return str(path)
+    from .linux import safepath
+
     try:
         directory = safepath.open_dir(state_dir(), None if readonly else 0o755)
     except FileNotFoundError:
@@ -92,8 +93,8 @@ def connect(readonly: bool = False) -> Iterator[sqlite3.Connection | None]:
         yield None
         return
     if readonly:
-        uri = f"file:{quote(path)}?mode=ro"
-        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+        uri = "file:" + path.replace("%", "%25").replace("?", "%3f").replace("#", "%23")
+        conn = sqlite3.connect(uri + "?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
     else:
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         conn.executescript(_SCHEMA)

@@ -14,23 +14,24 @@ import socket
 from datetime import datetime
 from pathlib import Path
 
-from ..linux import safepath
-
-ROOT_AUDIT_LOG = "/var/log/sessionctl/audit.jsonl"
+from .. import host
 
 
 def default_path() -> Path:
     """Root: /var/log/sessionctl/audit.jsonl; others: their XDG state directory.
+    Windows: %ProgramData%\\sessionctl for administrators, %LOCALAPPDATA% for others.
 
     ``SESSIONCTL_AUDIT_LOG`` overrides both.
     """
     env = os.environ.get("SESSIONCTL_AUDIT_LOG")
     if env:
         return Path(env)
-    if os.geteuid() == 0:
-        return Path(ROOT_AUDIT_LOG)
-    state = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
-    return Path(state, "sessionctl", "audit.jsonl")
+    return host.default_audit_path(host.is_admin())
+
+
+def _strict() -> bool:
+    """Root on a POSIX system: the checks of linux/safepath.py apply."""
+    return not host.WINDOWS and os.geteuid() == 0
 
 
 def check_path(path: Path | str | None = None) -> Path:
@@ -40,7 +41,9 @@ def check_path(path: Path | str | None = None) -> Path:
     Raises UnsafePath.
     """
     target = Path(path) if path is not None else default_path()
-    if safepath.strict():
+    if _strict():
+        from ..linux import safepath
+
         with (safepath.open_dir(target.parent, 0o750, target) as directory,
               contextlib.suppress(FileNotFoundError)):
             os.close(safepath.open_file(directory, target.name, os.O_RDONLY))
@@ -49,9 +52,11 @@ def check_path(path: Path | str | None = None) -> Path:
 
 def _open(target: Path) -> int:
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
-    if not safepath.strict():
+    if not _strict():
         target.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
-        return os.open(target, flags | os.O_CLOEXEC, 0o600)
+        return os.open(target, flags | host.O_CLOEXEC, 0o600)
+    from ..linux import safepath
+
     with safepath.open_dir(target.parent, 0o750, target) as directory:
         return safepath.open_file(directory, target.name, flags, 0o600)
 

@@ -16,7 +16,6 @@ call. Every death and resumption is audited.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import subprocess
@@ -25,6 +24,7 @@ import time
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import state
 from ..api import find_session
@@ -32,11 +32,13 @@ from ..backends import get_backend
 from ..backends.base import Backend
 from ..durations import format_duration
 from ..errors import AccessDenied, InvalidArgument, NoSuchSession, SessionctlError, UnsafePath
-from ..linux import proc, safepath, unixsock
-from ..linux.accounts import user_name
+from ..host import posix_caller
 from ..sanitize import checked_message
 from . import audit
 from .logoff import DEFAULT_GRACE, MAX_GRACE, check_permission
+
+if TYPE_CHECKING:
+    from ..linux.safepath import SafeDir
 
 DEFAULT_RUN_DIR = "/run/sessionctl"
 REMINDER_MARKS = (3600.0, 1800.0, 600.0, 300.0, 60.0, 10.0)
@@ -99,6 +101,8 @@ class PendingLogoff:
 def _running(pid: int | None, start: int | None) -> bool:
     if pid is None:
         return False
+    from ..linux import proc  # pending logoffs exist only on Linux
+
     stat = proc.stat(pid)
     return stat is not None and stat.start_ticks == start and stat.state != "Z"
 
@@ -123,11 +127,13 @@ def socket_path(session_id: str) -> Path:
     return run_dir() / socket_name(session_id)
 
 
-def open_run_dir(create: bool = False) -> safepath.SafeDir:
+def open_run_dir(create: bool = False) -> SafeDir:
     """The run directory, checked (root's alone, no symlinks; created 0755 if asked).
 
     Raises UnsafePath, or FileNotFoundError when it is missing and not to be created.
     """
+    from ..linux import safepath
+
     return safepath.open_dir(run_dir(), 0o755 if create else None)
 
 
@@ -208,7 +214,7 @@ def schedule_logoff(
     open_run_dir(create=True).close()  # refuse an unsafe run directory before anything
     be = backend if isinstance(backend, Backend) else get_backend(backend)
     session = find_session(target, backend=be)
-    check_permission(session, caller)
+    check_permission(session, be.caller(caller))
     if session.console and not allow_console:
         raise AccessDenied(
             f"session {session.id} ({session.name}) is the console session: "
@@ -218,7 +224,7 @@ def schedule_logoff(
     p = PendingLogoff(
         session_id=session.id, user=session.user, uid=session.uid,
         session_name=session.name, logoff_at=now + notice, original_at=now + notice,
-        max_postpone=max_postpone, message=text, scheduled_by=user_name(caller),
+        max_postpone=max_postpone, message=text, scheduled_by=be.caller(caller).name,
         scheduled_by_uid=caller, scheduled_at=now, grace=grace,
         allow_console=allow_console, reason=reason, last_mark=notice,
         audit_log=str(audit_log) if audit_log else None, backend=be.name,
@@ -283,6 +289,8 @@ def start_worker(session_id: str, backend_name: str | None) -> tuple[int, int | 
     child.wait()  # the launcher exits once the supervisor (its child) has detached
     if word != "ready" or not pid_text.isdigit():
         raise SessionctlError(f"the countdown worker did not start: {reply.strip() or 'timeout'}")
+    from ..linux import proc
+
     stat = proc.stat(int(pid_text))
     return int(pid_text), stat.start_ticks if stat else None
 
@@ -290,6 +298,10 @@ def start_worker(session_id: str, backend_name: str | None) -> tuple[int, int | 
 def countdown_running(session_id: str) -> bool:
     """True while some process of the countdown holds its lock (root only; the lock file
     is root's). False when it is free or there is none."""
+    import fcntl
+
+    from ..linux import safepath
+
     try:
         with open_run_dir() as run:
             fd = safepath.open_file(run, lock_name(session_id), os.O_RDWR)
@@ -359,6 +371,8 @@ def get_pending(session_id: str) -> PendingLogoff | None:
 
 
 def _ask_worker(p: PendingLogoff, request: dict[str, object]) -> dict[str, object]:
+    from ..linux import unixsock
+
     payload = json.dumps(request).encode()
     try:
         if os.geteuid() == 0:  # root connects only through the checked run directory
@@ -435,7 +449,8 @@ def cancel_logoff(session_id: str, note: str = "") -> PendingLogoff:
         )
     if not countdown_alive(p):
         state.delete_pending(session_id)
-        record(p, "logoff-cancelled", by=user_name(caller), note="countdown was not running")
+        record(p, "logoff-cancelled", by=posix_caller(caller).name,
+               note="countdown was not running")
         return p
     _ask_worker(p, {"op": "cancel", "note": note[:200]})
     return p

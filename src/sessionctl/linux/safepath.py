@@ -3,8 +3,9 @@
 Root keeps state, sockets and the audit log in directories it may be told about by
 configuration or the environment. A directory another user owns or can write lets that
 user swap files, plant symlinks or replace a database between a check and its use. So for
-a strict caller (root) every directory on the way is walked from ``/`` one component at a
-time with ``openat``, each opened with ``O_NOFOLLOW`` and checked on the open descriptor:
+root (state.py, actions/audit.py and the countdown use this when the caller is root) every
+directory on the way is walked from ``/`` one component at a time with ``openat``, each
+opened with ``O_NOFOLLOW`` and checked on the open descriptor:
 
 * every directory must be owned by root; the last one must not be writable by group or
   others; an ancestor may be (only) a sticky directory owned by root, like ``/tmp``, whose
@@ -30,11 +31,6 @@ from ..errors import UnsafePath
 MAX_SYMLINKS = 40
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _WHY = "root uses only root-owned files in directories nobody else can write"
-
-
-def strict() -> bool:
-    """True when the caller is root, for whom these checks apply."""
-    return os.geteuid() == 0
 
 
 def _refuse(path: str, why: str, wanted: str | None = None) -> UnsafePath:
