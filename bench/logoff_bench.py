@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 from common import table, tool
-from lab import hostile, procs, sudo
+from lab import adversary, procs, sudo
 from lab.checks import left_in
 from lab.login import Login
 from lab.sshd import Sshd
@@ -118,7 +118,7 @@ BIG_LINES = 2_000_000
 
 
 def _setup_zombie(user: LabUser, login: Login) -> None:
-    login.run(f"setsid {hostile.command(user, 'zombie_leader.py', f'{user.home}/beat', 'deaf')}"
+    login.run(f"setsid {adversary.command(user, 'zombie_leader.py', f'{user.home}/beat', 'deaf')}"
               " >/dev/null 2>&1 < /dev/null &")
     procs.wait_until(lambda: any(
         (procs.status_fields(p) or {}).get("State", "")[:1] == "Z" and procs.alive(p)

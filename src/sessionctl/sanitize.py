@@ -100,3 +100,11 @@ def tty_bytes(text: str, *, utf8: bool = True) -> bytes:
     no byte 0x80-0xFF reaches a terminal that could take it for a C1 control."""
     out = "\n".join(clean_text(line, ascii_only=not utf8) for line in text.split("\n"))
     return out.replace("\n", "\r\n").encode("utf-8" if utf8 else "ascii")
+
+
+def one_line(text: str | bytes, limit: int = 200) -> str:
+    """Untrusted text as one short printable line (for an error shown to the admin):
+    clean_text, line breaks and runs of spaces as one space, cut to ``limit`` characters
+    with a trailing "..." marking the cut."""
+    flat = " ".join(clean_text(text[: limit * 8]).split())
+    return flat if len(flat) <= limit else flat[: max(0, limit - 3)] + "..."

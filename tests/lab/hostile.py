@@ -1,202 +1,96 @@
-"""Small hostile programs for adversarial tests, run by lab users inside their logins.
+"""A compromised host for fleet tests: one real sshd on several 127.0.2.x addresses whose
+ForceCommand (lab/hostile_host.py) answers every request badly, one way per address.
 
-Each is a Python script for Debian's /usr/bin/python3, copied into the user's home (the
-checkout may live where lab users cannot read, e.g. /root). They take their options from
-argv and never touch anything outside their own process tree and the user's home.
+``HostileFleet`` is a lab :class:`Fleet` (healthy fnodeNN hosts and the broken ones) plus
+one host alias per mode of misbehaviour (``bogus-state``, ``flood-stdout``, ``hang``...), all
+in the fleet's private ssh config and known_hosts.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import subprocess
+import shutil
 from pathlib import Path
 
-from .users import LabUser
+from .fleet import Fleet, FleetSshd
 
-PYTHON = "/usr/bin/python3"
-
-_DEAF = """
-import signal
-for _s in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
-    signal.signal(_s, signal.SIG_IGN)
-"""
-
-SCRIPTS: dict[str, str] = {
-    # The main thread exits (the leader shows Z in /proc) while another thread works on,
-    # writing a heartbeat file. argv: BEAT_FILE [deaf] [stop-thread]
-    "zombie_leader.py": """
-import ctypes, os, sys, threading, time
-if "deaf" in sys.argv:
-""" + "".join("    " + line + "\n" for line in _DEAF.strip().splitlines()) + """
-beat = sys.argv[1]
-def work():
-    while True:
-        with open(beat + ".tmp", "w") as f:
-            f.write(str(time.time()))
-        os.replace(beat + ".tmp", beat)
-        time.sleep(0.05)
-threading.Thread(target=work).start()
-time.sleep(0.2)
-ctypes.CDLL(None).syscall(60, 0)  # SYS_exit: ends the calling (main) thread only
-""",
-    # A PID hopper: forks a child and exits, forever, so its PID keeps changing.
-    # argv: [deaf]
-    "hopper.py": """
-import os, sys, time
-if "deaf" in sys.argv:
-""" + "".join("    " + line + "\n" for line in _DEAF.strip().splitlines()) + """
-while True:
-    try:
-        if os.fork():
-            os._exit(0)
-    except OSError:
-        time.sleep(0.01)
-    time.sleep(0.002)
-""",
-    # A child subreaper that ignores HUP/TERM and keeps making orphans (double forks),
-    # which it adopts. argv: COUNT
-    "subreaper.py": _DEAF + """
-import ctypes, os, sys, time
-ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
-for _ in range(int(sys.argv[1])):
-    pid = os.fork()
-    if pid == 0:  # a middle child that leaves an orphan behind for us to adopt
-        if os.fork() == 0:
-            while True:
-                time.sleep(60)
-        os._exit(0)
-    os.waitpid(pid, 0)
-while True:
-    try:
-        os.waitpid(-1, 0)
-    except ChildProcessError:
-        time.sleep(0.1)
-""",
-    # A process whose comm (and argv[0]) is hostile text. argv: NAME_HEX [deaf]
-    "rename.py": """
-import ctypes, sys, time
-if "deaf" in sys.argv:
-""" + "".join("    " + line + "\n" for line in _DEAF.strip().splitlines()) + """
-name = bytes.fromhex(sys.argv[1])[:15]
-ctypes.CDLL(None).prctl(15, ctypes.c_char_p(name), 0, 0, 0)  # PR_SET_NAME
-while True:
-    time.sleep(60)
-""",
-    # A fork storm with threads: keeps about N processes alive, each with a few threads,
-    # replacing any that die. argv: N
-    "storm.py": _DEAF + """
-import os, sys, threading, time
-n = int(sys.argv[1])
-def spin():
-    while True:
-        time.sleep(0.01)
-kids = set()
-while True:
-    while len(kids) < n:
-        try:
-            pid = os.fork()
-        except OSError:
-            time.sleep(0.01)
-            break
-        if pid == 0:
-            for _ in range(3):
-                threading.Thread(target=spin, daemon=True).start()
-            while True:
-                time.sleep(60)
-        kids.add(pid)
-    try:
-        pid, _ = os.waitpid(-1, 0)
-        kids.discard(pid)
-    except ChildProcessError:
-        kids.clear()
-""",
-    # Signs out its own session by the library call, from its main thread or another one
-    # (argv: RESULT_FILE main|thread), and writes its signal dispositions before and
-    # after and the result as JSON. Run with the venv's python (it imports sessionctl).
-    "own_session_caller.py": r"""
-import json, signal, sys, threading
-from sessionctl.actions.logoff import logoff
-
-WATCHED = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP,
-           signal.SIGPIPE, signal.SIGTTOU, signal.SIGTTIN, signal.SIGUSR1, signal.SIGCHLD)
-
-def mine(signum, frame):
-    pass
-
-signal.signal(signal.SIGHUP, mine)  # a handler of the caller's own
-signal.signal(signal.SIGQUIT, signal.SIG_IGN)
-
-def dispositions():
-    masks = {}
-    with open("/proc/self/status") as f:
-        for line in f:
-            name, _, value = line.partition(":")
-            if name in ("SigIgn", "SigCgt", "SigBlk"):
-                # signals 1-31: glibc claims a real-time one of its own for the first thread
-                masks[name] = hex(int(value, 16) & 0x7FFFFFFF)
-    return {"python": {s.name: repr(signal.getsignal(s)) for s in WATCHED}, "kernel": masks}
-
-out = {"before": dispositions()}
-def call():
-    try:
-        r = logoff(None, grace=2.0)
-        out.update(outcome=r.outcome, remaining=r.remaining, steps=[s.name for s in r.steps])
-    except BaseException as exc:
-        out["error"] = repr(exc)
-if sys.argv[2] == "thread":
-    t = threading.Thread(target=call)
-    t.start()
-    t.join()
-else:
-    call()
-out["after"] = dispositions()
-with open(sys.argv[1] + ".tmp", "w") as f:
-    json.dump(out, f)
-import os
-os.replace(sys.argv[1] + ".tmp", sys.argv[1])
-""",
-}
+HOSTILE_SUBNET = "127.0.2"
+MODES = (
+    "bogus-state", "uid-x", "pids-5", "login-yesterday", "idle-abc", "logoff-no-session",
+    "msg-list", "long-error", "deep-json", "flood-stdout", "flood-stderr", "endless-line",
+    "no-header-flood", "hang",
+)
+SCRIPT = Path(__file__).with_name("hostile_host.py")
 
 
-# C programs, for what Python cannot do (compiled into the user's home with gcc).
-C_SOURCES: dict[str, str] = {
-    # A vfork parent waits in the kernel (state D) while its child pauses; both ignore
-    # SIGHUP and SIGTERM. A SIGSTOP stays pending on the parent until the child is gone.
-    "vfork_parent": r"""
-#include <signal.h>
-#include <unistd.h>
-int main(void) {
-    signal(SIGHUP, SIG_IGN);
-    signal(SIGTERM, SIG_IGN);
-    if (vfork() == 0)
-        for (;;)
-            pause();
-    return 0;
-}
-""",
-}
+class HostileSshd(FleetSshd):
+    """One sshd listening on every mode's address, with our script as ForceCommand."""
+
+    def __init__(self, addresses: list[str], authorized_keys: Path, modes_file: Path,
+                 script: Path) -> None:
+        super().__init__(addresses[0], authorized_keys)
+        self.addresses = addresses
+        self.modes_file = modes_file
+        self.script = script
+
+    def _write_config(self) -> Path:
+        config = super()._write_config()
+        listen = "".join(f"ListenAddress {a}:{self.port}\n" for a in self.addresses[1:])
+        config.write_text(listen + config.read_text()
+                          + f"ForceCommand /usr/bin/python3 {self.script} {self.modes_file}\n")
+        return config
 
 
-def compile_c(user: LabUser, name: str) -> str:
-    """Compile C program ``name`` into the user's home; return the executable's path."""
-    src = Path(user.home, name + ".c")
-    exe = Path(user.home, name)
-    src.write_text(C_SOURCES[name])
-    subprocess.run(["gcc", "-O2", "-o", str(exe), str(src)], check=True, capture_output=True)
-    os.chown(exe, user.uid, user.gid)
-    exe.chmod(0o755)
-    return str(exe)
+class _Alias:
+    """One address of the hostile sshd, as the fleet's config and known_hosts see a host."""
+
+    def __init__(self, server: HostileSshd, address: str) -> None:
+        self.server = server
+        self.address = address
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def host_key_line(self, key_file: Path | None = None) -> str:
+        line = self.server.host_key_line(key_file)
+        return f"[{self.address}]:{self.port} " + line.split(" ", 1)[1]
+
+    def stop(self) -> None:
+        """Stopped with the server it belongs to."""
 
 
-def install(user: LabUser, name: str) -> str:
-    """Copy script ``name`` into the user's home (owned by them); return its path."""
-    path = Path(user.home, name)
-    path.write_text(SCRIPTS[name].lstrip())
-    os.chown(path, user.uid, user.gid)
-    path.chmod(0o644)
-    return str(path)
+class HostileFleet(Fleet):
+    """A lab fleet plus one hostile host per mode (names = the modes)."""
 
+    def __init__(self, count: int = 3, admin: str = "root", first: int = 1,
+                 modes: tuple[str, ...] = MODES, hostile_first: int = 10) -> None:
+        super().__init__(count=count, admin=admin, first=first)
+        self.modes = modes
+        self.hostile_first = hostile_first
+        self.hostile: HostileSshd | None = None
 
-def command(user: LabUser, name: str, *args: str) -> str:
-    """Shell command line that runs script ``name`` (installed first) with ``args``."""
-    return " ".join([PYTHON, install(user, name), *args])
+    def start(self) -> HostileFleet:
+        super().start()
+        assert self.workdir is not None
+        plan = {mode: f"{HOSTILE_SUBNET}.{self.hostile_first + i}"
+                for i, mode in enumerate(self.modes)}
+        modes_file = self.workdir / "modes.json"
+        modes_file.write_text(json.dumps({addr: mode for mode, addr in plan.items()}))
+        script = self.workdir / "hostile_host.py"
+        shutil.copy(SCRIPT, script)
+        for path in (modes_file, script):
+            os.chmod(path, 0o644)
+        self.hostile = HostileSshd(list(plan.values()), self.authorized, modes_file, script)
+        self.hostile.start()
+        for mode, addr in plan.items():
+            self.hosts[mode] = _Alias(self.hostile, addr)  # type: ignore[assignment]
+        self._write_client_files()
+        return self
+
+    def stop(self) -> None:
+        if self.hostile is not None:
+            self.hostile.stop()
+            self.hostile = None
+        super().stop()

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from lab import hostile, procs, sudo, tool_path
+from lab import adversary, procs, sudo, tool_path
 from lab.checks import assert_untouched, fingerprint, left_in, live
 from lab.login import Login
 from lab.noaudit import NoAuditLogin, OtherDevptsProcess
@@ -90,7 +90,7 @@ def test_zombie_leader_with_live_thread_is_ended(make_user, open_login, bystande
     login = open_login(user)
     beat = f"{user.home}/beat"
     args = [beat] + (["deaf"] if variant != "plain" else [])
-    login.run(f"setsid {hostile.command(user, 'zombie_leader.py', *args)} "
+    login.run(f"setsid {adversary.command(user, 'zombie_leader.py', *args)} "
               ">/dev/null 2>&1 < /dev/null &")
     leader = procs.wait_until(lambda: next(
         (p for p in login.pids() if procs.comm_of(p) == "python3"), None), 10)
@@ -247,7 +247,7 @@ def test_pid_hoppers_are_caught(make_user, open_login, bystanders) -> None:
     user = make_user()
     login = open_login(user)
     for _ in range(3):
-        login.run(f"{hostile.command(user, 'hopper.py', 'deaf')} >/dev/null 2>&1 &")
+        login.run(f"{adversary.command(user, 'hopper.py', 'deaf')} >/dev/null 2>&1 &")
     time.sleep(0.5)
     sign_out_cleanly(login, bystanders(user), settle=0.5)
 
@@ -259,7 +259,7 @@ def test_vfork_parent_waiting_in_the_kernel(make_user, open_login, bystanders) -
         pytest.skip("gcc is not installed (scripts/bootstrap.sh --test installs it)")
     user = make_user()
     login = open_login(user)
-    exe = hostile.compile_c(user, "vfork_parent")
+    exe = adversary.compile_c(user, "vfork_parent")
     login.run(f"setsid {exe} </dev/null >/dev/null 2>&1 &")
     parent = procs.wait_until(lambda: next(
         (p for p in login.pids() if procs.comm_of(p) == "vfork_parent"
@@ -271,7 +271,7 @@ def test_vfork_parent_waiting_in_the_kernel(make_user, open_login, bystanders) -
 def test_fork_storm_with_threads_is_ended(make_user, open_login, bystanders) -> None:
     user = make_user()
     login = open_login(user)
-    login.run(f"setsid {hostile.command(user, 'storm.py', '200')} >/dev/null 2>&1 &")
+    login.run(f"setsid {adversary.command(user, 'storm.py', '200')} >/dev/null 2>&1 &")
     wait_members(login, 150, 30)
     sign_out_cleanly(login, bystanders(user), settle=0.5)
 
@@ -298,7 +298,7 @@ def test_user_and_pid_namespaces(make_user, open_login, bystanders) -> None:
 def test_subreaper_and_its_orphans(make_user, open_login, bystanders) -> None:
     user = make_user()
     login = open_login(user)
-    login.run(f"setsid {hostile.command(user, 'subreaper.py', '20')} >/dev/null 2>&1 &")
+    login.run(f"setsid {adversary.command(user, 'subreaper.py', '20')} >/dev/null 2>&1 &")
     wait_members(login, 22)
     sign_out_cleanly(login, bystanders(user))
 
@@ -335,7 +335,7 @@ def test_hostile_comm_names(make_user, open_login, bystanders) -> None:
     names = [b"a\nSigIgn:\t0", b"x) S 1 1 1", b"\x1b]0;pwn\x07", b"\xff\xfe\x9b2J",
              "ě2J".encode(), b"  ", b"sshd"]
     for name in names:
-        login.run(f"setsid {hostile.command(user, 'rename.py', name.hex(), 'deaf')} "
+        login.run(f"setsid {adversary.command(user, 'rename.py', name.hex(), 'deaf')} "
                   ">/dev/null 2>&1 < /dev/null &")
     wait_members(login, 3 + len(names))
     before = bystanders(user)

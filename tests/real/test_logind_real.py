@@ -10,7 +10,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from lab import hostile, procs, tool_path
+from lab import adversary, procs, tool_path
 from lab.login import Login
 from layout import parse_quser, parse_qwinsta
 
@@ -252,7 +252,7 @@ def test_own_session_from_a_thread_spares_the_caller(ct, ct_login, where) -> Non
     home = ct.exec(["sh", "-c", f"getent passwd {name} | cut -d: -f6"], check=True
                    ).stdout.strip()
     ct.exec(["sh", "-c", f"cat > {home}/caller.py"], user=name, check=True,
-            input=hostile.SCRIPTS["own_session_caller.py"])
+            input=adversary.SCRIPTS["own_session_caller.py"])
     login.run(f"setsid {TOOL}/python {home}/caller.py {home}/result.json {where} "
               "</dev/null >/dev/null 2>&1 &")
 

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 import pytest
-from lab import hostile, procs, tool_path
+from lab import adversary, procs, tool_path
 from lab.checks import left_in, live
 
 pytestmark = pytest.mark.real
@@ -29,7 +29,7 @@ def test_own_session_sign_out_leaves_the_caller_as_it_was(make_user, open_login,
     login.run("sleep 900 >/dev/null 2>&1 & nohup sleep 900 >/dev/null 2>&1 &")
     login.run("sh -c 'trap \"\" HUP TERM; exec sleep 900' >/dev/null 2>&1 &")
     other = {p: procs.start_time_of(p) for p in bystander.pids()}
-    script = hostile.install(user, "own_session_caller.py")
+    script = adversary.install(user, "own_session_caller.py")
     result = Path(user.home, "result.json")
     asid = login.audit_session_id
     login.run(f"setsid {tool_path('python')} {script} {result} {where} "
