@@ -39,19 +39,21 @@ threading.Thread(target=work).start()
 time.sleep(0.2)
 ctypes.CDLL(None).syscall(60, 0)  # SYS_exit: ends the calling (main) thread only
 """,
-    # A PID hopper: forks a child and exits, forever, so its PID keeps changing.
-    # argv: [deaf]
+    # A PID hopper: forks a child and exits, forever, so its PID keeps changing (with
+    # "fast": at once, else after 2 ms). argv: [deaf] [fast]
     "hopper.py": """
 import os, sys, time
 if "deaf" in sys.argv:
 """ + "".join("    " + line + "\n" for line in _DEAF.strip().splitlines()) + """
+pause = 0 if "fast" in sys.argv else 0.002
 while True:
     try:
         if os.fork():
             os._exit(0)
     except OSError:
         time.sleep(0.01)
-    time.sleep(0.002)
+    if pause:
+        time.sleep(pause)
 """,
     # A child subreaper that ignores HUP/TERM and keeps making orphans (double forks),
     # which it adopts. argv: COUNT

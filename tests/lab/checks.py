@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from . import procs
 
 
@@ -26,3 +28,28 @@ def assert_untouched(before: dict[int, int | None]) -> None:
     assert before, "a bystander with no processes proves nothing"
     for pid, start in before.items():
         assert procs.start_time_of(pid) == start and procs.alive(pid), pid
+
+
+def _session_pids(asid: int) -> set[int]:
+    """Every PID with that audit session id, dead (zombie) or alive."""
+    found = set()
+    for pid in procs.all_pids():
+        if procs.audit_session_of(pid) == asid:
+            found.add(pid)
+    return found
+
+
+def assert_gone(asid: int, watch: float = 1.0) -> None:
+    """Nothing of the session runs, and for ``watch`` seconds no new process of it appears.
+
+    One look at /proc can miss a process that forks and exits faster than the look (a
+    PID hopper: each of its processes lives a moment); but each leaves a new PID behind
+    (a zombie until reaped), so new PIDs of the session over a while betray it.
+    """
+    assert live(left_in(asid)) == set(), live(left_in(asid))
+    seen = _session_pids(asid)
+    deadline = time.monotonic() + watch
+    while time.monotonic() < deadline:
+        new = _session_pids(asid) - seen
+        assert not new, f"session {asid} still makes processes: {sorted(new)}"
+        time.sleep(0.05)

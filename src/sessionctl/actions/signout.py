@@ -52,6 +52,7 @@ POLL = 0.02
 RESCAN = 0.1
 KILL_ROUNDS = 50
 FREEZE_ROUNDS = 1000
+CHASE_ROUNDS = 200  # looks at the PIDs handed out while we looked, until none is a member
 
 # What a sign-out of our own session can bring us: the terminal's hangup (SIGHUP, also
 # passed on by the shell), logind's SIGTERM, keys typed at the dying terminal, and
@@ -96,6 +97,12 @@ class _Run:
         self.before: dict[Key, proc.Dispositions] = {}
         self.pins = signals.Pins(self.still_member)
         self.steps: list[Step] = []
+        self.pid_max = proc.pid_max()
+        # the last look saw members born during it that were gone already, or gave up
+        # chasing them: something in the session forks and exits (a PID hopper)
+        self.busy = False
+        self.hopped: list[int] = []  # such members' PIDs, latest last
+        self.freezing = False  # the kill stage: newcomers are stopped the moment they are seen
 
     # -- membership --------------------------------------------------------------------
 
@@ -108,7 +115,10 @@ class _Run:
         is what decides that the session is empty.
         """
         self.pins.refresh()
+        cursor = None if self.by_tree else proc.last_pid()
         pids = self.backend.member_pids(self.session, None if thorough else self.cache)
+        born = self._born_during(cursor)
+        pids |= born
         pids.discard(self.me)
         live: dict[Key, ProcessRef] = {}
         fresh = []
@@ -131,9 +141,49 @@ class _Run:
                     live[key(ref)] = ref
         for k in self.spare:
             live.pop(k, None)
+        gone = born - {r.pid for r in live.values()}
+        if gone:
+            self.busy = True
+            self.hopped = sorted(gone)[-8:]
         self.seen = list(live.values())
         self.last = [r for r in self.seen if r.pid not in self.pins.denied]
         return self.seen
+
+    def _born_during(self, cursor: int | None) -> set[int]:
+        """Members among the PIDs handed out since ``cursor`` (read before a look).
+
+        A look lists /proc once: a process that forks and exits faster than a look (a PID
+        hopper) is gone when its entry is read, and its child came after the listing. Its
+        child's PID is in this range, and so on: chased until a range holds no member (or
+        ``busy`` says we gave up). Only where membership can be asked PID by PID.
+        """
+        found: set[int] = set()
+        if cursor is None:
+            return found
+        for _ in range(CHASE_ROUNDS):
+            now = proc.last_pid()
+            if now is None or now == cursor:
+                return found
+            fresh = set()
+            for pid in proc.pids_since(cursor, now, self.pid_max):
+                if pid != self.me and self.backend.is_member(self.session, pid):
+                    fresh.add(pid)
+                    if self.freezing:  # stopped before it can fork again (a pending
+                        self._stop_now(pid)  # SIGSTOP holds back a fork under way)
+            cursor = now
+            if not fresh:
+                return found
+            found |= fresh
+        self.busy = True
+        return found
+
+    def _stop_now(self, pid: int) -> None:
+        """SIGSTOP a member the moment a look finds it (pinned and checked as always)."""
+        ref = proc.process_ref(pid, with_uid=False)
+        if ref is not None and ref.state not in proc.DEAD and (pid, ref.start_ticks) not in \
+                self.spare:
+            self.by_pid[pid] = ref
+            self.pins.send(ref, signal.SIGSTOP)
 
     def targets(self, thorough: bool = False) -> list[ProcessRef]:
         """Members we are allowed to signal."""
@@ -318,9 +368,13 @@ class _Run:
                     detail = f"cgroup.kill {directory}"
                 except OSError as exc:
                     detail = f"cgroup.kill failed ({exc.strerror}); "
+        self.freezing = True
         for _ in range(KILL_ROUNDS):
+            self.busy = False
             current = self.targets() or self.targets(thorough=True)
             if not current:
+                if self.busy:
+                    continue  # members were born and gone while we looked: look again
                 self.emptied = not self.seen  # else: only processes we may not signal
                 break
             frozen = self._freeze(current)
@@ -349,19 +403,22 @@ class _Run:
         half ends once its unprivileged child is gone); a no-op when the session is empty."""
         if self.emptied:
             return
+        self.busy = False
         left = self.members(thorough=True)
-        if not left:
+        if not left and not self.busy:
             self.emptied = True
             return
-        if all(r.pid in self.pins.denied for r in left):
+        if left and all(r.pid in self.pins.denied for r in left):
             self.pins.wait_exit(left, time.monotonic() + SETTLE, denied=True)
-            self.emptied = not self.members(thorough=True)
+            self.busy = False
+            self.emptied = not self.members(thorough=True) and not self.busy
 
     def leftovers(self) -> list[Leftover]:
         """What is still running (after a thorough look), each with its owner and why."""
         if self.emptied:
             return []
         out = []
+        self.busy = False
         for ref in sorted(self.members(thorough=True), key=lambda r: r.pid):
             uids = proc.uids(ref.pid)
             euid = uids[1] if uids else -1
@@ -373,6 +430,10 @@ class _Run:
             else:
                 why = "still running after SIGKILL"
             out.append(Leftover(ref.pid, ref.comm, euid, owner, why))
+        if not out and self.busy:  # never caught alive: name the last ones seen gone
+            out = [Leftover(pid, "", -1, "?", "processes of the session keep forking and "
+                            "exiting faster than they could be stopped")
+                   for pid in self.hopped[-1:]]
         return out
 
 

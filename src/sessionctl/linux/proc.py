@@ -152,10 +152,28 @@ def audit_sessions(
     return out
 
 
+def last_pid(proc: str = PROC) -> int | None:
+    """The last PID handed out in our PID namespace (ns_last_pid), None if unknown."""
+    try:
+        return int(_read(f"{proc}/sys/kernel/ns_last_pid", 32))
+    except (OSError, ValueError):
+        return None
+
+
+def pids_since(cursor: int, now: int, pid_max: int) -> range | list[int]:
+    """The PIDs handed out after ``cursor`` up to ``now``: PIDs are handed out in turn,
+    wrapping round after ``pid_max``."""
+    if now >= cursor:
+        return range(cursor + 1, now + 1)
+    return [*range(cursor + 1, pid_max), *range(1, now + 1)]
+
+
 def pid_counters(proc: str = PROC) -> tuple[int, int] | None:
     """(forks since boot, last PID handed out in our PID namespace), None if unknown."""
+    last = last_pid(proc)
+    if last is None:
+        return None
     try:
-        last = int(_read(f"{proc}/sys/kernel/ns_last_pid", 32))
         with open(f"{proc}/stat", "rb") as f:
             for line in f:
                 if line.startswith(b"processes "):
