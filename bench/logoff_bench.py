@@ -34,7 +34,7 @@ from pathlib import Path
 
 from common import table, tool
 from lab import adversary, procs, sudo
-from lab.checks import left_in
+from lab.checks import left_in, settled_pids
 from lab.login import Login
 from lab.sshd import Sshd
 from lab.users import LabUser, create_user, remove_user
@@ -85,7 +85,7 @@ def run_case(sshd: Sshd, method: str, size: int, hostile: bool, grace: str) -> l
             b.run("sleep 900 >/dev/null 2>&1 & setsid sleep 900 >/dev/null 2>&1 &")
         build_target(target, size, hostile)
         asid = target.audit_session_id
-        bystanders = {p: procs.start_time_of(p) for p in same.pids() | other.pids()}
+        bystanders = {p: procs.start_time_of(p) for p in settled_pids([same, other])}
         n_start = len(left_in(asid))
         if method == "logoff":
             argv = [tool("logoff"), str(asid)] + ([] if grace == "default" else
@@ -183,7 +183,7 @@ def adversarial_case(sshd: Sshd, case: str, method: str, bin_dir: str | None,
             assert big is not None
             _setup_vim(user, target, big)
         asid = target.audit_session_id
-        bystanders = {p: procs.start_time_of(p) for p in admin.pids() | stranger.pids()}
+        bystanders = {p: procs.start_time_of(p) for p in settled_pids([admin, stranger])}
         n_start = len(left_in(asid))
         said = "-"
         t0 = time.perf_counter()

@@ -18,16 +18,32 @@ def live(pids: set[int]) -> set[int]:
     return {p for p in pids if procs.alive(p)}
 
 
+def settled_pids(logins: list) -> set[int]:
+    """The processes of these logins once the short-lived ones are gone (``setsid`` in a
+    job is a group leader already: it forks and exits; ``nohup`` execs): bystanders."""
+    assert procs.wait_until(lambda: not any(
+        procs.comm_of(p) in ("setsid", "nohup") for b in logins for p in b.pids()), 10)
+    return set().union(*(b.pids() for b in logins))
+
+
+_SEEN_AS: dict[tuple[int, int | None], str] = {}  # what each fingerprinted process was
+
+
 def fingerprint(pids: set[int]) -> dict[int, int | None]:
     """pid -> start time, to prove bystanders are the very same processes afterwards."""
-    return {p: procs.start_time_of(p) for p in pids}
+    out = {p: procs.start_time_of(p) for p in pids}
+    for pid, start in out.items():
+        _SEEN_AS[(pid, start)] = f"{procs.comm_of(pid)} {procs.cmdline_of(pid)} " \
+                                 f"ppid {procs.ppid_of(pid)}"
+    return out
 
 
 def assert_untouched(before: dict[int, int | None]) -> None:
     """Every process fingerprinted is still the same process and alive."""
     assert before, "a bystander with no processes proves nothing"
     for pid, start in before.items():
-        assert procs.start_time_of(pid) == start and procs.alive(pid), pid
+        assert procs.start_time_of(pid) == start and procs.alive(pid), (
+            f"bystander {pid} ({_SEEN_AS.get((pid, start))}) is gone or changed")
 
 
 def _session_pids(asid: int) -> set[int]:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 from lab import adversary, procs, sudo, tool_path
-from lab.checks import assert_gone, assert_untouched, fingerprint, left_in, live
+from lab.checks import assert_gone, assert_untouched, fingerprint, left_in, live, settled_pids
 from lab.login import Login
 from lab.noaudit import NoAuditLogin, OtherDevptsProcess
 from lab.tty import set_iutf8
@@ -68,7 +68,7 @@ def bystanders(make_user: Callable[..., LabUser], open_login: Callable[..., Logi
         for b in logins:
             b.run("sleep 900 >/dev/null 2>&1 & setsid sleep 900 >/dev/null 2>&1 &")
             b.run("nohup sleep 900 >/dev/null 2>&1 &")
-        return fingerprint(set().union(*(b.pids() for b in logins)))
+        return fingerprint(settled_pids(logins))
 
     return make
 

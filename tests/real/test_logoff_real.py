@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from lab import procs, tool_path
-from lab.checks import assert_untouched, fingerprint, live
+from lab.checks import assert_untouched, fingerprint, live, settled_pids
 from lab.console import ConsoleLogin
 
 pytestmark = pytest.mark.real
@@ -70,7 +70,7 @@ def test_fork_loop_is_ended_and_bystanders_untouched(make_user, open_login) -> N
     target.run("sh -c 'trap \"\" HUP TERM; end=$(( $(date +%s) + 30 )); "
                "while [ $(date +%s) -lt $end ]; do sleep 30 & done' >/dev/null 2>&1 &")
     procs.wait_until(lambda: len(target.pids()) > 100, 10)
-    before = fingerprint(same_user.pids() | other_user.pids())
+    before = fingerprint(settled_pids([same_user, other_user]))
     asid = target.audit_session_id
     res = logoff(str(asid), "--grace", "1")
     assert res.returncode == 0, res.stderr
