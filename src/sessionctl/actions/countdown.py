@@ -171,17 +171,26 @@ class Worker:
         return {"ok": False, "error": f"unknown request {op!r}"}, ""
 
     def sign_out(self, p: PendingLogoff) -> int:
+        from . import reclaim
         from .logoff import logoff
 
         state.delete_pending(p.session_id)
+        rule = reclaim.rule_of(p.reason)  # a policy sign-out records what it reclaims
+        session, held = reclaim.measure_by_id(p.session_id, self.backend) if rule else (None, None)
         try:
             result = logoff(p.session_id, grace=p.grace, backend=self.backend,
                             allow_console=p.allow_console, audit_log=p.audit_log,
                             caller_uid=0)
         except SessionctlError as exc:
             record(p, "logoff-at-deadline-failed", error=str(exc))
+            if rule:
+                reclaim.record("signout", rule, session, user=p.user, session_id=p.session_id,
+                               outcome="failed", held=held)
             return 1
         record(p, "logoff-at-deadline", outcome=result.outcome, remaining=result.remaining)
+        if rule:
+            reclaim.record("signout", rule, session, user=p.user, session_id=p.session_id,
+                           outcome=result.outcome, held=held)
         return 0 if result.ok else 1
 
 
@@ -196,7 +205,7 @@ def _detach() -> None:
 
 def _preload() -> None:
     """Import now what the deadline needs (the code may be a fleet zip replaced later)."""
-    from . import logoff, message  # noqa: F401
+    from . import logoff, message, reclaim  # noqa: F401
 
 
 def main(argv: list[str]) -> int:

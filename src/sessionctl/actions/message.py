@@ -14,11 +14,13 @@ import os
 import secrets
 import select
 import socket
+import sqlite3
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from .. import state
 from ..api import sessions as list_sessions
 from ..backends import get_backend
 from ..backends.base import Backend
@@ -207,6 +209,7 @@ def _deliver(session: Session, data: bytes, body: str, sender: str, caller: int,
         respect = caller != 0 and owner != caller
         w = ttywrite.write_tty(device, data, owner_uid=owner, respect_mesg=respect)
         out.append(Delivery(session.id, session.user, w.device, w.status, w.detail))
+    _note_writes([d.device for d in out if d.ok])
     if desktop.is_graphical(session):
         status, detail = desktop.notify(session.uid, f"Message from {sender}", body,
                                         timeout=timeout, caller_uid=caller)
@@ -215,6 +218,15 @@ def _deliver(session: Session, data: bytes, body: str, sender: str, caller: int,
         out.append(Delivery(session.id, session.user, "", "no-terminal",
                             "the session has no terminal or desktop to show it on"))
     return out
+
+
+def _note_writes(devices: list[str]) -> None:
+    """Record our writes (root only: state.db is root's) so the policy's "output"
+    activity source does not take sessionctl's own notices for the user's."""
+    if not devices or os.geteuid() != 0:
+        return
+    with contextlib.suppress(OSError, sqlite3.Error):
+        state.note_tty_writes([d.removeprefix("/dev/") for d in devices], time.time())
 
 
 def _ack_listener(token: str) -> socket.socket:

@@ -27,12 +27,14 @@ Commands:
   pending               list warned logoffs counting down
   daemon --config FILE  enforce the idle-session policy (--once, --dry-run)
   policy check FILE     validate a policy and show what each session would get
+  metrics               session and policy metrics (Prometheus text format)
+  report [--since 7d]   what the policy's sign-outs reclaimed, per rule and user
 
 Run 'sessionctl COMMAND --help' for a command's options."""
 
 
 def _commands() -> dict[str, Callable[[Sequence[str], str], int]]:
-    from . import logoff, msg, pending, policy, top, users
+    from . import logoff, metrics, msg, pending, policy, top, users
 
     return {
         "qwinsta": query.qwinsta,
@@ -47,6 +49,8 @@ def _commands() -> dict[str, Callable[[Sequence[str], str], int]]:
         "pending": pending.pending,
         "daemon": policy.daemon,
         "policy": policy.policy,
+        "metrics": metrics.metrics,
+        "report": metrics.report,
         "disconnect": _disconnect,
     }
 
