@@ -94,7 +94,8 @@ class Login:
     modes are copied to the remote pty). ``run()`` executes a shell command in the login and
     returns its output; ``send()``/``wait_output()``/``wait_prompt()`` drive it like a person
     typing. ``source_address`` (e.g. "127.0.0.77") makes the login come from that address,
-    which then shows up as the remote host in utmp/who (default: 127.0.0.1).
+    which then shows up as the remote host in utmp/who (default: 127.0.0.1). ``ssh_args``
+    are more ssh options (e.g. ``("-L", "127.0.0.1:PORT:127.0.0.1:PORT")``).
     """
 
     def __init__(
@@ -107,6 +108,7 @@ class Login:
         term: str = "xterm",
         timeout: float = 20.0,
         source_address: str | None = None,
+        ssh_args: tuple[str, ...] = (),
     ) -> None:
         self.user = user
         self.sshd = sshd
@@ -122,7 +124,7 @@ class Login:
         # to the remote pty; ssh itself then switches this local side to raw.
         self._fd: int | None = master
         try:
-            extra = ["-b", source_address] if source_address else []
+            extra = [*(["-b", source_address] if source_address else []), *ssh_args]
             self.proc = subprocess.Popen(
                 ssh_argv(user, sshd, "-tt", *extra),
                 stdin=slave,

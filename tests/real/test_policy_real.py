@@ -16,35 +16,9 @@ from pathlib import Path
 
 import pytest
 from lab import procs, tool_path
+from lab.daemon import DaemonProc
 
 pytestmark = pytest.mark.real
-
-
-class DaemonProc:
-    """`sessionctl daemon` as a child process; stderr collected in a file."""
-
-    def __init__(self, config: Path, audit_log: Path, *extra: str) -> None:
-        self.err_path = config.with_suffix(f".{time.monotonic_ns()}.err")
-        self.err = open(self.err_path, "w")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [str(tool_path("sessionctl")), "daemon", "--config", str(config),
-             "--audit-log", str(audit_log), *extra],
-            stdout=subprocess.DEVNULL, stderr=self.err)
-        assert procs.wait_until(lambda: "started" in self.stderr or self.proc.poll() is not None,
-                                10)
-
-    @property
-    def stderr(self) -> str:
-        return self.err_path.read_text()
-
-    def wait_log(self, text: str, timeout: float) -> None:
-        assert procs.wait_until(lambda: text in self.stderr, timeout), self.stderr
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            self.proc.wait(10)
-        self.err.close()
 
 
 @pytest.fixture

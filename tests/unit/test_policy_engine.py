@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sessionctl.model import MuxClient, Multiplexer, Session, State
+from sessionctl.model import Multiplexer, MuxClient, Session, State
 from sessionctl.policy.config import parse
 from sessionctl.policy.engine import Readings, clients_of, decide, latest_activity
 

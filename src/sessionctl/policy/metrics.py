@@ -100,15 +100,18 @@ def _session_families(view: MetricsView) -> list[Metric]:
                                 labels=["user"])
         procs = GaugeMetricFamily(f"{PREFIX}_user_processes", "Processes in the user's "
                                   "sessions.", labels=["user"])
+        sessions = GaugeMetricFamily(f"{PREFIX}_user_sessions", "Sessions of the user.",
+                                     labels=["user"])
         pss = GaugeMetricFamily(f"{PREFIX}_user_memory_pss_bytes", "Proportional memory "
                                 "of the user's session processes.", labels=["user"])
         for u in view.usage.users:
             cpu.add_metric([u.user], u.cpu_percent / 100.0)
             rss.add_metric([u.user], u.rss_bytes)
             procs.add_metric([u.user], len(u.processes))
+            sessions.add_metric([u.user], len(u.sessions))
             if u.pss_bytes is not None:
                 pss.add_metric([u.user], u.pss_bytes)
-        out += [cpu, rss, procs] + ([pss] if view.usage.pss else [])
+        out += [cpu, rss, procs, sessions] + ([pss] if view.usage.pss else [])
     if view.pressure:
         psi = GaugeMetricFamily(f"{PREFIX}_memory_pressure_percent", "Memory pressure (PSI) "
                                 "the policy watches: share of time tasks stalled on memory.",
