@@ -155,6 +155,41 @@ def test_cpu_bound_job_is_activity_under_cpu(make_user, open_login, tmp_path) ->
                             == "warn", 20)
 
 
+def _multiplexers_in_model() -> bool:
+    """Do the backends fill Session.multiplexers (tmux/screen clients; issue 12)?"""
+    import importlib.util
+
+    return importlib.util.find_spec("sessionctl.backends.multiplexers") is not None
+
+
+@pytest.mark.skipif(not _multiplexers_in_model(),
+                    reason="needs issue 12: the backends do not fill Session.multiplexers yet")
+def test_detached_tmux_with_a_client_from_another_login_is_activity_under_clients(
+    make_user, open_login, tmp_path
+) -> None:
+    user = make_user()
+    first = open_login(user)
+    first.run("tmux new-session -d -s work")
+    sid = str(first.audit_session_id)
+    first.logout()  # the tmux session is left detached, its server in the first session
+    second = open_login(user)
+    second.send("tmux attach -t work\n")
+    assert procs.wait_until(lambda: "1" in subprocess.run(
+        ["su", "-", user.name, "-c", "tmux list-sessions -F '#{session_attached}'"],
+        capture_output=True, text=True).stdout, 10)
+    env = policy_env(tmp_path)
+    plain, clients = tmp_path / "plain.toml", tmp_path / "clients.toml"
+    plain.write_text(DEFAULTS + rule_for([user], idle_limit="20s", warn_before="14s"))
+    clients.write_text(DEFAULTS + rule_for([user], idle_limit="20s", warn_before="14s",
+                                           activity=["input", "clients"]))
+    # Nobody types on the attached client: idle as far as input goes.
+    assert procs.wait_until(lambda: input_idle(second) >= 7, 20)
+    got = check(env, plain)[sid]
+    assert got["action"] == "warn" and got["activity"]["source"] == "input", got
+    got = check(env, clients)[sid]
+    assert got["action"] == "wait" and got["activity"]["source"] == "clients", got
+
+
 class EchoServer:
     """A TCP echo server on loopback (the forward's target), ended by close()."""
 
@@ -462,7 +497,7 @@ users = [{names}]
             assert "warn session" not in d.stderr[after:], d.stderr[after:]
         assert not gone(mid_pids) and not gone(active_pids)
         assert f"session {asid} " not in d.stderr, "an active session was chosen"
-        assert "signed out" not in mid.read_available(0.2)
+        mid.wait_output(rf"The scheduled sign-out of session {msid} was cancelled", 5)
         rows = json.loads(sessionctl(env, "report", "--json").stdout)["rows"]
         assert [(r["rule"], r["user"]) for r in rows] == [("memory-pressure", big_u.name)]
         assert rows[0]["rss_bytes"] >= 400 * MB
