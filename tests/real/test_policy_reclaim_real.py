@@ -278,6 +278,15 @@ def test_min_rss_warns_only_the_big_holder_and_report_sums_it(
     got = check(env, config)
     assert got[sid]["held"]["rss_bytes"] >= 500 * MB and got[sid]["rule"] == "big-idle"
     assert got[ssid]["action"] == "none" and got[ssid]["held"]["rss_bytes"] < 200 * MB
+    # sessionctl users shows what the idle sessions hold.
+    assert procs.wait_until(lambda: input_idle(big) >= 6, 20)
+    users = json.loads(sessionctl(env, "users", big_u.name, "--sessions", "--idle-after", "5",
+                                  "--json").stdout)
+    held = users["users"][0]["session_list"][0]
+    assert held["state"] == "Idle" and held["rss_bytes"] >= 500 * MB, users
+    assert users["idle_held"]["rss_bytes"] >= 500 * MB
+    text = sessionctl(env, "users", big_u.name, "--idle-after", "5").stdout
+    assert re.search(r"Idle and Disc sessions hold 5\d\dM RSS", text), text
     d = daemons(config, tmp_path / "audit.jsonl", env)
     big.wait_output(rf"Your session {sid} will be signed out in", 40)
     assert procs.wait_until(lambda: gone(big_pids), 30), d.stderr
