@@ -80,9 +80,9 @@ def main() -> int:
         for name, daemon in daemons.items():
             decisions = daemon.tick()
             seen[name] = {d.session.user for d in decisions if d.rule is not None}
-            forwarded = [d for d in decisions if d.activity and d.activity.source == "forwards"]
+            forwarded = [d for d in decisions if "forwards" in d.readings.last_active]
             if name == "every" and len(forwarded) != len(users):
-                print(f"only {len(forwarded)} logins active by their forward", file=sys.stderr)
+                print(f"only {len(forwarded)} logins with forward traffic seen", file=sys.stderr)
                 return 1
         cpus: dict[str, list[float]] = {name: [] for name in daemons}
         walls: dict[str, list[float]] = {name: [] for name in daemons}

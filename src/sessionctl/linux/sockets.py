@@ -1,9 +1,11 @@
 """TCP sockets of processes and their traffic (sock_diag), and SSH port forwards.
 
-The kernel's sock_diag netlink interface (what ``ss -ti`` reads) gives, for every TCP
-socket, ``struct tcp_info``: among it the milliseconds since data was last sent and
-received on it and the bytes acknowledged and received. One dump per address family per
-call, whatever the number of sessions.
+``struct tcp_info`` tells, for a TCP socket, the milliseconds since data was last sent and
+received on it and the bytes acknowledged and received. Root reads it straight from the
+socket: pidfd_getfd(2) lends us the process's descriptor (no signal, nothing changes for
+the process) and getsockopt(TCP_INFO) answers, a few microseconds per socket. Otherwise
+the kernel's sock_diag netlink interface (what ``ss -ti`` reads) answers; its dump walks
+the whole TCP hash table (some milliseconds on a big host), so it is the fallback.
 
 An SSH port forward lives in the session's sshd: for ``ssh -L`` (and ``-D``) the
 unprivileged ``sshd: user`` process connects out to the target; for ``ssh -R`` it
@@ -15,6 +17,8 @@ forward (X11 forwarding included).
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import os
 import socket
 import struct
@@ -39,6 +43,8 @@ _REQ = struct.Struct("=BBBBI48x")
 _MSG_LEN = 72  # struct inet_diag_msg
 _INODE_AT = 68
 _INFO_MIN = 136  # tcp_info up to tcpi_bytes_received (Linux 4.1+)
+SYS_PIDFD_GETFD = 438  # the same number on every architecture (Linux 5.6+)
+_libc = ctypes.CDLL(None, use_errno=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +62,13 @@ class TcpTraffic:
     def quiet_ms(self) -> int:
         """Milliseconds since data last went either way."""
         return min(self.last_sent_ms, self.last_received_ms)
+
+
+def parse_info(inode: int, info: bytes, state: int | None = None) -> TcpTraffic:
+    """The figures we use from a ``struct tcp_info``."""
+    sent, recv = struct.unpack_from("=I4xI", info, 44)
+    acked, received = struct.unpack_from("=QQ", info, 120)
+    return TcpTraffic(inode, info[0] if state is None else state, sent, recv, acked, received)
 
 
 def parse_dump(data: bytes) -> tuple[list[TcpTraffic], bool]:
@@ -83,10 +96,7 @@ def parse_dump(data: bytes) -> tuple[list[TcpTraffic], bool]:
             if rta_len < 4:
                 break
             if rta_type == INET_DIAG_INFO and rta_len - 4 >= _INFO_MIN:
-                info = body[pos + 4: pos + rta_len]
-                sent, recv = struct.unpack_from("=I4xI", info, 44)
-                acked, received = struct.unpack_from("=QQ", info, 120)
-                out.append(TcpTraffic(inode, state, sent, recv, acked, received))
+                out.append(parse_info(inode, body[pos + 4: pos + rta_len], state))
             pos += (rta_len + 3) & ~3
     return out, False
 
@@ -130,26 +140,71 @@ def socket_fds(pid: int, proc: str = PROC) -> list[tuple[int, int]]:
     return sorted(out)
 
 
-def forward_sockets(sshd: Iterable[tuple[int, int]], proc: str = PROC) -> set[int]:
-    """Inodes of the sockets that may be port forwards, given a session's sshd processes
-    as (pid, uid): every socket of its unprivileged sshd processes that the root monitor
-    does not also hold (that one is the client's connection). Without a monitor in
-    sight, the lowest-numbered socket that is TCP is taken for the connection (it is
-    accepted before any forward exists); pass the result through tcp_traffic()."""
+def _borrow(pidfd: int, fd: int) -> int:
+    got = _libc.syscall(SYS_PIDFD_GETFD, pidfd, fd, 0)
+    if got < 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
+    return got
+
+
+def traffic(where: dict[int, tuple[int, int]]) -> dict[int, TcpTraffic]:
+    """tcp_info of sockets given as inode → (pid, fd) of a process holding it; sockets that
+    are not TCP, listen, or are gone are left out. Each is asked directly (pidfd_getfd);
+    those that cannot be (not root, an old kernel) through one sock_diag dump."""
+    found: dict[int, TcpTraffic] = {}
+    rest: set[int] = set()
+    by_pid: dict[int, list[tuple[int, int]]] = {}
+    for inode, (pid, fd) in where.items():
+        by_pid.setdefault(pid, []).append((inode, fd))
+    for pid, items in by_pid.items():
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            continue  # gone
+        try:
+            for inode, fd in items:
+                try:
+                    dup = _borrow(pidfd, fd)
+                except OSError as exc:
+                    if exc.errno in (errno.EPERM, errno.ENOSYS, errno.EACCES):
+                        rest.add(inode)
+                    continue
+                with socket.socket(fileno=dup) as sock:
+                    if (sock.family not in (socket.AF_INET, socket.AF_INET6)
+                            or sock.type != socket.SOCK_STREAM
+                            or os.fstat(dup).st_ino != inode):
+                        continue
+                    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+                if len(info) >= _INFO_MIN and info[0] != TCP_LISTEN:
+                    found[inode] = parse_info(inode, info)
+        finally:
+            os.close(pidfd)
+    if rest:
+        found.update(tcp_traffic(rest))
+    return found
+
+
+def forward_sockets(
+    sshd: Iterable[tuple[int, int]], proc: str = PROC
+) -> dict[int, tuple[int, int]]:
+    """The sockets that may be port forwards, as inode → (pid, fd), given a session's sshd
+    processes as (pid, uid): every socket of its unprivileged sshd processes that the
+    root monitor does not also hold (that one is the client's connection). Without a
+    monitor in sight, the lowest-numbered socket that is TCP is taken for the connection
+    (it is accepted before any forward exists). Pass the result through traffic()."""
     monitor: set[int] = set()
-    user: list[list[tuple[int, int]]] = []
+    user: list[tuple[int, list[tuple[int, int]]]] = []
     for pid, uid in sshd:
         fds = socket_fds(pid, proc)
         if uid == 0:
             monitor.update(inode for _, inode in fds)
         else:
-            user.append(fds)
-    out: set[int] = set()
-    for fds in user:
-        out.update(inode for _, inode in fds if inode not in monitor)
+            user.append((pid, fds))
+    out = {inode: (pid, fd) for pid, fds in user for fd, inode in fds if inode not in monitor}
     if not monitor and out:
-        tcp = tcp_traffic(out)
-        for fds in user:
+        tcp = traffic(out)
+        for _pid, fds in user:
             first = next((inode for _, inode in fds if inode in tcp), None)
-            out.discard(first)  # type: ignore[arg-type]
+            out.pop(first, None)  # type: ignore[arg-type]
     return out

@@ -56,16 +56,16 @@ def output_at(s: Session, ours: dict[str, float]) -> float | None:
 def forwards_at(sessions: Iterable[Session], now: float) -> dict[str, float]:
     """Session id → when one of its SSH port forwards last carried data (now minus the
     quietest forward socket's time since data), for sessions that have one."""
-    per_session: dict[str, set[int]] = {}
+    per_session: dict[str, dict[int, tuple[int, int]]] = {}
     for s in sessions:
         sshd = [(p.pid, p.uid) for p in s.processes if p.comm == "sshd"]
         if sshd:
-            inodes = sockets.forward_sockets(sshd)
-            if inodes:
-                per_session[s.id] = inodes
+            found = sockets.forward_sockets(sshd)
+            if found:
+                per_session[s.id] = found
     if not per_session:
         return {}
-    traffic = sockets.tcp_traffic(set().union(*per_session.values()))
+    traffic = sockets.traffic({k: v for f in per_session.values() for k, v in f.items()})
     out = {}
     for sid, inodes in per_session.items():
         quiet = [traffic[i].quiet_ms for i in inodes if i in traffic]
