@@ -73,7 +73,7 @@ def parse_info(inode: int, info: bytes, state: int | None = None) -> TcpTraffic:
 
 def parse_dump(data: bytes) -> tuple[list[TcpTraffic], bool]:
     """Messages of one netlink receive → (sockets with tcp_info, done?)."""
-    out = []
+    out: list[TcpTraffic] = []
     at = 0
     while at + _HDR.size <= len(data):
         length, kind, _flags, _seq, _pid = _HDR.unpack_from(data, at)
@@ -126,7 +126,7 @@ def tcp_traffic(inodes: Iterable[int]) -> dict[int, TcpTraffic]:
 def socket_fds(pid: int, proc: str = PROC) -> list[tuple[int, int]]:
     """(fd, socket inode) of every socket ``pid`` holds, by fd; [] if it is gone or not
     ours to look at."""
-    out = []
+    out: list[tuple[int, int]] = []
     base = f"{proc}/{pid}/fd"
     try:
         names = os.listdir(base)

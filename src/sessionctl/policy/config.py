@@ -34,6 +34,7 @@ import socket
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..durations import parse_duration
 from ..errors import InvalidArgument
@@ -260,8 +261,8 @@ def parse(text: str, path: str = "<policy>", *, bound: Metrics | None = None,
                         f"rule {name!r} needs exactly one of {', '.join(LIMIT_KINDS)}")
         limit = _duration(raw, kinds[0], None, rfail)
         common = _common(raw, rfail, {**base, "exempt_users": (), "exempt_groups": ()})
-        selectors = {k: _names(raw, k, rfail) for k in ("users", "groups", "types",
-                                                        "remote_hosts")}
+        selectors: dict[str, Any] = {k: _names(raw, k, rfail)
+                                     for k in ("users", "groups", "types", "remote_hosts")}
         for user in selectors["users"]:
             _check_user(user, lambda m: rfail("users", m))
         for group in selectors["groups"]:
@@ -269,7 +270,7 @@ def parse(text: str, path: str = "<policy>", *, bound: Metrics | None = None,
         if common["warn_before"] >= limit and kinds[0] != "disc_limit":
             raise rfail("warn_before", f"warn_before ({common['warn_before']:g} s) must be "
                         f"shorter than {kinds[0]} ({limit:g} s)")
-        resources = {k: _size(raw, k, rfail) for k in ("min_rss", "min_pss")}
+        resources: dict[str, Any] = {k: _size(raw, k, rfail) for k in ("min_rss", "min_pss")}
         rules.append(Rule(
             name=name, kind=kinds[0], limit=limit, line=lines.of("rule", i), **selectors,
             exempt_users=tuple(base["exempt_users"]) + tuple(common["exempt_users"]),
@@ -342,7 +343,7 @@ def _pressure(data: dict, base: dict, fail, lines: _Lines, probe: bool) -> Press
         raise pfail("rank", f"rank must be \"rss\" or \"pss\", not {rank!r}")
     common = _common(raw, pfail, {**base, "warn_before": 60.0, "max_postpone": 0.0,
                                   "exempt_users": (), "exempt_groups": ()})
-    selectors = {k: _names(raw, k, pfail) for k in ("users", "groups", "types")}
+    selectors: dict[str, Any] = {k: _names(raw, k, pfail) for k in ("users", "groups", "types")}
     for user in selectors["users"]:
         _check_user(user, lambda m: pfail("users", m))
     for group in selectors["groups"]:

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import state
 from ..actions import audit, reclaim
@@ -43,6 +44,9 @@ from ..model import Session, State
 from . import config
 from .engine import POLICY_REASON, Decision, Readings, decide
 from .measure import Meter, pressure_level
+
+if TYPE_CHECKING:
+    from . import metrics
 
 KV_PREFIX = "policy:"
 
@@ -63,8 +67,8 @@ class Daemon:
         self.policy = config.load(config_path)  # an invalid file at start is fatal
         self.loaded_at = time.time()
         self.meter = Meter(self.backend)
-        self.collector: object | None = None  # metrics.Collector while serving
-        self.server: object | None = None  # metrics.Server
+        self.collector: metrics.Collector | None = None  # while serving /metrics
+        self.server: metrics.Server | None = None
         self._said: set[str] = set()  # run-time problems already reported
 
     def serve_metrics(self) -> None:
@@ -74,16 +78,16 @@ class Daemon:
 
         want = self.policy.metrics
         have = self.server
-        if have is not None and (want is None or (have.host, have.port) != (want.host,  # type: ignore[attr-defined]
+        if have is not None and (want is None or (have.host, have.port) != (want.host,
                                                                            want.port)):
-            have.close()  # type: ignore[attr-defined]
+            have.close()
             self.server = None
         if want is None or self.server is not None:
             return
         if self.collector is None:
             self.collector = metrics.Collector()
         try:
-            self.server = metrics.Server(want.host, want.port, self.collector)  # type: ignore[arg-type]
+            self.server = metrics.Server(want.host, want.port, self.collector)
         except OSError as exc:
             problem = config.bind_problem(want.host, want.port) or exc.strerror or str(exc)
             raise SessionctlError(f"{self.config_path}:{want.line}: cannot serve metrics on "
@@ -131,7 +135,7 @@ class Daemon:
         if self.collector is not None:
             from . import metrics
 
-            self.collector.view = metrics.MetricsView(  # type: ignore[attr-defined]
+            self.collector.view = metrics.MetricsView(
                 now, tuple(found), measured.snapshot, psi, metrics.pending_by_rule())
         return decisions
 
@@ -280,14 +284,14 @@ class Daemon:
         next_tick = time.monotonic()
         while True:
             while received:
-                sig = received.pop(0)
-                if sig == signal.SIGHUP:
+                got = received.pop(0)
+                if got == signal.SIGHUP:
                     self.reload()
                 else:
                     self.log("sessionctl-policy: stopping (countdowns already announced "
                              "continue in their own workers)")
                     if self.server is not None:
-                        self.server.close()  # type: ignore[attr-defined]
+                        self.server.close()
                     return 0
             if time.monotonic() >= next_tick:
                 try:

@@ -195,7 +195,7 @@ def decide(
     sessions: list[Session],
     now: float,
     disc_since: dict[str, float],
-    pending: dict[str, object],
+    pending: Mapping[str, object],
     worker_alive: Callable[[object], bool],
     groups: Callable[[str], set[str]] = groups_of,
     readings: Mapping[str, Readings] | None = None,
@@ -232,9 +232,9 @@ def decide(
             if exemption(x, s, gs):
                 continue
             act = latest_activity(x, s, r, now)
-            d = due_in(x, s, now, disc_since.get(s.id), act)
-            if d is not None:
-                timed.append((d[0], d[1], x, act))
+            due = due_in(x, s, now, disc_since.get(s.id), act)
+            if due is not None:
+                timed.append((due[0], due[1], x, act))
         if p is not None:
             out.append(_with_pending(s, p, ours, timed, worker_alive, r))
             continue
@@ -365,9 +365,9 @@ def pressure_picks(
         d = decisions[i]
         s = d.session
         held = format_size(_held(pressure, d.readings))
-        idle = f"idle {format_duration(act.idle)}" if act else "no activity seen"
+        quiet = f"idle {format_duration(act.idle)}" if act else "no activity seen"
         why = (f"memory pressure {pressure.measure} {level:.2f} over {pressure.above:g}; "
-               f"{idle}, holds {held} {pressure.rank.upper()}")
+               f"{quiet}, holds {held} {pressure.rank.upper()}")
         if s.state is State.DISC:
             out[i] = replace(d, action="logoff", reason=why, rule=rule, activity=act)
         else:
