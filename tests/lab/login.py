@@ -13,6 +13,7 @@ import signal
 import struct
 import subprocess
 import termios
+import threading
 import time
 from typing import TYPE_CHECKING
 
@@ -46,6 +47,14 @@ _SETUP = (
     'echo "$$ $(cat /proc/self/sessionid) $(tty)"'
 )
 _ESCAPES = re.compile(r"\x1b\[\?2004[hl]")
+
+
+def keep_typing(login: Login, stop: threading.Event) -> None:
+    """Input every second (a letter, then Ctrl-U to clear the line) until ``stop``."""
+    while not stop.wait(1.0):
+        login.send("a")
+        time.sleep(0.05)
+        login.send("\x15")
 
 
 class LoginError(RuntimeError):

@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from lab import procs, tool_path
 from lab.daemon import DaemonProc
+from lab.login import keep_typing
+from lab.procs import gone
 
 pytestmark = pytest.mark.real
 
@@ -52,18 +54,6 @@ def pending(sid: str) -> dict | None:
 
 def events(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
-
-
-def gone(pids: set[int]) -> bool:
-    return not any(procs.alive(p) and not procs.is_zombie(p) for p in pids)
-
-
-def keep_typing(login, stop: threading.Event) -> None:
-    """Input every second (a letter, then Ctrl-U to clear the line)."""
-    while not stop.wait(1.0):
-        login.send("a")
-        time.sleep(0.05)
-        login.send("\x15")
 
 
 def test_idle_warned_then_logged_off_active_and_exempt_untouched(

@@ -21,7 +21,9 @@ from pathlib import Path
 
 import pytest
 from lab import procs, tool_path
-from lab.daemon import DaemonProc, policy_env
+from lab.daemon import DaemonProc
+from lab.login import keep_typing
+from lab.procs import gone, policy_env
 
 pytestmark = pytest.mark.real
 
@@ -73,10 +75,6 @@ def input_idle(login) -> float:
     return time.time() - os.stat(login.tty).st_atime
 
 
-def gone(pids: set[int]) -> bool:
-    return not any(procs.alive(p) and not procs.is_zombie(p) for p in pids)
-
-
 def hold_memory(login, megabytes: int) -> int:
     """Start a process in the login that keeps ``megabytes`` resident; its pid."""
     pid = login.run(f"/usr/bin/python3 -c 'import time; b = b\"x\" * ({megabytes} << 20); "
@@ -91,14 +89,6 @@ def _rss(pid: int) -> int:
     except OSError:
         return 0
     return int(fields[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def keep_typing(login, stop: threading.Event) -> None:
-    """Input every second (a letter, then Ctrl-U to clear the line)."""
-    while not stop.wait(1.0):
-        login.send("a")
-        time.sleep(0.05)
-        login.send("\x15")
 
 
 # -- activity sources ---------------------------------------------------------------------

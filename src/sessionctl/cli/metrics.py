@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from ..durations import format_duration, parse_duration
 from ..errors import InvalidArgument
 from . import usagefmt
-from .args import Parser, UsageError
+from .args import Parser, UsageError, checked_interval
 from .render import emit
 from .runner import run
 
@@ -45,8 +45,7 @@ def _metrics(prog: str, argv: Sequence[str]) -> int:
     parser.add_argument("--interval", type=float, default=1.0)
     parser.add_argument("--backend", choices=("auto", "procfs", "logind"))
     ns = parser.parse(argv)
-    if not 0.1 <= ns.interval <= 60:
-        raise UsageError("--interval must be between 0.1 and 60 seconds")
+    checked_interval(ns.interval)
     from ..policy import metrics
 
     view = metrics.current_view(interval=ns.interval, backend=ns.backend)

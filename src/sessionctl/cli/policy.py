@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from ..durations import format_duration
 from . import usagefmt
-from .args import Parser, UsageError
+from .args import Parser, checked_interval
 from .render import emit
 from .runner import run
 
@@ -64,8 +64,7 @@ def _check(prog: str, argv: Sequence[str]) -> int:
     parser.add_argument("--interval", type=float, default=1.0)
     parser.add_argument("--backend", choices=("auto", "procfs", "logind"))
     ns = parser.parse(argv)
-    if not 0.1 <= ns.interval <= 60:
-        raise UsageError("--interval must be between 0.1 and 60 seconds")
+    checked_interval(ns.interval)
     decisions = check(ns.file, backend=ns.backend, interval=ns.interval)
     if ns.json:
         for d in decisions:

@@ -273,12 +273,7 @@ def parse(text: str, path: str = "<policy>", *, bound: Metrics | None = None,
         resources: dict[str, Any] = {k: _size(raw, k, rfail) for k in ("min_rss", "min_pss")}
         rules.append(Rule(
             name=name, kind=kinds[0], limit=limit, line=lines.of("rule", i), **selectors,
-            exempt_users=tuple(base["exempt_users"]) + tuple(common["exempt_users"]),
-            exempt_groups=tuple(base["exempt_groups"]) + tuple(common["exempt_groups"]),
-            warn_before=common["warn_before"], max_postpone=common["max_postpone"],
-            grace=common["grace"], message=common["message"],
-            activity=_activity(raw, base["activity"], rfail),
-            cpu_active=_percent(raw, "cpu_active", base["cpu_active"], rfail),
+            **_rule_fields(raw, base, common, rfail),
             min_cpu=_percent(raw, "min_cpu", 0.0, rfail), **resources,
         ))
     for user in base["exempt_users"]:
@@ -292,6 +287,19 @@ def parse(text: str, path: str = "<policy>", *, bound: Metrics | None = None,
                   exempt_users=tuple(base["exempt_users"]),
                   exempt_groups=tuple(base["exempt_groups"]), defaults=dict(defaults),
                   pressure=pressure, metrics=metrics)
+
+
+def _rule_fields(raw: dict, base: dict, common: dict, fail) -> dict[str, Any]:
+    """What a [[rule]] and [pressure] take alike: exemptions (added to the defaults'),
+    notice, postponing, grace, message, activity sources and the CPU share."""
+    return {
+        "exempt_users": tuple(base["exempt_users"]) + tuple(common["exempt_users"]),
+        "exempt_groups": tuple(base["exempt_groups"]) + tuple(common["exempt_groups"]),
+        "warn_before": common["warn_before"], "max_postpone": common["max_postpone"],
+        "grace": common["grace"], "message": common["message"],
+        "activity": _activity(raw, base["activity"], fail),
+        "cpu_active": _percent(raw, "cpu_active", base["cpu_active"], fail),
+    }
 
 
 def _table(data: dict, name: str, keys: set[str], fail) -> dict | None:
@@ -351,13 +359,7 @@ def _pressure(data: dict, base: dict, fail, lines: _Lines, probe: bool) -> Press
     rule = Rule(
         name=PRESSURE_RULE, kind="pressure", line=lines.of("pressure", 0),
         limit=_duration(raw, "idle_after", 600.0, pfail), **selectors,
-        exempt_users=tuple(base["exempt_users"]) + tuple(common["exempt_users"]),
-        exempt_groups=tuple(base["exempt_groups"]) + tuple(common["exempt_groups"]),
-        warn_before=common["warn_before"], max_postpone=common["max_postpone"],
-        grace=common["grace"], message=common["message"],
-        activity=_activity(raw, base["activity"], pfail),
-        cpu_active=_percent(raw, "cpu_active", base["cpu_active"], pfail),
-        min_rss=_size(raw, "min_rss", pfail),
+        **_rule_fields(raw, base, common, pfail), min_rss=_size(raw, "min_rss", pfail),
     )
     return Pressure(file=path, measure=measure, above=float(above), rule=rule,
                     at_once=at_once, rank=rank, line=lines.of("pressure", 0))
