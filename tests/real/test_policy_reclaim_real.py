@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 from lab import procs, tool_path
-from lab.daemon import DaemonProc
+from lab.daemon import DaemonProc, policy_env
 from lab.login import keep_typing
-from lab.procs import gone, policy_env
+from lab.procs import gone
 
 pytestmark = pytest.mark.real
 
