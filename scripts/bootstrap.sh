@@ -31,6 +31,9 @@ fi
 chmod 755 "$venv"
 "$venv/bin/pip" install -q --disable-pip-version-check --upgrade pip >/dev/null
 # Not editable: the code must be readable by the test users wherever the clone lives.
+# setuptools reuses build/ from an earlier build: a module removed from src/ (another
+# branch's) would be installed again from it.
+rm -rf "$here/build"
 "$venv/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps "$here"
 "$venv/bin/pip" install -q --disable-pip-version-check "$here$extras"
 # Link the commands into /usr/local/bin only for the default venv (a side venv, e.g. a
