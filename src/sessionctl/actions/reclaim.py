@@ -12,11 +12,13 @@ import contextlib
 import sqlite3
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .. import state
-from ..backends.base import Backend
-from ..linux.usage import read_counters
 from ..model import Session
+
+if TYPE_CHECKING:
+    from ..backends.base import Backend, CounterReader
 
 POLICY_REASON = "policy:"
 
@@ -31,12 +33,13 @@ class Held:
     idle_seconds: float | None = None
 
 
-def measure(session: Session, *, pss: bool = False) -> Held:
-    """Read what ``session`` holds now: its live processes' RSS (and PSS)."""
+def measure(session: Session, reader: CounterReader, *, pss: bool = False) -> Held:
+    """Read what ``session`` holds now: its live processes' RSS (and PSS), through the
+    backend's counter reader (``Backend.counter_reader()``)."""
     rss = count = 0
     pss_total: int | None = 0 if pss else None
     for ref in session.processes:
-        c, _ = read_counters(ref.pid, ref.start_ticks, io=False, pss=pss)
+        c, _ = reader.read(ref.pid, ref.start_ticks, io=False, pss=pss)
         if c is None or c.state in "ZX":
             continue
         count += 1
@@ -49,7 +52,9 @@ def measure(session: Session, *, pss: bool = False) -> Held:
 def measure_by_id(session_id: str, backend: Backend) -> tuple[Session | None, Held | None]:
     """The session named ``session_id`` and what it holds now (None, None if gone)."""
     found = next((s for s in backend.sessions() if s.id == session_id), None)
-    return (found, measure(found)) if found is not None else (None, None)
+    if found is None:
+        return None, None
+    return found, measure(found, backend.counter_reader())
 
 
 def rule_of(reason: str) -> str | None:

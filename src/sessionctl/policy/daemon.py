@@ -43,10 +43,10 @@ from ..errors import SessionctlError
 from ..model import Session, State
 from . import config
 from .engine import POLICY_REASON, Decision, Readings, decide
-from .measure import Meter, pressure_level
 
 if TYPE_CHECKING:
     from . import metrics
+    from .measure import Meter
 
 KV_PREFIX = "policy:"
 
@@ -66,7 +66,9 @@ class Daemon:
         self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
         self.policy = config.load(config_path)  # an invalid file at start is fatal
         self.loaded_at = time.time()
-        self.meter = Meter(self.backend)
+        from .measure import Meter  # Linux readers: imported where the daemon runs
+
+        self.meter: Meter = Meter(self.backend)
         self.collector: metrics.Collector | None = None  # while serving /metrics
         self.server: metrics.Server | None = None
         self._said: set[str] = set()  # run-time problems already reported
@@ -140,6 +142,8 @@ class Daemon:
         return decisions
 
     def _pressure(self) -> tuple[float | None, dict[str, float]]:
+        from .measure import pressure_level
+
         p = self.policy.pressure
         if p is None:
             return None, {}
@@ -210,7 +214,8 @@ class Daemon:
                     return
                 from ..actions.logoff import logoff
 
-                held = reclaim.measure(s, pss=self.policy.needs_pss)
+                held = reclaim.measure(s, self.backend.counter_reader(),
+                                       pss=self.policy.needs_pss)
                 try:
                     result = logoff(s.id, grace=d.rule.grace, backend=self.backend,
                                     audit_log=self.audit_log, caller_uid=0)
@@ -350,6 +355,8 @@ def check(path: str | Path, backend: str | None = None,
 
     When a rule needs CPU shares (activity "cpu", min_cpu) they are measured over
     ``interval`` seconds; remembered activity (state.db) counts as in the daemon."""
+    from .measure import Meter, pressure_level
+
     policy = config.load(path)
     be = get_backend(backend)
     meter = Meter(be)

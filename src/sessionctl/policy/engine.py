@@ -4,14 +4,12 @@ decisions. No I/O here besides user/group lookups: what the daemon measured of e
 
 from __future__ import annotations
 
-import contextlib
 import fnmatch
-import grp
-import pwd
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from ..durations import format_duration
+from ..host import groups_of
 from ..model import Session, State
 from ..quantities import format_size
 from .config import PRESSURE_RULE, Policy, Pressure, Rule
@@ -83,18 +81,6 @@ class Decision:
             "activity": self.activity.to_dict() if self.activity else None,
             "held": self.readings.held(),
         }
-
-
-def groups_of(user: str) -> set[str]:
-    """Names of every group a user is in (primary included)."""
-    try:
-        entry = pwd.getpwnam(user)
-    except KeyError:
-        return set()
-    names = {g.gr_name for g in grp.getgrall() if user in g.gr_mem}
-    with contextlib.suppress(KeyError):
-        names.add(grp.getgrgid(entry.pw_gid).gr_name)
-    return names
 
 
 def _any(patterns: tuple[str, ...], value: str) -> bool:

@@ -1,9 +1,11 @@
 """What the policy measures of each session: its activity sources and what it holds.
 
 The readings come from the platform readers (linux/tty.py: terminal output times;
-linux/sockets.py: SSH forwards' traffic; actions/usage.py's sampler: CPU and memory;
-the model: clients attached) and from state.db (sessionctl's own terminal writes, and
-what was seen at earlier ticks). The decisions on them are engine.py's.
+linux/sockets.py: SSH forwards' traffic; linux/pressure.py: PSI; actions/usage.py's
+sampler: CPU and memory; the model: clients attached) and from state.db (sessionctl's own
+terminal writes, and what was seen at earlier ticks). The decisions on them are
+engine.py's. The linux/ readers are imported where they are used, so ``policy check``
+with input-only rules also runs where they do not exist (Windows).
 
 Sources measured at one moment ("cpu": over the interval since the last tick; "clients":
 connected now) are remembered as "last seen active at", in state.db with the rest of the
@@ -20,8 +22,6 @@ from dataclasses import dataclass
 from .. import state
 from ..actions.usage import UsageSampler
 from ..backends.base import Backend
-from ..linux import sockets, tty
-from ..linux.pressure import read_pressure
 from ..model import Session
 from ..usage import SessionUsage, UsageSnapshot
 from .config import Policy, Pressure
@@ -36,6 +36,8 @@ def cpu_key(threshold: float) -> str:
 
 def session_lines(s: Session) -> list[str]:
     """Every terminal of the session: its own, and its multiplexers' panes."""
+    from ..linux import tty
+
     lines = list(dict.fromkeys([*s.ttys, *(t for m in s.multiplexers for t in m.terminals)]))
     return [x for x in lines if tty.device_path(x)]
 
@@ -44,6 +46,8 @@ def output_at(s: Session, ours: dict[str, float]) -> float | None:
     """When a terminal of ``s`` was last written to by anything but sessionctl (its
     notices are remembered in ``ours``: line → when we wrote; a tty time not after it is
     ours); None if none is known."""
+    from ..linux import tty
+
     best = None
     for line in session_lines(s):
         at = tty.output_time(line)
@@ -56,6 +60,8 @@ def output_at(s: Session, ours: dict[str, float]) -> float | None:
 def forwards_at(sessions: Iterable[Session], now: float) -> dict[str, float]:
     """Session id → when one of its SSH port forwards last carried data (now minus the
     quietest forward socket's time since data), for sessions that have one."""
+    from ..linux import sockets
+
     per_session: dict[str, dict[int, tuple[int, int]]] = {}
     for s in sessions:
         sshd = [(p.pid, p.uid) for p in s.processes if p.comm == "sshd"]
@@ -159,6 +165,8 @@ class Meter:
 
 def pressure_level(pressure: Pressure) -> tuple[float | None, str | None]:
     """The pressure measure now, or (None, why it cannot be read)."""
+    from ..linux.pressure import read_pressure
+
     try:
         values = read_pressure(pressure.file)
     except (OSError, ValueError) as exc:
