@@ -222,9 +222,9 @@ class Daemon:
                 except SessionctlError:
                     reclaim.record("signout", d.rule.name, s, outcome="failed", held=held)
                     raise
-                reclaim.record("signout", d.rule.name, s, outcome=result.outcome, held=held)
                 self._report("policy-logoff", f"{rule}logged off {who}: {d.reason} "
                              f"({result.outcome})", d)
+                reclaim.record("signout", d.rule.name, s, outcome=result.outcome, held=held)
         except SessionctlError as exc:
             self._report("policy-error", f"{rule}could not {d.action} {who}: {exc}", d)
 
