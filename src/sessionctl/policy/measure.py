@@ -144,8 +144,8 @@ class Meter:
             if u is not None and snapshot is not None and snapshot.interval > 0:
                 for t in thresholds:
                     now_active[cpu_key(t)] = now if u.cpu_percent > t else None
-            for key, at in now_active.items():
-                if at is not None and at > float(seen.get(key, 0.0)):
+            for key, at in now_active.items():  # (a second's jitter is not news)
+                if at is not None and at > float(seen.get(key, 0.0)) + 1.0:
                     seen[key] = at
             if seen != before:
                 changes[s.id] = {**mem, ACTIVE_KEY: seen}
