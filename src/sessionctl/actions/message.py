@@ -18,12 +18,14 @@ import os
 import secrets
 import select
 import socket
+import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from .. import state
 from ..api import sessions as list_sessions
 from ..backends import get_backend
 from ..backends.base import Backend
@@ -261,6 +263,7 @@ def _deliver(session: Session, data: bytes, body: str, sender: str, caller: int,
         respect = caller != 0 and owner != caller
         w = ttywrite.write_tty(device, data, owner_uid=owner, respect_mesg=respect)
         out.append(Delivery(session.id, session.user, w.device, w.status, w.detail))
+    _note_writes([d.device for d in out if d.ok], caller)
     if desktop.is_graphical(session):
         status, detail = desktop.notify(session.uid, f"Message from {sender}", body,
                                         timeout=timeout, caller_uid=caller)
@@ -269,6 +272,15 @@ def _deliver(session: Session, data: bytes, body: str, sender: str, caller: int,
         out.append(Delivery(session.id, session.user, "", "no-terminal",
                             "the session has no terminal or desktop to show it on"))
     return out
+
+
+def _note_writes(devices: list[str], caller: int) -> None:
+    """Record our writes (root only: state.db is root's) so the policy's "output"
+    activity source does not take sessionctl's own notices for the user's."""
+    if not devices or caller != 0:
+        return
+    with contextlib.suppress(OSError, sqlite3.Error):
+        state.note_tty_writes([d.removeprefix("/dev/") for d in devices], time.time())
 
 
 def _ack_listener(token: str) -> socket.socket:
