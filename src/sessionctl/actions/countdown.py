@@ -27,6 +27,7 @@ from ..linux.accounts import user_name
 from ..sanitize import clean_text
 from .schedule import (
     PendingLogoff,
+    desktop_notice,
     due_reminder,
     marks_left,
     notice_text,
@@ -75,9 +76,11 @@ class Worker:
         from .message import send_message
 
         try:
-            report = send_message(p.session_id, notice_text(p, time.time(), kind),
+            now = time.time()
+            report = send_message(p.session_id, notice_text(p, now, kind),
                                   backend=self.backend, sender=f"{p.scheduled_by} (sessionctl)",
-                                  audit_log=p.audit_log)
+                                  audit_log=p.audit_log,
+                                  **desktop_notice(p, kind, now))  # type: ignore[arg-type]
             delivered = [d.device for d in report.deliveries if d.ok]
         except SessionctlError as exc:
             delivered = [f"not sent: {exc}"]

@@ -16,6 +16,7 @@ from pathlib import Path
 from ..errors import BackendUnavailable, NoSuchSession
 from ..linux import cgroup, proc, tty
 from ..model import Session, State
+from . import desktops
 from .base import Backend
 from .procfs import close_login_records, session_type
 
@@ -131,7 +132,7 @@ class LogindBackend(Backend):
             except NoSuchSession:
                 continue  # ended between the list and the look
         out.sort(key=lambda s: (not s.id.isdigit(), int(s.id) if s.id.isdigit() else 0, s.id))
-        return out
+        return desktops.enrich(out)
 
     def _session(self, sid: str, path: str) -> Session:
         p = self._props(path, "org.freedesktop.login1.Session")
@@ -144,8 +145,11 @@ class LogindBackend(Backend):
         kind = session_type(service, line) if ltype in ("tty", "unspecified") else ltype
         uid = int(p["User"][0])  # type: ignore[index]
         idle: float | None = tty.idle_seconds(line) if line and not line.startswith(":") else None
+        idle_source = "tty" if idle is not None else ""
         if p.get("IdleHint") and p.get("IdleSinceHint"):
             idle = max(0.0, datetime.now().timestamp() - int(p["IdleSinceHint"]) / 1e6)
+            idle_source = "logind"
+        remote_host = str(p.get("RemoteHost", ""))
         stamp = int(p.get("Timestamp", 0) or 0)
         me = os.getpid()
         return Session(
@@ -156,10 +160,14 @@ class LogindBackend(Backend):
             state=STATES.get(str(p.get("State", "")), State.ACTIVE),
             type=kind,
             device=tty.device_path(line),
-            remote_host=str(p.get("RemoteHost", "")),
+            remote_host=remote_host,
             service=service,
             login_time=datetime.fromtimestamp(stamp / 1e6).astimezone() if stamp else None,
             idle_seconds=idle,
+            idle_source=idle_source,
+            display=str(p.get("Display", "")),
+            remote=bool(p.get("Remote")),
+            client_address=remote_host if service == "sshd" else "",
             leader_pid=int(p.get("Leader", 0) or 0) or None,
             processes=tuple(sorted(refs, key=lambda r: r.pid)),
             current=any(r.pid == me for r in refs),
