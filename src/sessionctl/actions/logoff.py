@@ -28,7 +28,8 @@ from ..linux import cgroup, proc, signals
 from ..linux.accounts import user_name
 from ..linux.signals import Key, Sent, key
 from ..model import ProcessRef, Session
-from . import audit
+from . import audit, desktop_logout
+from .desktop_logout import DesktopLogoff
 
 DEFAULT_GRACE = 10.0
 MAX_GRACE = 3600.0
@@ -63,6 +64,7 @@ class LogoffResult:
     record_closed: bool = False
     seconds: float = 0.0
     audit_path: str | None = None
+    desktop: DesktopLogoff | None = None  # the session manager's part (desktops only)
 
     @property
     def ok(self) -> bool:
@@ -79,6 +81,7 @@ class LogoffResult:
             "not_permitted": self.not_permitted,
             "record_closed": self.record_closed,
             "seconds": round(self.seconds, 3),
+            **({"desktop": self.desktop.to_dict()} if self.desktop else {}),
         }
 
 
@@ -359,9 +362,11 @@ def logoff(
     t0 = time.monotonic()
     signals.raise_fd_limit()
     run = _Run(be, session, progress)
+    graceful = desktop_logout.Graceful(run, grace) if desktop_logout.applies(session) else None
     try:
         processes_at_start = len(run.members())
-        run.signal_and_wait("hangup", (signal.SIGHUP, signal.SIGCONT), grace, be.hangup)
+        hangup_grace = graceful.ask() if graceful else grace  # the session manager first
+        run.signal_and_wait("hangup", (signal.SIGHUP, signal.SIGCONT), hangup_grace, be.hangup)
         if run.targets():
             run.signal_and_wait(
                 "terminate",
@@ -383,6 +388,7 @@ def logoff(
         not_permitted=sorted(run.pins.denied & set(remaining)),
         record_closed=closed,
         seconds=time.monotonic() - t0,
+        desktop=graceful.report if graceful else None,
     )
     result.audit_path = _audit(
         audit_log,

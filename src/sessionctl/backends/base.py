@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 
 from ..linux import proc
+from ..linux.session_manager import Inhibitor
 from ..model import ProcessRef, Session
 
 
@@ -54,6 +55,11 @@ class Backend(ABC):
     def close_login(self, session: Session) -> bool:
         """Close the session's login record if its login process did not; True if closed."""
         return False
+
+    def inhibitors(self, session: Session) -> list[Inhibitor]:
+        """Inhibitor locks held by the session's processes (who, why), where the system
+        keeps them (logind); empty where it does not."""
+        return []
 
     def warnings(self) -> list[str]:
         """Things the last look skipped or could not read, for the front end to show."""

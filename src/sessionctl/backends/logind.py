@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..errors import BackendUnavailable, NoSuchSession
 from ..linux import cgroup, proc, tty
+from ..linux.session_manager import Inhibitor
 from ..model import Session, State
 from . import desktops
 from .base import Backend
@@ -226,3 +227,14 @@ class LogindBackend(Backend):
 
     def close_login(self, session: Session) -> bool:
         return close_login_records(session)
+
+    def inhibitors(self, session: Session) -> list[Inhibitor]:
+        try:
+            (rows,) = self._call(MANAGER_PATH, "org.freedesktop.login1.Manager", "ListInhibitors")
+        except (BackendUnavailable, NoSuchSession):
+            return []
+        return [
+            Inhibitor("logind", str(who), str(why), str(what), str(mode), int(pid), int(uid))
+            for what, who, why, mode, uid, pid in rows
+            if self.is_member(session, int(pid))
+        ]

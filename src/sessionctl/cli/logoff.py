@@ -6,6 +6,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+from ..actions.desktop_logout import DesktopLogoff
 from ..actions.logoff import DEFAULT_GRACE, MAX_GRACE, LogoffResult, Step
 from ..actions.logoff import logoff as do_logoff
 from . import fleet as fleet_cli
@@ -114,6 +115,17 @@ def describe(step: Step) -> str:
     )
 
 
+def describe_desktop(d: DesktopLogoff) -> str:
+    """/v lines for a desktop: who ended by themselves, on a signal, or was killed."""
+    lines = [f"  desktop: {d.detail or d.request}"]
+    lines += [f"  inhibitor: {i.who}: {i.why} ({i.source}{', ' + i.what if i.what else ''}"
+              f"{', pid ' + str(i.pid) if i.pid else ''})" for i in d.inhibitors]
+    for label, names in (("ended by themselves", d.ended_by_themselves),
+                         ("ended on a signal", d.ended_on_signal), ("killed", d.killed)):
+        lines.append(f"  {label}: {' '.join(names) if names else '-'}")
+    return "\n".join(lines)
+
+
 def _body(prog: str, argv: Sequence[str]) -> int:
     ns = parse_session_command(_parser(prog), argv, allow_remote=True)
     if not 0 <= ns.grace <= MAX_GRACE:  # checked here too, to print the usage
@@ -151,6 +163,8 @@ def _body(prog: str, argv: Sequence[str]) -> int:
             f"Session {s.id} ({s.user}{', ' + s.name if s.name else ''}) {state} "
             f"in {result.seconds:.2f} s" + ("; login record closed" if result.record_closed else "")
         )
+        if result.desktop is not None:
+            emit(describe_desktop(result.desktop))
     if not result.ok:
         why = (
             f"{len(result.not_permitted)} not permitted to signal"
