@@ -208,8 +208,8 @@ class LogindBackend(Backend):
                     "ssi",
                     (session.id, "all", int(sig)),
                 )
-        except BackendUnavailable:
-            return False  # e.g. refused to a non-root caller: we signal ourselves
+        except (BackendUnavailable, NoSuchSession):
+            return False  # e.g. refused to a non-root caller, or gone: we signal ourselves
         return True
 
     def terminate(self, session: Session) -> bool:
@@ -221,7 +221,7 @@ class LogindBackend(Backend):
                 "s",
                 (session.id,),
             )
-        except BackendUnavailable:
+        except (BackendUnavailable, NoSuchSession):
             return False
         return True
 
