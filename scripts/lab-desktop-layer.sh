@@ -24,7 +24,7 @@ LAYER=$DIR/layer
 MARKER_NAME=.sessionctl-lab-desktop-ready
 PACKAGES="tigervnc-standalone-server tigervnc-tools xfce4-session xfwm4 xfce4-notifyd
 dbus-x11 xterm x11-utils xprintidle xdotool vim nano xfonts-base xrdp xorgxrdp
-freerdp2-x11 x11-xserver-utils"
+freerdp2-x11 x11-xserver-utils polkitd"
 PACKAGES=$(echo $PACKAGES)
 
 log() { printf 'lab-desktop-layer: %s\n' "$*" >&2; }

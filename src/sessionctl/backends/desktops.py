@@ -11,6 +11,7 @@ one that does not answer keeps the backend's idle and says why in ``extra``.
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 from ..linux import asuser, desktop, vnc, x11
@@ -88,3 +89,31 @@ def enrich(sessions: list[Session], timeout: float = x11.X11_TIMEOUT) -> list[Se
             else:
                 out[i].extra["idle_error"] = f"Mutter IdleMonitor: {outcome.detail}"
     return out
+
+
+DISCONNECT_SETTLE = 3.0  # seconds to see the viewers gone after the server was told
+
+
+def disconnect(session: Session, settle: float = DISCONNECT_SETTLE) -> tuple[bool, str]:
+    """End the viewer connections of a VNC desktop and keep the desktop running (the
+    ``tsdiscon`` of a desktop). Returns (done, detail); done only when the server's own
+    connections show no viewer any more. The caller checks permission first."""
+    server = _vnc_server(session)
+    if server is None:
+        return False, f"session {session.id} has no VNC server to disconnect from"
+    target = desktop.surroundings(session).x11
+    if target is None:
+        return False, f"session {session.id}: no display found"
+    before = vnc.viewers(server) or []
+    outcome = vnc.disconnect(target)
+    if not outcome.ok:
+        return False, f"the VNC server on {target.display} refused: {outcome.detail}"
+    deadline = time.monotonic() + settle
+    left = vnc.viewers(server)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.05)
+        left = vnc.viewers(server)
+    if left:
+        return False, f"viewers still connected after {settle:g} s: {', '.join(left)}"
+    gone = ", ".join(before) if before else "no viewer was connected"
+    return True, f"{outcome.detail} on {target.display} ({gone})"

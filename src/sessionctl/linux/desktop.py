@@ -25,7 +25,8 @@ BUS_TIMEOUT = 3.0  # seconds for one call on a session bus (connect + auth + rep
 SESSION_VARS = ("DISPLAY", "XAUTHORITY", "DBUS_SESSION_BUS_ADDRESS", "WAYLAND_DISPLAY")
 NOTIFY = ("org.freedesktop.Notifications", "/org/freedesktop/Notifications",
           "org.freedesktop.Notifications")
-NO_SERVICE = "ServiceUnknown"
+NO_SERVICE = ("org.freedesktop.DBus.Error.ServiceUnknown", "org.freedesktop.DBus.Error.Spawn.",
+              "org.freedesktop.DBus.Error.NameHasNoOwner")
 
 
 def is_graphical(session: Session) -> bool:
@@ -211,9 +212,11 @@ def notify(session: Session, summary: str, body: str, *, timeout: float, caller_
         detail = ("the session bus did not answer within "
                   f"{BUS_TIMEOUT * 2:g} s" if outcome.status == "timeout" else outcome.detail)
         return status, detail
+    first = outcome.detail.splitlines()[0][:200] if outcome.detail else outcome.status
     why = ("the session bus did not answer" if outcome.status == "timeout"
-           else "no notification service" if NO_SERVICE in outcome.detail or not where.bus
-           else outcome.detail.splitlines()[0][:200])
+           else "no session bus" if not where.bus
+           else f"no notification service: {first}" if any(e in first for e in NO_SERVICE)
+           else first)
     shown = x11.show_message_window(target, summary, html.unescape(body), timeout)
     if shown.ok:
         return "delivered", f"{shown.detail} ({why})"

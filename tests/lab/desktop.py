@@ -1,0 +1,206 @@
+"""Real graphical sessions for tests: TigerVNC + Xfce desktops in the systemd container,
+seen and driven through a real VNC client (vncdotool) from the host.
+
+* ``ensure_desktop_layer()`` runs scripts/lab-desktop-layer.sh (cached; ~40 s the first
+  time) and returns the layer that ``SystemdContainer(layers=[...])`` stacks over the
+  shared base rootfs (which stays untouched).
+* ``VncDesktop(container, user, password)`` starts ``tigervncserver@:N`` for the user
+  (logind registers an x11 session, Service=tigervnc, Remote=yes) on a free display
+  number and a free 127.0.0.1 port, with Xfce and any autostart programs; ``stop()``
+  ends it. ``vnc(...)`` runs vncdotool commands (move, click, type, key, capture) as a
+  real viewer; ``capture()`` saves what the user sees; ``screen_text()`` reads it back
+  (tesseract OCR), so tests check the screen itself, not our own return values.
+
+Display numbers and ports are random and checked against every abstract X socket of
+the (shared) network namespace, so parallel runs do not collide.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from .container import PROJECT_ROOT, SystemdContainer
+
+LAYER_SCRIPT = PROJECT_ROOT / "scripts" / "lab-desktop-layer.sh"
+VNCDO = Path(sys.prefix) / "bin" / "vncdo"
+DISPLAYS = range(20, 100)
+
+
+def ensure_desktop_layer() -> Path:
+    """The cached desktop layer (built by scripts/lab-desktop-layer.sh if needed)."""
+    done = subprocess.run(["bash", str(LAYER_SCRIPT)], capture_output=True, text=True,
+                          check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{LAYER_SCRIPT} failed ({done.returncode}):\n{done.stderr}")
+    return Path(done.stdout.strip().splitlines()[-1])
+
+
+def wait_until(check: Callable[[], object], timeout: float, step: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(step)
+    return bool(check())
+
+
+def _x_sockets_in_use() -> set[int]:
+    used = set()
+    with contextlib.suppress(OSError), open("/proc/net/unix") as f:
+        for line in f:
+            path = line.split()[-1]
+            if "/.X11-unix/X" in path:
+                tail = path.rsplit("X", 1)[1]
+                if tail.isdigit():
+                    used.add(int(tail))
+    return used
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class VncDesktop:
+    """One TigerVNC + Xfce desktop of ``user`` inside ``container``."""
+
+    def __init__(self, container: SystemdContainer, user: str, *,
+                 autostart: dict[str, str] | None = None, notifyd: bool = True,
+                 geometry: str = "1024x768") -> None:
+        self.c = container
+        self.user = user
+        self.password = secrets.token_hex(4)  # VNC passwords are at most 8 characters
+        self.autostart = autostart or {}
+        self.notifyd = notifyd
+        self.geometry = geometry
+        self.display = 0
+        self.port = 0
+        self.session_id = ""
+        self.started = False
+
+    @property
+    def name(self) -> str:
+        return f":{self.display}"
+
+    def _as_user(self, script: str) -> None:
+        self.c.exec(["bash", "-c", script], user=self.user, check=True)
+
+    def start(self, timeout: float = 60.0) -> VncDesktop:
+        used = _x_sockets_in_use()
+        self.display = random.choice([d for d in DISPLAYS if d not in used])
+        self.port = _free_port()
+        config = (f"session=xfce\nsecuritytypes=VncAuth\nlocalhost=yes\n"
+                  f"rfbport={self.port}\ngeometry={self.geometry}\n")
+        self._as_user(f"mkdir -p ~/.vnc ~/.config/autostart && cd ~/.vnc && "
+                      f"echo {self.password} | vncpasswd -f > passwd && chmod 600 passwd && "
+                      f"printf '{config}' > config")
+        for name, command in self.autostart.items():
+            entry = f"[Desktop Entry]\\nType=Application\\nName={name}\\nExec={command}\\n"
+            self._as_user(f"printf '{entry}' > ~/.config/autostart/sct-{name}.desktop")
+        if not self.notifyd:  # hide the notification service from this desktop
+            self._as_user("mkdir -p ~/.local/share/dbus-1/services && printf "
+                          "'[D-BUS Service]\\nName=org.freedesktop.Notifications\\n"
+                          "Exec=/bin/false\\n' > ~/.local/share/dbus-1/services/"
+                          "org.freedesktop.Notifications.service && printf "
+                          "'[Desktop Entry]\\nHidden=true\\n' > "
+                          "~/.config/autostart/xfce4-notifyd.desktop")
+        self.c.exec(["bash", "-c", f"echo ':{self.display}={self.user}' >> "
+                     "/etc/tigervnc/vncserver.users"], check=True)
+        self.c.exec(["systemctl", "start", f"tigervncserver@:{self.display}"], check=True)
+        self.started = True
+        ok = wait_until(self._ready, timeout, 0.2)
+        if not ok:
+            raise RuntimeError(f"desktop :{self.display} of {self.user} did not come up: "
+                               f"{self.c.exec(['journalctl', '-n', '30', '--no-pager']).stdout}")
+        return self
+
+    def _ready(self) -> bool:
+        sid = self.find_session()
+        if not sid:
+            return False
+        self.session_id = sid
+        want = ["xfwm4", "xfce4-session", *(["xfce4-notifyd"] if self.notifyd else [])]
+        running = self.c.exec(["ps", "-u", self.user, "-o", "comm="]).stdout.split()
+        if not all(w in running for w in want):
+            return False
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port),
+                                                                     timeout=1) as s:
+            return s.recv(12).startswith(b"RFB ")
+        return False
+
+    def find_session(self) -> str:
+        """The logind session id whose Display is ours ("" if none)."""
+        for row in self.c.loginctl_sessions():
+            props = self.c.show_session(row["session"])
+            if props.get("Display") == self.name and props.get("State") != "closing":
+                return row["session"]
+        return ""
+
+    def scope_pids(self) -> list[int]:
+        """PIDs (as the container sees them) in the session's scope right now."""
+        found = self.c.exec(["bash", "-c", f"cat /sys/fs/cgroup/user.slice/user-*.slice/"
+                             f"session-{self.session_id}.scope/cgroup.procs 2>/dev/null"])
+        return [int(x) for x in found.stdout.split()]
+
+    # -- the viewer --------------------------------------------------------------------
+
+    def vnc(self, *commands: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        """Run vncdotool commands as a viewer (connects, runs them, disconnects)."""
+        argv = [str(VNCDO), "-s", f"127.0.0.1::{self.port}", "-p", self.password, *commands]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                              check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"vncdo {' '.join(commands)} failed: {done.stderr[-800:]}")
+        return done
+
+    def capture(self, path: Path) -> Path:
+        self.vnc("capture", str(path))
+        return path
+
+    def viewer(self) -> subprocess.Popen[bytes]:
+        """A viewer that stays connected (until killed): vncdo pausing for an hour."""
+        argv = [str(VNCDO), "-s", f"127.0.0.1::{self.port}", "-p", self.password,
+                "pause", "3600"]
+        return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                start_new_session=True)
+
+    def stop(self) -> None:
+        if not self.started:
+            return
+        self.started = False
+        with contextlib.suppress(Exception):
+            self.c.exec(["systemctl", "stop", f"tigervncserver@:{self.display}"], timeout=30)
+        with contextlib.suppress(Exception):
+            self.c.exec(["sed", "-i", f"/^:{self.display}=/d", "/etc/tigervnc/vncserver.users"])
+        if self.session_id:
+            with contextlib.suppress(Exception):
+                self.c.exec(["loginctl", "terminate-session", self.session_id], timeout=10)
+
+
+def screen_text(png: Path, box: Sequence[int] | None = None, scale: int = 3) -> str:
+    """The words on a captured screen (or the ``box`` = left, top, right, bottom part),
+    read by tesseract from an upscaled copy."""
+    from PIL import Image
+
+    if shutil.which("tesseract") is None:
+        raise RuntimeError("tesseract is missing: scripts/bootstrap.sh --test installs it")
+    image = Image.open(png).convert("L")
+    if box is not None:
+        image = image.crop(tuple(box))
+    image = image.resize((image.width * scale, image.height * scale), Image.LANCZOS)
+    scaled = png.with_name(png.stem + ".ocr.png")
+    image.save(scaled)
+    done = subprocess.run(["tesseract", str(scaled), "-", "--psm", "3"], capture_output=True,
+                          text=True, check=False, env={**os.environ, "OMP_THREAD_LIMIT": "1"})
+    return " ".join(done.stdout.split())
