@@ -93,6 +93,13 @@ class VncDesktop:
     def name(self) -> str:
         return f":{self.display}"
 
+    def write_script(self, name: str, body: str) -> str:
+        """An executable script in the user's home (for autostart commands); its path."""
+        path = f"/home/{self.user}/{name}"
+        self.c.exec(["tee", path], user=self.user, input=f"#!/bin/sh\n{body}\n", check=True)
+        self.c.exec(["chmod", "755", path], check=True)
+        return path
+
     def _as_user(self, script: str) -> None:
         self.c.exec(["bash", "-c", script], user=self.user, check=True)
 
@@ -106,8 +113,9 @@ class VncDesktop:
                       f"echo {self.password} | vncpasswd -f > passwd && chmod 600 passwd && "
                       f"printf '{config}' > config")
         for name, command in self.autostart.items():
-            entry = f"[Desktop Entry]\\nType=Application\\nName={name}\\nExec={command}\\n"
-            self._as_user(f"printf '{entry}' > ~/.config/autostart/sct-{name}.desktop")
+            entry = f"[Desktop Entry]\nType=Application\nName={name}\nExec={command}\n"
+            self.c.exec(["tee", f"/home/{self.user}/.config/autostart/sct-{name}.desktop"],
+                        user=self.user, input=entry, check=True)
         if not self.notifyd:  # hide the notification service from this desktop
             self._as_user("mkdir -p ~/.local/share/dbus-1/services && printf "
                           "'[D-BUS Service]\\nName=org.freedesktop.Notifications\\n"

@@ -124,3 +124,114 @@ def test_fallback_window_without_notification_service(desktop_container, desktop
     shot = d.capture(tmp_path / "fallback.png")
     text = screen_text(shot)
     assert "Message from root" in text and "Fallback window text" in text, text
+
+
+def _ssh_login(c, user: str, password: str) -> subprocess.Popen:
+    argv = c.ssh_notty_argv(user, password, ["sleep", "600"])
+    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def _sessions_of(c, user: str) -> dict[str, dict[str, str]]:
+    return {row["session"]: c.show_session(row["session"]) for row in c.loginctl_sessions()
+            if row["user"] == user}
+
+
+def test_logoff_asks_xfce_first_editors_keep_their_text(desktop_container, desktops,
+                                                        tmp_path):
+    c = desktop_container
+    user, password = c.add_user()
+    other = desktops(user)  # a second desktop of the same user: must stay
+    home = f"/home/{user}"
+    d = desktops(user, autostart={
+        "vim": f"xterm -geometry 80x20+0+0 -title vimterm -e vim {home}/notes.txt",
+        "nano": f"xterm -geometry 80x20+0+380 -title nanoterm -e nano {home}/draft.txt"})
+    ssh = _ssh_login(c, user, password)
+    try:
+        assert wait_until(lambda: any(p.get("Service") == "sshd"
+                                      for p in _sessions_of(c, user).values()), 30)
+        editors = ["vim", "nano"]
+        assert wait_until(lambda: all(
+            e in c.exec(["ps", "-u", user, "-o", "comm="]).stdout.split() for e in editors), 30)
+        time.sleep(1.0)  # the editors draw their screens
+        d.vnc("move", "200", "150", "click", "1", "type", "iunsaved vim words",
+              "pause", "0.3", "move", "200", "500", "click", "1", "type", "unsaved nano words",
+              "pause", "0.5")
+        shot = screen_text(d.capture(tmp_path / "editors.png"))
+        assert "unsaved vim words" in shot and "unsaved nano words" in shot, shot
+        before = _sessions_of(c, user)
+        other_pids = other.scope_pids()
+        grace = 10
+        res = sctl(c, "logoff", d.session_id, "--json", "--grace", str(grace), timeout=120)
+        assert res.returncode == 0, res.stdout + res.stderr
+        out = json.loads(res.stdout)
+        desk = out["desktop"]
+        assert desk["request"] == "asked" and desk["manager"] == "xfce", desk
+        assert out["steps"][0]["name"] == "desktop-logout"
+        assert any(name.startswith("vim[") for name in desk["ended_by_themselves"]
+                   + desk["ended_on_signal"]), desk
+        assert out["seconds"] <= grace + 1, out
+        assert d.scope_pids() == []
+        assert d.session_id not in {r["session"] for r in c.loginctl_sessions()}
+        inside = c.root / home.lstrip("/")
+        assert b"unsaved vim words" in (inside / ".notes.txt.swp").read_bytes()
+        assert b"unsaved nano words" in (inside / "draft.txt.save").read_bytes()
+        after = _sessions_of(c, user)
+        assert set(after) == set(before) - {d.session_id}
+        assert other.scope_pids() == other_pids
+        assert ssh.poll() is None
+        audit = c.exec(["tail", "-n", "1", ENV["SESSIONCTL_AUDIT_LOG"]]).stdout
+        assert json.loads(audit)["desktop"]["manager"] == "xfce"
+    finally:
+        ssh.kill()
+        ssh.wait()
+
+
+def test_inhibitor_is_reported_and_ended_after_the_grace(desktop_container, desktops):
+    c = desktop_container
+    user, _ = c.add_user()
+    hold = VncDesktop(c, user).write_script(
+        "hold.sh", "trap '' HUP\nexec systemd-inhibit --what=shutdown --mode=delay "
+        "--who=Sketcher --why=unsaved-drawing sleep 600")
+    d = desktops(user, autostart={"inhibit": hold})
+    assert wait_until(lambda: "Sketcher" in c.exec(["systemd-inhibit", "--list"]).stdout, 30)
+    grace = 3
+    t0 = time.monotonic()
+    res = sctl(c, "logoff", d.session_id, "--json", "--grace", str(grace), timeout=120)
+    took = time.monotonic() - t0
+    assert res.returncode == 0, res.stdout + res.stderr
+    out = json.loads(res.stdout)
+    desk = out["desktop"]
+    who = {(i["who"], i["why"], i["source"]) for i in desk["inhibitors"]}
+    assert ("Sketcher", "unsaved-drawing", "logind") in who, desk
+    assert desk["waited"] >= grace - 0.1 and not desk["emptied_by_itself"]
+    assert any(n.startswith("sleep[") for n in desk["ended_on_signal"] + desk["killed"]), desk
+    assert took >= grace and d.scope_pids() == []
+    verbose = sctl(c, "logoff", "/v", d.session_id)  # gone now: says so, exits non-zero
+    assert verbose.returncode != 0
+
+
+def test_disconnect_keeps_the_desktop_and_a_new_viewer_sees_it(desktop_container, desktops,
+                                                               tmp_path):
+    c = desktop_container
+    d = desktops(autostart={"term": "xterm -geometry 60x10+100+100 -title keepme"})
+    viewer = d.viewer()
+    try:
+        assert wait_until(lambda: by_id(c, d.session_id)["state"] == "Active", 20)
+        pids = d.scope_pids()
+        code = ("import json,sys; from sessionctl.backends import get_backend, desktops; "
+                "s=[x for x in get_backend().sessions() if x.id==sys.argv[1]][0]; "
+                "print(json.dumps(desktops.disconnect(s)))")
+        res = c.exec([str(VENV / "bin" / "python"), "-c", code, d.session_id], env=ENV)
+        ok, detail = json.loads(res.stdout)
+        assert ok, detail
+        assert viewer.wait(10) is not None  # the viewer's connection was closed
+        s = by_id(c, d.session_id)
+        assert s["state"] == "Disc" and s["client_address"] == ""
+        assert set(pids) <= set(d.scope_pids())
+        text = screen_text(d.capture(tmp_path / "again.png"))
+        assert f"{d.user}@" in text, text  # the same xterm, its prompt still there
+    finally:
+        if viewer.poll() is None:
+            viewer.kill()
+        viewer.wait()
