@@ -212,3 +212,27 @@ def screen_text(png: Path, box: Sequence[int] | None = None, scale: int = 3) -> 
     done = subprocess.run(["tesseract", str(scaled), "-", "--psm", "3"], capture_output=True,
                           text=True, check=False, env={**os.environ, "OMP_THREAD_LIMIT": "1"})
     return " ".join(done.stdout.split())
+
+
+def find_text(png: Path, word: str, box: Sequence[int] | None = None,
+              scale: int = 3) -> tuple[int, int] | None:
+    """Screen coordinates of the centre of the word ``word`` (exactly, case included) on
+    a captured screen (OCR), or None."""
+    from PIL import Image
+
+    image = Image.open(png).convert("L")
+    left, top = (box[0], box[1]) if box is not None else (0, 0)
+    if box is not None:
+        image = image.crop(tuple(box))
+    image = image.resize((image.width * scale, image.height * scale), Image.LANCZOS)
+    scaled = png.with_name(png.stem + ".find.png")
+    image.save(scaled)
+    done = subprocess.run(["tesseract", str(scaled), "-", "--psm", "3", "tsv"],
+                          capture_output=True, text=True, check=False,
+                          env={**os.environ, "OMP_THREAD_LIMIT": "1"})
+    for line in done.stdout.splitlines()[1:]:
+        cols = line.split("\t")
+        if len(cols) == 12 and cols[11].strip() == word:
+            x, y, w, h = (int(v) for v in cols[6:10])
+            return left + (x + w // 2) // scale, top + (y + h // 2) // scale
+    return None

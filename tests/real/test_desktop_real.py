@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from lab.desktop import VncDesktop, screen_text, wait_until
+from lab.desktop import VncDesktop, find_text, screen_text, wait_until
 
 pytestmark = [pytest.mark.container, pytest.mark.real]
 
@@ -235,3 +235,37 @@ def test_disconnect_keeps_the_desktop_and_a_new_viewer_sees_it(desktop_container
         if viewer.poll() is None:
             viewer.kill()
         viewer.wait()
+
+
+def _pending(c) -> list[dict]:
+    res = sctl(c, "sessionctl", "pending", "--json", check=True)
+    return [json.loads(line) for line in res.stdout.splitlines()]
+
+
+def test_warned_logoff_notice_on_screen_and_postpone_button(desktop_container, desktops,
+                                                            tmp_path):
+    c = desktop_container
+    d = desktops()
+    res = sctl(c, "logoff", d.session_id, "--notice", "5m", "--max-postpone", "30m",
+               "--message", "Maintenance tonight")
+    assert res.returncode == 0, res.stdout + res.stderr
+    try:
+        (p,) = [x for x in _pending(c) if x["session_id"] == d.session_id]
+        shot = d.capture(tmp_path / "notice.png")
+        text = screen_text(shot, TOP_RIGHT)
+        assert "signed out in 5 min" in text and "Maintenance tonight" in text, text
+        where = find_text(shot, "Postpone", TOP_RIGHT)
+        assert where is not None, text
+        d.vnc("move", str(where[0]), str(where[1]), "click", "1")
+        assert wait_until(lambda: _pending(c)[0]["postponed"] > 0, 20), _pending(c)
+        q = _pending(c)[0]
+        assert q["postponed"] == 600 and q["logoff_at"] > p["logoff_at"] + 590
+        audit = [json.loads(x) for x in c.exec(["cat", ENV["SESSIONCTL_AUDIT_LOG"]])
+                 .stdout.splitlines()]
+        postponed = [a for a in audit if a.get("event") == "logoff-postponed"
+                     and a.get("session") == d.session_id]
+        assert postponed and postponed[-1]["by"] == d.user, audit[-3:]
+        shot = d.capture(tmp_path / "postponed.png")
+        assert "postponed" in screen_text(shot, TOP_RIGHT)
+    finally:
+        sctl(c, "sessionctl", "cancel", d.session_id)

@@ -20,6 +20,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 MAX_REPLY = 1 << 20
+# sessionctl's own settings (where its state and sockets are) stay for the child: an
+# action run as the user (a notification's Postpone button) must find the same countdown.
+KEPT = ("SESSIONCTL_STATE_DIR", "SESSIONCTL_RUN_DIR", "SESSIONCTL_BACKEND")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,15 +48,17 @@ class Job:
 
 def become(uid: int, env: Mapping[str, str] | None = None) -> None:
     """In a child: drop to ``uid`` (its primary group, no supplementary groups), set a
-    plain environment for it. Raises if the user does not exist or we may not."""
+    plain environment for it (plus ``KEPT``). Raises if the user does not exist or we
+    may not."""
     entry = pwd.getpwuid(uid)
+    ours = {k: v for k, v in os.environ.items() if k in KEPT}
     if os.getuid() != uid or os.geteuid() != uid:
         os.setgroups([])
         os.setgid(entry.pw_gid)
         os.setuid(uid)
     os.environ.clear()
     os.environ.update({"HOME": entry.pw_dir, "USER": entry.pw_name, "LOGNAME": entry.pw_name,
-                       "PATH": "/usr/local/bin:/usr/bin:/bin"})
+                       "PATH": "/usr/local/bin:/usr/bin:/bin", **ours})
     os.environ.update(env or {})
     with contextlib.suppress(OSError):
         os.chdir("/")

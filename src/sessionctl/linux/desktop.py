@@ -154,7 +154,12 @@ def _notify_and_listen(address: str, summary: str, body: str, timeout: float,
                 if not signal_msg.body or signal_msg.body[0] != nid:
                     continue
                 if member == "ActionInvoked" and signal_msg.body[1] == action[0]:
-                    on_action()
+                    try:
+                        on_action()
+                    except Exception as exc:  # tell the user, who pressed the button
+                        conn.send_and_get_reply(_notify_msg(
+                            f"{action[1]} failed", html.escape(str(exc)[:300], quote=False),
+                            30, []), timeout=BUS_TIMEOUT)
                     return
                 if member == "NotificationClosed":
                     return
