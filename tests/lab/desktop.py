@@ -129,8 +129,13 @@ class VncDesktop:
         self.started = True
         ok = wait_until(self._ready, timeout, 0.2)
         if not ok:
-            raise RuntimeError(f"desktop :{self.display} of {self.user} did not come up: "
-                               f"{self.c.exec(['journalctl', '-n', '30', '--no-pager']).stdout}")
+            unit = f"tigervncserver@:{self.display}"
+            log = self.c.exec(["journalctl", "--no-pager", "-n", "40", "-u", unit]).stdout
+            procs = self.c.exec(["ps", "-u", self.user, "-o", "pid,args"]).stdout
+            home = self.c.exec(["tail", "-n", "20", f"/home/{self.user}/.xsession-errors"])
+            raise RuntimeError(f"desktop :{self.display} of {self.user} did not come up in "
+                               f"{timeout:g} s (session {self.find_session()!r}):\n{log}\n"
+                               f"{procs}\n{home.stdout}")
         return self
 
     def _ready(self) -> bool:

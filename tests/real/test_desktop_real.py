@@ -19,9 +19,11 @@ from lab.desktop import VncDesktop, find_text, screen_text, wait_until
 pytestmark = [pytest.mark.container, pytest.mark.real]
 
 VENV = Path(sys.prefix)
-ENV = {"SESSIONCTL_AUDIT_LOG": "/tmp/sct-desktop/audit.jsonl",
-       "SESSIONCTL_STATE_DIR": "/tmp/sct-desktop/state",
-       "SESSIONCTL_RUN_DIR": "/tmp/sct-desktop/run"}
+# As on a real system: the audit log's directory is root's alone, state and sockets are
+# readable by the users (their Postpone button and `sessionctl postpone` need them).
+ENV = {"SESSIONCTL_AUDIT_LOG": "/tmp/sct-audit/audit.jsonl",
+       "SESSIONCTL_STATE_DIR": "/tmp/sct-state",
+       "SESSIONCTL_RUN_DIR": "/tmp/sct-run"}
 TOP_RIGHT = (600, 0, 1024, 260)  # where xfce4-notifyd shows notifications
 
 

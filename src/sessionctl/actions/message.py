@@ -15,7 +15,6 @@ import secrets
 import select
 import socket
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -161,15 +160,16 @@ def send_message(
     sender: str | None = None,
     audit_log: str | Path | None = None,
     progress=None,
-    desktop_action: tuple[str, str, Callable[[], object]] | None = None,
+    desktop_follow: desktop.Followup | None = None,
 ) -> MessageReport:
     """Show ``text`` on the terminals (and desktops) of the sessions ``target`` names.
 
     ``wait``: ask for an acknowledgement and wait up to ``timeout`` seconds for it.
     Raises InvalidArgument (bad text, target or time) or NoSuchSession before anything is
     sent. ``sender`` overrides the sender's name shown (for sessionctl's own notices).
-    ``desktop_action`` (key, label, callback) puts a button on desktop notifications
-    where the server supports actions; the callback runs as the session's user.
+    ``desktop_follow`` puts a button on desktop notifications (where the server supports
+    actions; its callback runs as the session's user) and/or closes them when no longer
+    relevant.
     """
     if not 0 < timeout <= MAX_TIME:
         raise InvalidArgument(f"time must be between 1 and {MAX_TIME:g} seconds, not {timeout}")
@@ -186,7 +186,7 @@ def send_message(
                  host=socket.gethostname(), when=datetime.now().astimezone(), token=token)
     try:
         for session in targets:
-            for d in _deliver(session, data, body, shown, caller, timeout, desktop_action):
+            for d in _deliver(session, data, body, shown, caller, timeout, desktop_follow):
                 report.deliveries.append(d)
                 if progress:
                     progress(d)
@@ -203,8 +203,7 @@ def send_message(
 
 
 def _deliver(session: Session, data: bytes, body: str, sender: str, caller: int,
-             timeout: float,
-             action: tuple[str, str, Callable[[], object]] | None = None) -> list[Delivery]:
+             timeout: float, follow: desktop.Followup | None = None) -> list[Delivery]:
     out = []
     devices = [path for path in map(tty.device_path, session.ttys) if path]
     for device in devices:
@@ -215,7 +214,7 @@ def _deliver(session: Session, data: bytes, body: str, sender: str, caller: int,
     if desktop.is_graphical(session):
         status, detail = desktop.notify(
             session, f"Message from {sender}", body, timeout=timeout, caller_uid=caller,
-            action=action[:2] if action else None, on_action=action[2] if action else None)
+            follow=follow)
         out.append(Delivery(session.id, session.user, "desktop", status, detail))
     if not out:
         out.append(Delivery(session.id, session.user, "", "no-terminal",

@@ -142,16 +142,25 @@ def notice_text(p: PendingLogoff, now: float, kind: str) -> str:
 
 
 def desktop_notice(p: PendingLogoff, kind: str, now: float) -> dict[str, object]:
-    """send_message options for a notice on a desktop: shown until the deadline, and a
-    Postpone button (run as the session's user: the worker decides, as for
-    ``sessionctl postpone``) while postponing is still allowed."""
-    options: dict[str, object] = {"timeout": max(1.0, min(p.logoff_at - now, 86400.0))}
+    """send_message options for a notice on a desktop: shown until the deadline (closed
+    earlier once the sign-out is cancelled or moved), with a Postpone button (run as the
+    session's user: the worker decides, as for ``sessionctl postpone``) while
+    postponing is still allowed."""
+    from ..linux.desktop import Followup
+
+    session_id, deadline = p.session_id, p.logoff_at
+
+    def relevant() -> bool:
+        q = get_pending(session_id)
+        return q is not None and abs(q.logoff_at - deadline) < 1
+
+    action = None
     if kind != "postponed" and p.allowance > 0:
         amount = format_duration(min(DEFAULT_POSTPONE, p.allowance))
-        session_id = p.session_id
-        options["desktop_action"] = ("postpone", f"Postpone {amount}",
-                                     lambda: postpone_logoff(None, session_id))
-    return options
+        action = ("postpone", f"Postpone {amount}")
+    return {"timeout": max(1.0, min(p.logoff_at - now, 86400.0)),
+            "desktop_follow": Followup(action, lambda: postpone_logoff(None, session_id),
+                                       relevant)}
 
 
 def schedule_logoff(

@@ -119,12 +119,34 @@ def _notify_child(address: str, summary: str, body: str, timeout: float) -> str:
         return f"notification id {unwrap_msg(reply)[0]}"
 
 
+@dataclass(frozen=True, slots=True)
+class Followup:
+    """What a shown notification does next, in a detached process of the user's:
+    ``action`` (key, label) is a button whose press runs ``on_action()``; ``relevant`` is
+    asked every ``RECHECK`` s and closes the notification once it returns False (a
+    warning that was withdrawn or superseded)."""
+
+    action: tuple[str, str] | None = None
+    on_action: Callable[[], object] | None = None
+    relevant: Callable[[], bool] | None = None
+
+
+RECHECK = 1.0
+
+
+def _still(relevant: Callable[[], bool]) -> bool:
+    """``relevant()``, and True when it cannot tell (a notice stays rather than vanish)."""
+    try:
+        return relevant()
+    except Exception:
+        return True
+
+
 def _notify_and_listen(address: str, summary: str, body: str, timeout: float,
-                       action: tuple[str, str], on_action: Callable[[], object],
-                       ready: Callable[[str], None]) -> None:
-    """In a detached child: show the notification with ``action`` (if the server has
-    actions), report its id, then wait until it is closed, the action is invoked (then
-    ``on_action()`` runs, as the user) or ``timeout`` passes."""
+                       follow: Followup, ready: Callable[[str], None]) -> None:
+    """In a detached child: show the notification (with the button if the server has
+    actions), report its id, then follow it until it is closed, its button is pressed,
+    it is no longer relevant (then closed) or ``timeout`` passes."""
     from jeepney import HeaderFields, MatchRule, message_bus
     from jeepney.io.blocking import Proxy, open_dbus_connection
     from jeepney.wrappers import unwrap_msg
@@ -132,30 +154,34 @@ def _notify_and_listen(address: str, summary: str, body: str, timeout: float,
     _name, path, interface = NOTIFY
     with open_dbus_connection(address, auth_timeout=BUS_TIMEOUT) as conn:
         caps = bus_call_on(conn, NOTIFY, "GetCapabilities")[0]
-        actions = list(action) if "actions" in caps else []
+        action = follow.action if follow.action and follow.on_action else None
+        actions = list(action) if action and "actions" in caps else []
         rule = MatchRule(type="signal", interface=interface, path=path)
         Proxy(message_bus, conn, timeout=BUS_TIMEOUT).AddMatch(rule)
         with conn.filter(rule) as queue:
             reply = conn.send_and_get_reply(_notify_msg(summary, body, timeout, actions),
                                             timeout=BUS_TIMEOUT)
             nid = unwrap_msg(reply)[0]
-            ready(f"notification id {nid}" + (f" with action {action[1]!r}" if actions else
-                                             " (the server shows no actions)"))
-            if not actions:
+            ready(f"notification id {nid}" + (f" with action {actions[1]!r}" if actions else
+                                             " (no action shown)" if action else ""))
+            if not actions and follow.relevant is None:
                 return
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 try:
-                    signal_msg = conn.recv_until_filtered(queue,
-                                                          timeout=deadline - time.monotonic())
+                    signal_msg = conn.recv_until_filtered(
+                        queue, timeout=min(RECHECK, deadline - time.monotonic()))
                 except TimeoutError:
-                    return
+                    if follow.relevant is not None and not _still(follow.relevant):
+                        bus_call_on(conn, NOTIFY, "CloseNotification", "u", (nid,))
+                        return
+                    continue
                 member = signal_msg.header.fields.get(HeaderFields.member)
                 if not signal_msg.body or signal_msg.body[0] != nid:
                     continue
-                if member == "ActionInvoked" and signal_msg.body[1] == action[0]:
+                if member == "ActionInvoked" and action and signal_msg.body[1] == action[0]:
                     try:
-                        on_action()
+                        follow.on_action()  # type: ignore[misc]
                     except Exception as exc:  # tell the user, who pressed the button
                         conn.send_and_get_reply(_notify_msg(
                             f"{action[1]} failed", html.escape(str(exc)[:300], quote=False),
@@ -178,16 +204,14 @@ def bus_call_on(conn: object, dest: tuple[str, str, str], method: str,
 
 
 def notify(session: Session, summary: str, body: str, *, timeout: float, caller_uid: int,
-           action: tuple[str, str] | None = None, on_action: Callable[[], object] | None = None,
-           runtime_root: str = "/run/user") -> tuple[str, str]:
+           follow: Followup | None = None, runtime_root: str = "/run/user") -> tuple[str, str]:
     """Show a notification on the session's desktop; returns (status, detail).
 
     Status: delivered, denied (another user's desktop and we are not root), no-desktop,
-    busy (the bus did not answer in time) or error. ``action`` (key, label) with
-    ``on_action`` adds a button where the notification server supports actions; a
-    detached process of the user's waits for it (up to ``timeout``) and runs
-    ``on_action()`` as the user. With no notification service, or a bus that does not
-    answer, a plain X11 window shows the text instead (status delivered, detail says so).
+    busy (the bus did not answer in time) or error. ``follow`` (a button, a relevance
+    check) is carried out by a detached process of the user's for up to ``timeout``.
+    With no notification service, or a bus that does not answer, a plain X11 window
+    shows the text instead (status delivered, detail says so).
     """
     if caller_uid not in (0, session.uid):
         return "denied", "only root can reach another user's desktop"
@@ -195,11 +219,10 @@ def notify(session: Session, summary: str, body: str, *, timeout: float, caller_
     where = surroundings(session, runtime_root)
     import jeepney.io.blocking  # noqa: F401 - imported before fork: the children start warm
 
-    if where.bus and action and on_action:
+    if where.bus and follow is not None:
         _pid, outcome = asuser.spawn_detached(
             session.uid,
-            lambda ready: _notify_and_listen(where.bus, summary, body, timeout, action,
-                                             on_action, ready),
+            lambda ready: _notify_and_listen(where.bus, summary, body, timeout, follow, ready),
             BUS_TIMEOUT * 2)
     elif where.bus:
         outcome = asuser.call(session.uid,
