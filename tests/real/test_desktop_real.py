@@ -271,3 +271,35 @@ def test_warned_logoff_notice_on_screen_and_postpone_button(desktop_container, d
         assert "postponed" in screen_text(shot, TOP_RIGHT)
     finally:
         sctl(c, "sessionctl", "cancel", d.session_id)
+
+
+def test_idle_policy_warns_an_idle_desktop_and_withdraws_after_input(desktop_container,
+                                                                    desktops, tmp_path):
+    c = desktop_container
+    d = desktops()
+    policy = ("[defaults]\nwarn_before = \"25s\"\nmax_postpone = \"0s\"\ninterval = \"1s\"\n"
+              f"[[rule]]\nname = \"idle-desktops\"\nidle_limit = \"35s\"\ntypes = [\"x11\"]\n"
+              f"users = [\"{d.user}\"]\n")
+    c.exec(["tee", "/tmp/sct-policy.toml"], input=policy, check=True)
+    viewer = d.viewer()  # someone is connected (Active) but does nothing
+    daemon = c.spawn([str(VENV / "bin" / "sessionctl"), "daemon", "--config",
+                      "/tmp/sct-policy.toml"], env=c.container_env(ENV),
+                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        assert wait_until(lambda: any(p["session_id"] == d.session_id for p in _pending(c)),
+                          60, 0.5), daemon.stderr
+        text = screen_text(d.capture(tmp_path / "warned.png"), TOP_RIGHT)
+        assert "will be signed out" in text and "idle" in text.lower(), text
+        d.vnc("move", "100", "700", "type", "back")  # the user is back
+        assert wait_until(lambda: not any(p["session_id"] == d.session_id
+                                          for p in _pending(c)), 30, 0.5)
+        def withdrawn() -> bool:
+            shown = screen_text(d.capture(tmp_path / "withdrawn.png"), TOP_RIGHT)
+            return "cancelled" in shown and "will be signed out" not in shown
+        assert wait_until(withdrawn, 15, 1.0), screen_text(tmp_path / "withdrawn.png")
+        assert by_id(c, d.session_id)["state"] == "Active"
+    finally:
+        daemon.kill()
+        daemon.wait()
+        viewer.kill()
+        viewer.wait()
