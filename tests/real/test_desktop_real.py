@@ -303,3 +303,75 @@ def test_idle_policy_warns_an_idle_desktop_and_withdraws_after_input(desktop_con
         daemon.wait()
         viewer.kill()
         viewer.wait()
+
+
+def _pid_of(c, user: str, comm: str) -> int:
+    out = c.exec(["pgrep", "-u", user, "-x", comm]).stdout.split()
+    assert out, f"no {comm} of {user}"
+    return int(out[0])
+
+
+def test_stopped_x_server_never_hangs_a_listing_or_msg(desktop_container, desktops):
+    c = desktop_container
+    d = desktops()
+    xpid = _pid_of(c, d.user, "Xtigervnc")
+    c.exec(["kill", "-STOP", str(xpid)], check=True)
+    try:
+        t0 = time.monotonic()
+        s = by_id(c, d.session_id)
+        took = time.monotonic() - t0
+        assert s["idle_seconds"] is None and s["idle_source"] is None
+        assert "did not answer within 1 s" in s["idle_error"], s
+        assert took < 10, took  # bounded: X11_TIMEOUT (1 s) plus the tool's own start
+        t0 = time.monotonic()
+        res = sctl(c, "msg", d.session_id, "--json", "hello?")
+        took = time.monotonic() - t0
+        (delivery,) = json.loads(res.stdout)["deliveries"]
+        assert res.returncode != 0 and delivery["status"] in ("busy", "error"), delivery
+        assert took < 30, took  # bus call (6 s) + fallback window (3 s), never a hang
+    finally:
+        c.exec(["kill", "-CONT", str(xpid)])
+
+
+def test_hanging_session_bus_falls_back_to_the_window_and_to_signals(desktop_container,
+                                                                     desktops, tmp_path):
+    c = desktop_container
+    d = desktops()
+    bus = _pid_of(c, d.user, "dbus-daemon")
+    c.exec(["kill", "-STOP", str(bus)], check=True)
+    try:
+        res = sctl(c, "msg", d.session_id, "--json", "Bus is stuck")
+        (delivery,) = json.loads(res.stdout)["deliveries"]
+        assert delivery["status"] == "delivered", delivery
+        assert "session bus did not answer" in delivery["detail"], delivery
+        text = screen_text(d.capture(tmp_path / "stuck.png"))
+        assert "Bus is stuck" in text, text
+        t0 = time.monotonic()
+        res = sctl(c, "logoff", d.session_id, "--json", "--grace", "2", timeout=120)
+        took = time.monotonic() - t0
+        out = json.loads(res.stdout)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert out["desktop"]["request"] == "timeout", out["desktop"]
+        assert out["outcome"] == "logged-off" and d.scope_pids() == []
+        assert took < 30, took
+    finally:
+        c.exec(["kill", "-CONT", str(bus)])
+
+
+def test_session_manager_that_never_logs_out_gets_the_signals(desktop_container, desktops):
+    c = desktop_container
+    d = desktops()
+    manager = _pid_of(c, d.user, "xfce4-session")
+    c.exec(["kill", "-STOP", str(manager)], check=True)
+    grace = 3
+    t0 = time.monotonic()
+    res = sctl(c, "logoff", d.session_id, "--json", "--grace", str(grace), timeout=120)
+    took = time.monotonic() - t0
+    out = json.loads(res.stdout)
+    desk = out["desktop"]
+    assert res.returncode == 0 and out["outcome"] == "logged-off", res.stdout + res.stderr
+    assert desk["request"] == "asked" and "did not reply" in desk["detail"], desk
+    assert not desk["emptied_by_itself"]
+    assert any(n.startswith("xfce4-session[") for n in desk["killed"] + desk["ended_on_signal"])
+    assert d.scope_pids() == []
+    assert took < grace + 3 + 10, took  # Logout's reply wait (3 s) + grace, then signals

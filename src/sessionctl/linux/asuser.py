@@ -27,7 +27,8 @@ KEPT = ("SESSIONCTL_STATE_DIR", "SESSIONCTL_RUN_DIR", "SESSIONCTL_BACKEND")
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What one child reported: ``status`` is ok, error or timeout; ``detail`` its text."""
+    """What one child reported: ``status`` is ok, error or timeout (killed at our
+    deadline, or its own bounded wait ran out); ``detail`` its text."""
 
     status: str
     detail: str
@@ -75,8 +76,9 @@ def _child(job: Job, write_end: int) -> None:
         _write_all(write_end, b"0" + text.encode()[:MAX_REPLY])
         code = 0
     except BaseException as exc:  # report anything; never return into the caller's code
+        kind = b"2" if isinstance(exc, TimeoutError) else b"1"  # its own wait ran out
         with contextlib.suppress(OSError):
-            _write_all(write_end, b"1" + f"{type(exc).__name__}: {exc}".encode()[:4000])
+            _write_all(write_end, kind + f"{type(exc).__name__}: {exc}".encode()[:4000])
     finally:
         os._exit(code)
 
@@ -135,6 +137,8 @@ def _collect(children: list[tuple[int, int]], timeout: float) -> list[Outcome]:
             out.append(Outcome("timeout", f"no answer within {timeout:g} s"))
         elif raw[:1] == b"0":
             out.append(Outcome("ok", raw[1:].decode(errors="replace")))
+        elif raw[:1] == b"2":
+            out.append(Outcome("timeout", raw[1:].decode(errors="replace")))
         else:
             out.append(Outcome("error", raw[1:].decode(errors="replace") or "child failed"))
     return out
@@ -190,7 +194,8 @@ def spawn_detached(uid: int, fn: Callable[[Callable[[str], None]], object], time
                 fn(ready)
             except BaseException as exc:
                 if not told:
-                    _write_all(write_end, b"1" + f"{type(exc).__name__}: {exc}".encode()[:4000])
+                    kind = b"2" if isinstance(exc, TimeoutError) else b"1"
+                    _write_all(write_end, kind + f"{type(exc).__name__}: {exc}".encode()[:4000])
         finally:
             os._exit(0)
     os.close(write_end)
@@ -205,6 +210,8 @@ def spawn_detached(uid: int, fn: Callable[[Callable[[str], None]], object], time
         return child, Outcome("timeout", f"no answer within {timeout:g} s")
     if rest[:1] == b"0":
         return child, Outcome("ok", rest[1:].decode(errors="replace"))
+    if rest[:1] == b"2":
+        return child, Outcome("timeout", rest[1:].decode(errors="replace"))
     return child, Outcome("error", rest[1:].decode(errors="replace") or "child failed")
 
 

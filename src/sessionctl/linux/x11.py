@@ -55,11 +55,18 @@ def _env(target: Target) -> dict[str, str]:
     return env
 
 
-def _query_idle(display: str) -> str:
-    """In the child: the server's idle counter in ms."""
+def _open(display: str):  # type: ignore[no-untyped-def]
+    """In the child: a connection over the local socket only. ``unix:N`` rather than
+    ``:N``: for ``:N`` python-xlib falls back to TCP port 6000+N when the socket is
+    missing, which could reach some other X server."""
     from Xlib import display as xdisplay
 
-    conn = xdisplay.Display(display)
+    return xdisplay.Display("unix" + display)
+
+
+def _query_idle(display: str) -> str:
+    """In the child: the server's idle counter in ms."""
+    conn = _open(display)
     try:
         if not conn.has_extension("MIT-SCREEN-SAVER"):
             raise RuntimeError("the X server has no MIT-SCREEN-SAVER extension")
@@ -99,9 +106,8 @@ def show_window_forever(display: str, title: str, text: str, seconds: float,
     """In a detached child: a plain X11 window with ``text`` until clicked, a key is
     pressed or ``seconds`` pass (the fallback when no notification service answers)."""
     from Xlib import X, Xatom
-    from Xlib import display as xdisplay
 
-    conn = xdisplay.Display(display)
+    conn = _open(display)
     screen = conn.screen()
     font = conn.open_font("fixed")
     lines = [line[:100] for line in [title, "", *text.splitlines(), "", "(click to close)"]]
