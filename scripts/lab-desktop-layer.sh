@@ -38,7 +38,7 @@ esac
 
 BASE=$("$here/lab-rootfs.sh")
 # Bump "v1" when the recipe changes in a way the package list does not show.
-VERSION="sessionctl-lab-desktop v1 [$PACKAGES] over [$(cat "$BASE/.sessionctl-lab-ready")]"
+VERSION="sessionctl-lab-desktop v2 [$PACKAGES] over [$(cat "$BASE/.sessionctl-lab-ready")]"
 
 is_ready() {
     [[ -f $LAYER/$MARKER_NAME ]] && [[ "$(cat "$LAYER/$MARKER_NAME")" == "$VERSION" ]]
@@ -84,6 +84,12 @@ if ! unshare --mount --propagation private -- /bin/bash -euo pipefail -c '
     chroot "$m" apt-get update -qq
     chroot "$m" apt-get install -y -qq --no-install-recommends $pkgs
     chroot "$m" apt-get clean
+    # xrdp would listen on [::]:3389 of the shared network namespace at every boot: off
+    # by default, loopback only when a test turns it on (tests/lab/desktop.py).
+    chroot "$m" systemctl disable xrdp.service xrdp-sesman.service
+    sed -i "s|^port=3389$|port=tcp://127.0.0.1:3389|" "$m/etc/xrdp/xrdp.ini"
+    # xorgxrdp runs Xorg as the user (no console): let the Xorg wrapper allow it
+    printf "allowed_users=anybody\nneeds_root_rights=no\n" > "$m/etc/X11/Xwrapper.config"
     rm -rf "$m"/var/lib/apt/lists/* "$m/usr/sbin/policy-rc.d"
     umount "$m/etc/resolv.conf" 2>/dev/null || true
     rm -f "$m/etc/resolv.conf.sctlab"

@@ -6,6 +6,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 venv=${SESSIONCTL_VENV:-/opt/sessionctl-venv}
 "$here/scripts/bootstrap.sh" --test
 "$here/scripts/lab-rootfs.sh" >/dev/null
+"$here/scripts/lab-desktop-layer.sh" >/dev/null   # TigerVNC/Xfce/xrdp layer (cached)
 cd "$here"
 "$venv/bin/ruff" check src tests bench
 exec "$venv/bin/python" -m pytest -p no:cacheprovider -q -ra "$@"

@@ -241,3 +241,66 @@ def find_text(png: Path, word: str, box: Sequence[int] | None = None,
             x, y, w, h = (int(v) for v in cols[6:10])
             return left + (x + w // 2) // scale, top + (y + h // 2) // scale
     return None
+
+
+class XrdpDesktop:
+    """An xrdp + xorgxrdp desktop of ``user`` (password login), reached by a real RDP
+    client (FreeRDP's xfreerdp) that runs on ``viewer``'s VNC desktop, so the test sees
+    the RDP session inside the VNC screen. xrdp listens on 127.0.0.1 only, on a free
+    port (the container shares the host's network)."""
+
+    def __init__(self, viewer: VncDesktop, user: str, password: str) -> None:
+        self.viewer = viewer
+        self.c = viewer.c
+        self.user = user
+        self.password = password
+        self.port = 0
+        self.session_id = ""
+        self.client: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60.0) -> XrdpDesktop:
+        self.port = _free_port()
+        self.c.exec(["sed", "-i", f"s|^port=.*3389$|port=tcp://127.0.0.1:{self.port}|",
+                     "/etc/xrdp/xrdp.ini"], check=True)
+        self.c.exec(["systemctl", "start", "xrdp-sesman", "xrdp"], check=True)
+        assert wait_until(self._listening, 20), "xrdp does not listen"
+        env = {"DISPLAY": self.viewer.name,
+               "XAUTHORITY": f"/home/{self.viewer.user}/.Xauthority", "HOME": "/tmp"}
+        self.client = self.c.spawn(
+            ["xfreerdp", f"/v:127.0.0.1:{self.port}", f"/u:{self.user}", f"/p:{self.password}",
+             "/cert:ignore", "/size:800x600", "+auto-reconnect"],
+            user=self.viewer.user, env=self.c.container_env(env),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not wait_until(self._session, timeout, 0.3):
+            log = self.c.exec(["journalctl", "--no-pager", "-n", "30", "-u", "xrdp-sesman"])
+            raise RuntimeError(f"no xrdp session for {self.user}:\n{log.stdout}")
+        return self
+
+    def _listening(self) -> bool:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port),
+                                                                     timeout=1):
+            return True
+        return False
+
+    def _session(self) -> bool:
+        for row in self.c.loginctl_sessions():
+            if row["user"] != self.user:
+                continue
+            props = self.c.show_session(row["session"])
+            if props.get("Service") == "xrdp-sesman" and props.get("State") != "closing":
+                running = self.c.exec(["ps", "-u", self.user, "-o", "comm="]).stdout.split()
+                if "xfce4-notifyd" in running and "xfwm4" in running:
+                    self.session_id = row["session"]
+                    return True
+        return False
+
+    def stop(self) -> None:
+        if self.client is not None and self.client.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.client.pid, 9)
+            self.client.wait(10)
+        if self.session_id:
+            with contextlib.suppress(Exception):
+                self.c.exec(["loginctl", "terminate-session", self.session_id], timeout=10)
+        with contextlib.suppress(Exception):
+            self.c.exec(["systemctl", "stop", "xrdp", "xrdp-sesman"], timeout=30)

@@ -375,3 +375,31 @@ def test_session_manager_that_never_logs_out_gets_the_signals(desktop_container,
     assert any(n.startswith("xfce4-session[") for n in desk["killed"] + desk["ended_on_signal"])
     assert d.scope_pids() == []
     assert took < grace + 3 + 10, took  # Logout's reply wait (3 s) + grace, then signals
+
+
+def test_xrdp_desktop_listed_idle_messaged_and_signed_out(desktop_container, desktops,
+                                                          tmp_path):
+    """xrdp + xorgxrdp with a real RDP client (xfreerdp on a VNC desktop, seen through
+    the VNC viewer)."""
+    from lab.desktop import XrdpDesktop
+
+    c = desktop_container
+    viewer = desktops()
+    user, password = c.add_user()
+    rdp = XrdpDesktop(viewer, user, password).start()
+    try:
+        props = c.show_session(rdp.session_id)
+        s = by_id(c, rdp.session_id)
+        assert (s["type"], s["display"], s["service"]) == (props["Type"], props["Display"],
+                                                            "xrdp-sesman")
+        assert s["protocol"] == "rdp" and s["idle_source"] == "x11", s
+        res = sctl(c, "msg", rdp.session_id, "Hello RDP desktop")
+        assert res.returncode == 0, res.stdout + res.stderr
+        text = screen_text(viewer.capture(tmp_path / "rdp.png"))
+        assert "FreeRDP" in text and "Hello RDP desktop" in text, text
+        res = sctl(c, "logoff", rdp.session_id, "--json", "--grace", "10", timeout=120)
+        out = json.loads(res.stdout)
+        assert res.returncode == 0 and out["desktop"]["manager"] == "xfce", out
+        assert rdp.session_id not in {r["session"] for r in c.loginctl_sessions()}
+    finally:
+        rdp.stop()
