@@ -11,6 +11,7 @@ one that does not answer keeps the backend's idle and says why in ``extra``.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import replace
 
@@ -70,7 +71,7 @@ def enrich(sessions: list[Session], timeout: float = x11.X11_TIMEOUT) -> list[Se
             x_jobs.append((i, target))
         elif where.bus and s.type == "wayland":
             bus = where.bus
-            bus_jobs.append((i, asuser.Job(s.uid, lambda b=bus: _mutter_idle(b))))
+            bus_jobs.append((i, asuser.Job(s.uid, functools.partial(_mutter_idle, bus))))
     if x_jobs:
         for (i, _), reading in zip(x_jobs, x11.read_idle([t for _, t in x_jobs], timeout),
                                    strict=True):

@@ -181,7 +181,7 @@ def spawn_detached(uid: int, fn: Callable[[Callable[[str], None]], object], time
             # Not up in time: the caller gave up on us, so end (SIGALRM's default action).
             signal.signal(signal.SIGALRM, signal.SIG_DFL)
             signal.alarm(int(timeout) + 1)
-            told = []
+            told: list[str] = []
 
             def ready(text: str) -> None:
                 if not told:
@@ -218,7 +218,7 @@ def spawn_detached(uid: int, fn: Callable[[Callable[[str], None]], object], time
 def _read_until_eof(fd: int, timeout: float) -> bytes | None:
     """Everything written to ``fd`` until every writer closed it; None at the deadline."""
     deadline = time.monotonic() + timeout
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         left = deadline - time.monotonic()
         ready, _, _ = select.select([fd], [], [], max(0.0, left))

@@ -131,7 +131,7 @@ def request_logout(session: Session, timeout: float = CALL_TIMEOUT) -> LogoutReq
     if lines == ["none"]:
         return LogoutRequest("none", detail="no known session manager on the session bus")
     manager = lines[0].split(" ", 1)[1]
-    inhibitors = tuple(Inhibitor(manager, *line[len("inhibitor "):].split("\t", 1))
+    inhibitors = tuple(Inhibitor(manager, *line[len("inhibitor "):].partition("\t")[::2])
                        for line in lines if line.startswith("inhibitor "))
     detail = f"{manager} session manager asked to log out"
     if lines[-1] == "no-reply":

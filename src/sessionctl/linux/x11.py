@@ -10,6 +10,7 @@ python-xlib is pure Python (no libX11 needed), which is why it was chosen.
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -101,7 +102,7 @@ def read_idle(targets: Sequence[Target], timeout: float = X11_TIMEOUT) -> list[I
         if not is_local_display(t.display):
             out[i] = IdleReading(t.display, None, f"not a local display: {t.display!r}")
             continue
-        jobs.append(asuser.Job(t.uid, lambda d=t.display: _query_idle(d), _env(t)))
+        jobs.append(asuser.Job(t.uid, functools.partial(_query_idle, t.display), _env(t)))
         where.append(i)
     if jobs:
         _warm()
