@@ -9,6 +9,7 @@ from ..model import ProcessRef, Session, State
 _FIELDS = {
     "id", "name", "user", "uid", "state", "type", "device", "remote_host", "service",
     "login_time", "idle_seconds", "leader_pid", "pids", "current", "console", "ttys", "backend",
+    "display", "protocol", "remote", "client_address", "idle_source",
 }
 
 
@@ -34,6 +35,11 @@ def session_from_dict(data: dict[str, object]) -> Session:
         console=bool(data.get("console")),
         ttys=tuple(data.get("ttys") or ()),  # type: ignore[arg-type]
         backend=str(data.get("backend") or ""),
+        display=str(data.get("display") or ""),
+        protocol=str(data.get("protocol") or ""),
+        remote=None if data.get("remote") is None else bool(data.get("remote")),
+        client_address=str(data.get("client_address") or ""),
+        idle_source=str(data.get("idle_source") or ""),
         extra={k: v for k, v in data.items() if k not in _FIELDS},
     )
 
