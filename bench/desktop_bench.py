@@ -26,7 +26,14 @@ from pathlib import Path
 
 from common import table, tool
 from lab.container import SystemdContainer
-from lab.desktop import VncDesktop, ensure_desktop_layer, screen_text, wait_until
+from lab.desktop import (
+    VncDesktop,
+    ensure_desktop_layer,
+    screen_text,
+    type_into,
+    wait_for_screen,
+    wait_until,
+)
 
 READER = r"""
 import json, os, resource, sys, time
@@ -69,11 +76,8 @@ def desktop_with_work(c: SystemdContainer) -> VncDesktop:
         "vim": f"xterm -geometry 80x20+0+0 -e vim {home}/notes.txt",
         "nano": f"xterm -geometry 80x20+0+380 -e nano {home}/draft.txt"}).start()
     shot = Path(tempfile.mkdtemp(prefix="sctbench-")) / "screen.png"
-    if not wait_until(lambda: "GNU nano" in screen_text(d.capture(shot))
-                      and "notes.txt" in screen_text(shot), 60, 0.5):
-        raise RuntimeError("the editors did not show up on the desktop")
-    d.vnc("move", "200", "150", "click", "1", "type", "iunsaved vim 4711", "pause", "0.3",
-          "move", "200", "500", "click", "1", "type", "unsaved nano 4711", "pause", "0.5")
+    wait_for_screen(d, ["notes.txt", "draft.txt"], 60, shot)
+    type_into(d, (200, 150, "iunsaved vim 4711"), (200, 500, "unsaved nano 4711"))
     text = screen_text(d.capture(shot))
     if "unsaved vim 4711" not in text or "unsaved nano 4711" not in text:
         raise RuntimeError(f"typing did not reach the editors: {text}")

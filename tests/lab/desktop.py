@@ -54,6 +54,12 @@ def wait_until(check: Callable[[], object], timeout: float, step: float = 0.1) -
     return bool(check())
 
 
+def show_session(c: SystemdContainer, sid: str) -> dict[str, str]:
+    """``loginctl show-session`` properties; empty if the session ended meanwhile."""
+    res = c.exec(["loginctl", "show-session", "--no-pager", sid])
+    return dict(line.split("=", 1) for line in res.stdout.splitlines() if "=" in line)
+
+
 def _x_sockets_in_use() -> set[int]:
     used = set()
     with contextlib.suppress(OSError), open("/proc/net/unix") as f:
@@ -155,7 +161,7 @@ class VncDesktop:
     def find_session(self) -> str:
         """The logind session id whose Display is ours ("" if none)."""
         for row in self.c.loginctl_sessions():
-            props = self.c.show_session(row["session"])
+            props = show_session(self.c, row["session"])
             if props.get("Display") == self.name and props.get("State") != "closing":
                 return row["session"]
         return ""
@@ -286,7 +292,7 @@ class XrdpDesktop:
         for row in self.c.loginctl_sessions():
             if row["user"] != self.user:
                 continue
-            props = self.c.show_session(row["session"])
+            props = show_session(self.c, row["session"])
             if props.get("Service") == "xrdp-sesman" and props.get("State") != "closing":
                 running = self.c.exec(["ps", "-u", self.user, "-o", "comm="]).stdout.split()
                 if "xfce4-notifyd" in running and "xfwm4" in running:
@@ -304,3 +310,31 @@ class XrdpDesktop:
                 self.c.exec(["loginctl", "terminate-session", self.session_id], timeout=10)
         with contextlib.suppress(Exception):
             self.c.exec(["systemctl", "stop", "xrdp", "xrdp-sesman"], timeout=30)
+
+
+def wait_for_screen(d: VncDesktop, words: Sequence[str], timeout: float,
+                    shot: Path) -> str:
+    """Capture ``d``'s screen until every one of ``words`` is on it (OCR); its text.
+    Raises after ``timeout`` s with what was there."""
+    text = ""
+
+    def shown() -> bool:
+        nonlocal text
+        text = screen_text(d.capture(shot))
+        return all(w in text for w in words)
+
+    if not wait_until(shown, timeout, 0.5):
+        raise RuntimeError(f"not on the screen after {timeout:g} s: {words}; saw: {text}")
+    return text
+
+
+FOCUS_PAUSE = "1.5"  # seconds for the window manager to move the focus on a loaded host
+
+
+def type_into(d: VncDesktop, *windows: tuple[int, int, str]) -> None:
+    """Click at (x, y) of each window, give the window manager time to focus it, type."""
+    commands: list[str] = []
+    for x, y, text in windows:
+        commands += ["move", str(x), str(y), "click", "1", "pause", FOCUS_PAUSE,
+                     "type", text, "pause", "0.3"]
+    d.vnc(*commands)

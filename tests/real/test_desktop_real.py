@@ -14,7 +14,15 @@ import time
 from pathlib import Path
 
 import pytest
-from lab.desktop import VncDesktop, find_text, screen_text, wait_until
+from lab.desktop import (
+    VncDesktop,
+    find_text,
+    screen_text,
+    show_session,
+    type_into,
+    wait_for_screen,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.container, pytest.mark.real]
 
@@ -135,8 +143,8 @@ def _ssh_login(c, user: str, password: str) -> subprocess.Popen:
 
 
 def _sessions_of(c, user: str) -> dict[str, dict[str, str]]:
-    return {row["session"]: c.show_session(row["session"]) for row in c.loginctl_sessions()
-            if row["user"] == user}
+    return {row["session"]: show_session(c, row["session"])
+            for row in c.loginctl_sessions() if row["user"] == user}
 
 
 def test_logoff_asks_xfce_first_editors_keep_their_text(desktop_container, desktops,
@@ -152,13 +160,8 @@ def test_logoff_asks_xfce_first_editors_keep_their_text(desktop_container, deskt
     try:
         assert wait_until(lambda: any(p.get("Service") == "sshd"
                                       for p in _sessions_of(c, user).values()), 30)
-        editors = ["vim", "nano"]
-        assert wait_until(lambda: all(
-            e in c.exec(["ps", "-u", user, "-o", "comm="]).stdout.split() for e in editors), 30)
-        time.sleep(1.0)  # the editors draw their screens
-        d.vnc("move", "200", "150", "click", "1", "type", "iunsaved vim words",
-              "pause", "0.3", "move", "200", "500", "click", "1", "type", "unsaved nano words",
-              "pause", "0.5")
+        wait_for_screen(d, ["notes.txt", "draft.txt"], 60, tmp_path / "editors.png")
+        type_into(d, (200, 150, "iunsaved vim words"), (200, 500, "unsaved nano words"))
         shot = screen_text(d.capture(tmp_path / "editors.png"))
         assert "unsaved vim words" in shot and "unsaved nano words" in shot, shot
         before = _sessions_of(c, user)
