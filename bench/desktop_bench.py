@@ -76,7 +76,7 @@ def desktop_with_work(c: SystemdContainer) -> VncDesktop:
         "vim": f"xterm -geometry 80x20+0+0 -e vim {home}/notes.txt",
         "nano": f"xterm -geometry 80x20+0+380 -e nano {home}/draft.txt"}).start()
     shot = Path(tempfile.mkdtemp(prefix="sctbench-")) / "screen.png"
-    wait_for_screen(d, ["notes.txt", "draft.txt"], 60, shot)
+    wait_for_screen(d, ["notes", "draft"], 60, shot)
     type_into(d, (200, 150, "iunsaved vim 4711"), (200, 500, "unsaved nano 4711"))
     text = screen_text(d.capture(shot))
     if "unsaved vim 4711" not in text or "unsaved nano 4711" not in text:
