@@ -29,7 +29,6 @@ from lab.container import SystemdContainer
 from lab.desktop import (
     VncDesktop,
     ensure_desktop_layer,
-    screen_text,
     type_into,
     wait_for_screen,
     wait_until,
@@ -78,10 +77,7 @@ def desktop_with_work(c: SystemdContainer) -> VncDesktop:
     shot = Path(tempfile.mkdtemp(prefix="sctbench-")) / "screen.png"
     wait_for_screen(d, ["notes", "draft"], 60, shot)
     type_into(d, (200, 150, "iunsaved vim 4711"), (200, 500, "unsaved nano 4711"))
-    text = screen_text(d.capture(shot))
-    if "unsaved vim 4711" not in text or "unsaved nano 4711" not in text:
-        raise RuntimeError(f"typing did not reach the editors: {text}")
-    shutil.rmtree(shot.parent)
+    shutil.rmtree(shot.parent)  # whether the text arrived: "text kept" (the files) says
     return d
 
 

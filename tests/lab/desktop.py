@@ -111,7 +111,10 @@ class VncDesktop:
 
     def start(self, timeout: float = 60.0) -> VncDesktop:
         used = _x_sockets_in_use()
-        self.display = random.choice([d for d in DISPLAYS if d not in used])
+        tmp = self.c.root / "tmp"  # an earlier server killed hard leaves its lock behind
+        self.display = random.choice([
+            d for d in DISPLAYS if d not in used and not (tmp / f".X{d}-lock").exists()
+            and not (tmp / ".X11-unix" / f"X{d}").exists()])
         self.port = _free_port()
         config = (f"session=xfce\nsecuritytypes=VncAuth\nlocalhost=yes\n"
                   f"rfbport={self.port}\ngeometry={self.geometry}\n")

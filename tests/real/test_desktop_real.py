@@ -406,3 +406,50 @@ def test_xrdp_desktop_listed_idle_messaged_and_signed_out(desktop_container, des
         assert rdp.session_id not in {r["session"] for r in c.loginctl_sessions()}
     finally:
         rdp.stop()
+
+
+TOP_SCENARIO = r"""
+import asyncio, json, sys, time
+from sessionctl.tui.app import TopApp
+from sessionctl.tui.dialogs import SignOutDialog
+user, sid = sys.argv[1], sys.argv[2]
+
+async def until(pilot, cond, timeout=40):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out"
+        await pilot.pause(0.2)
+
+async def main():
+    app = TopApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        keys = lambda: [r.key for r in app.rows]
+        await until(pilot, lambda: f"u:{user}" in keys())
+        app.select(f"u:{user}")
+        await pilot.press("enter")
+        await until(pilot, lambda: f"s:{sid}" in keys())
+        row = next(r for r in app.rows if r.key == f"s:{sid}")
+        app.select(f"s:{sid}")
+        await pilot.press("l")
+        await until(pilot, lambda: isinstance(app.screen, SignOutDialog))
+        text = " ".join(str(w.render()) for w in app.screen.query("Static, Label"))
+        await pilot.press("escape")
+        print(json.dumps({"label": row.cells["user"], "idle": row.cells["idle"],
+                          "dialog": text}))
+
+asyncio.run(main())
+"""
+
+
+def test_top_shows_the_desktop_and_its_sign_out_says_apps_are_asked(desktop_container,
+                                                                    desktops):
+    c = desktop_container
+    d = desktops()
+    res = c.exec([str(VENV / "bin" / "python"), "-c", TOP_SCENARIO, d.user, d.session_id],
+                 env=ENV, timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
+    seen = json.loads(res.stdout.splitlines()[-1])
+    assert seen["label"] == f"{d.session_id} {d.name} vnc", seen
+    assert seen["idle"] not in ("", "-"), seen
+    assert "session manager is asked to log out" in seen["dialog"], seen
+    assert "asked to save their work" in seen["dialog"], seen
