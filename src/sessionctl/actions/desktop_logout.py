@@ -1,4 +1,5 @@
-"""Signing a desktop out gracefully: its session manager first, then the shared signals.
+"""Signing a desktop out gracefully: its session manager first, then the shared signals
+(Linux; called from actions/signout.py).
 
 Windows asks every application before a sign-out (WM_QUERYENDSESSION); a Linux desktop
 has the same in its session manager. For a graphical session, ``logoff`` first:
@@ -9,7 +10,7 @@ has the same in its session manager. For a graphical session, ``logoff`` first:
    (``linux.session_manager``), as the session's user, bounded;
 3. waits up to the grace for the session to empty by itself;
 
-and only then runs the shared HUP → TERM → KILL sequence (``actions/logoff.py``) on what
+and only then runs the shared HUP → TERM → KILL sequence (``actions/signout.py``) on what
 is left, with what is left of the grace. It records which applications ended by
 themselves, which ended on a signal and which had to be killed. A desktop whose bus or
 session manager does not answer gets the signals at once, with the reason in the result.
@@ -27,7 +28,8 @@ from ..linux.session_manager import Inhibitor
 from ..model import ProcessRef
 
 if TYPE_CHECKING:
-    from .logoff import Step, _Run
+    from .logoff import Step
+    from .signout import _Run
 
 POLL = 0.1
 MIN_HANGUP = 0.2  # the hangup stage keeps at least this much when the desktop used the grace
