@@ -341,3 +341,11 @@ def type_into(d: VncDesktop, *windows: tuple[int, int, str]) -> None:
         commands += ["move", str(x), str(y), "click", "1", "pause", FOCUS_PAUSE,
                      "type", text, "pause", "0.3"]
     d.vnc(*commands)
+
+
+_OCR_SAME = str.maketrans({"1": "l", "I": "l", "|": "l", "0": "o", "O": "o"})
+
+
+def ocr_has(text: str, needle: str) -> bool:
+    """``needle`` in OCR'd ``text``, letters OCR confuses (1/l/I, 0/O) taken as equal."""
+    return needle.translate(_OCR_SAME) in text.translate(_OCR_SAME)

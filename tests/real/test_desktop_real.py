@@ -17,6 +17,7 @@ import pytest
 from lab.desktop import (
     VncDesktop,
     find_text,
+    ocr_has,
     screen_text,
     show_session,
     type_into,
@@ -235,7 +236,7 @@ def test_disconnect_keeps_the_desktop_and_a_new_viewer_sees_it(desktop_container
         assert s["state"] == "Disc" and s["client_address"] == ""
         assert set(pids) <= set(d.scope_pids())
         text = screen_text(d.capture(tmp_path / "again.png"))
-        assert f"{d.user}@" in text, text  # the same xterm, its prompt still there
+        assert ocr_has(text, f"{d.user}@"), text  # the same xterm, its prompt still there
     finally:
         if viewer.poll() is None:
             viewer.kill()

@@ -136,6 +136,9 @@ def show_window_forever(display: str, title: str, text: str, seconds: float,
     win = screen.root.create_window(
         x, y, width, height, 2, screen.root_depth, X.InputOutput, X.CopyFromParent,
         background_pixel=screen.white_pixel, border_pixel=screen.black_pixel,
+        # not the window manager's to place or hold back: a desktop whose window manager
+        # hangs (its bus stopped) still shows the message, as notification popups do
+        override_redirect=True,
         event_mask=X.ExposureMask | X.ButtonPressMask | X.KeyPressMask)
     win.set_wm_name(title)
     win.change_property(conn.intern_atom("_NET_WM_NAME"), conn.intern_atom("UTF8_STRING"), 8,
