@@ -17,6 +17,7 @@ from dataclasses import replace
 
 from ..linux import asuser, desktop, vnc, x11
 from ..model import Session, State
+from .base import DisconnectReport
 
 RDP_SERVICES = ("xrdp-sesman", "xrdp")
 MUTTER = ("org.gnome.Mutter.IdleMonitor", "/org/gnome/Mutter/IdleMonitor/Core",
@@ -95,26 +96,32 @@ def enrich(sessions: list[Session], timeout: float = x11.X11_TIMEOUT) -> list[Se
 DISCONNECT_SETTLE = 3.0  # seconds to see the viewers gone after the server was told
 
 
-def disconnect(session: Session, settle: float = DISCONNECT_SETTLE) -> tuple[bool, str]:
+def disconnect(session: Session, settle: float = DISCONNECT_SETTLE) -> DisconnectReport | None:
     """End the viewer connections of a VNC desktop and keep the desktop running (the
-    ``tsdiscon`` of a desktop). Returns (done, detail); done only when the server's own
-    connections show no viewer any more. The caller checks permission first."""
+    ``tsdiscon`` of a desktop); None for a session without a VNC server (not ours to
+    disconnect). Verified only when the server's own connections show no viewer any
+    more (then the session reads back as Disc). The caller checks permission first."""
     server = _vnc_server(session)
     if server is None:
-        return False, f"session {session.id} has no VNC server to disconnect from"
+        return None
     target = desktop.surroundings(session).x11
     if target is None:
-        return False, f"session {session.id}: no display found"
+        return DisconnectReport(False, None, f"session {session.id}: no display found")
     before = vnc.viewers(server) or []
     outcome = vnc.disconnect(target)
     if not outcome.ok:
-        return False, f"the VNC server on {target.display} refused: {outcome.detail}"
+        return DisconnectReport(False, None, f"the VNC server on {target.display} refused: "
+                                f"{outcome.detail}")
     deadline = time.monotonic() + settle
     left = vnc.viewers(server)
     while left and time.monotonic() < deadline:
         time.sleep(0.05)
         left = vnc.viewers(server)
+    if left is None:
+        return DisconnectReport(False, None, f"{outcome.detail} on {target.display}; the "
+                                "viewers cannot be read back: unverified")
     if left:
-        return False, f"viewers still connected after {settle:g} s: {', '.join(left)}"
+        return DisconnectReport(False, State.ACTIVE, f"viewers still connected after "
+                                f"{settle:g} s: {', '.join(left)}")
     gone = ", ".join(before) if before else "no viewer was connected"
-    return True, f"{outcome.detail} on {target.display} ({gone})"
+    return DisconnectReport(True, State.DISC, f"{outcome.detail} on {target.display} ({gone})")

@@ -18,7 +18,7 @@ from ..linux import cgroup, proc, tty
 from ..linux.session_manager import Inhibitor
 from ..model import Session, State
 from . import desktops
-from .base import Backend
+from .base import Backend, DisconnectReport
 from .procfs import close_login_records, session_type
 
 BUS = "org.freedesktop.login1"
@@ -224,6 +224,9 @@ class LogindBackend(Backend):
         except (BackendUnavailable, NoSuchSession):
             return False
         return True
+
+    def disconnect(self, session: Session) -> DisconnectReport | None:
+        return desktops.disconnect(session)  # VNC desktops; None for the rest
 
     def close_login(self, session: Session) -> bool:
         return close_login_records(session)

@@ -20,7 +20,7 @@ from ..linux import proc, tty, utmp
 from ..linux.accounts import user_name, user_uid
 from ..model import ProcessRef, Session, State
 from . import desktops
-from .base import Backend
+from .base import Backend, DisconnectReport
 
 NO_AUDIT_PREFIX = "p"
 
@@ -315,6 +315,9 @@ class ProcfsBackend(Backend):
         if asid is None:
             return None
         return next((s for s in sessions if s.id == str(asid)), None)
+
+    def disconnect(self, session: Session) -> DisconnectReport | None:
+        return desktops.disconnect(session)  # VNC desktops; None for the rest
 
     def close_login(self, session: Session) -> bool:
         return close_login_records(session, self.proc_root, self.utmp_path, self.wtmp_path)
