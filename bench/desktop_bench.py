@@ -72,10 +72,11 @@ def desktop_with_work(c: SystemdContainer) -> VncDesktop:
     user, _ = c.add_user()
     home = f"/home/{user}"
     d = VncDesktop(c, user, autostart={
-        "vim": f"xterm -geometry 80x20+0+0 -e vim {home}/notes.txt",
-        "nano": f"xterm -geometry 80x20+0+380 -e nano {home}/draft.txt"}).start()
+        "vim": f"xterm -geometry 80x20+0+0 -title vimterm -e vim {home}/notes.txt",
+        "nano": f"xterm -geometry 80x20+0+380 -title nanoterm -e nano {home}/draft.txt"}
+                   ).start()
     shot = Path(tempfile.mkdtemp(prefix="sctbench-")) / "screen.png"
-    wait_for_screen(d, ["notes", "draft"], 60, shot)
+    wait_for_screen(d, ["notes", "nano"], 60, shot)
     type_into(d, (200, 150, "iunsaved vim 4711"), (200, 500, "unsaved nano 4711"))
     shutil.rmtree(shot.parent)  # whether the text arrived: "text kept" (the files) says
     return d

@@ -161,7 +161,7 @@ def test_logoff_asks_xfce_first_editors_keep_their_text(desktop_container, deskt
     try:
         assert wait_until(lambda: any(p.get("Service") == "sshd"
                                       for p in _sessions_of(c, user).values()), 30)
-        wait_for_screen(d, ["notes", "draft"], 60, tmp_path / "editors.png")
+        wait_for_screen(d, ["notes", "nano"], 60, tmp_path / "editors.png")
         type_into(d, (200, 150, "iunsaved vim words"), (200, 500, "unsaved nano words"))
         shot = screen_text(d.capture(tmp_path / "editors.png"))
         assert "unsaved vim words" in shot and "unsaved nano words" in shot, shot
