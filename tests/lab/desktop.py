@@ -118,7 +118,25 @@ class VncDesktop:
     def _as_user(self, script: str) -> None:
         self.c.exec(["bash", "-c", script], user=self.user, check=True)
 
-    def start(self, timeout: float = 60.0) -> VncDesktop:
+    def start(self, timeout: float = 60.0, attempts: int = 2) -> VncDesktop:
+        """Start the desktop; wait until logind has it, Xfce runs and the VNC port
+        answers. On this loaded lab an Xfce session sometimes quits by itself within
+        seconds of starting (xfwm4 and xfce4-session exit, the unit goes inactive); such
+        a start is retried once on a fresh display, and the first failure is kept in
+        ``self.start_failures``."""
+        self.start_failures: list[str] = []
+        for attempt in range(attempts):
+            try:
+                return self._start_once(timeout)
+            except RuntimeError as exc:
+                self.start_failures.append(str(exc))
+                if attempt + 1 == attempts:
+                    raise
+                self.stop()
+        return self
+
+    def _start_once(self, timeout: float) -> VncDesktop:
+        self.session_id = ""
         used = _x_sockets_in_use()
         tmp = self.c.root / "tmp"  # an earlier server killed hard leaves its lock behind
         self.display = random.choice([
@@ -145,9 +163,14 @@ class VncDesktop:
                      "/etc/tigervnc/vncserver.users"], check=True)
         self.c.exec(["systemctl", "start", f"tigervncserver@:{self.display}"], check=True)
         self.started = True
-        ok = wait_until(self._ready, timeout, 0.2)
+        unit = f"tigervncserver@:{self.display}"
+
+        def ended() -> bool:  # the desktop quit while starting
+            state = self.c.exec(["systemctl", "is-active", unit]).stdout.strip()
+            return state in ("inactive", "failed")
+
+        ok = wait_until(lambda: self._ready() or ended(), timeout, 0.2) and self._ready()
         if not ok:
-            unit = f"tigervncserver@:{self.display}"
             log = self.c.exec(["journalctl", "--no-pager", "-n", "40", "-u", unit]).stdout
             procs = self.c.exec(["ps", "-u", self.user, "-o", "pid,args"]).stdout
             home = self.c.exec(["tail", "-n", "20", f"/home/{self.user}/.xsession-errors"])
