@@ -12,7 +12,8 @@ apt_pkgs=(python3 python3-venv)
 if [ "${1:-}" = "--test" ]; then
   extras="[test]"
   apt_pkgs+=(openssh-server openssh-client sshpass tmux nano procps psmisc
-             debootstrap systemd-container iproute2 dbus util-linux htop prometheus)
+             debootstrap systemd-container iproute2 dbus util-linux htop prometheus
+             tesseract-ocr tesseract-ocr-eng)
 fi
 
 "$here/scripts/apt-ensure.sh" bootstrap "${apt_pkgs[@]}"

@@ -47,6 +47,7 @@ from ..linux.accounts import user_name
 from ..sanitize import clean_text
 from .schedule import (
     PendingLogoff,
+    desktop_notice,
     due_reminder,
     lock_name,
     marks_left,
@@ -185,9 +186,11 @@ class _Notifier(threading.Thread):
                              sender=sender, audit_log=p.audit_log)
             return
         try:
-            report = send_message(p.session_id, notice_text(p, time.time(), kind),
+            now = time.time()
+            report = send_message(p.session_id, notice_text(p, now, kind),
                                   backend=backend, sender=sender,  # type: ignore[arg-type]
-                                  audit_log=p.audit_log)
+                                  audit_log=p.audit_log,
+                                  **desktop_notice(p, kind, now))  # type: ignore[arg-type]
             delivered = [d.device for d in report.deliveries if d.ok]
         except SessionctlError as exc:
             delivered = [f"not sent: {exc}"]
