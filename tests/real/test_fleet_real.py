@@ -129,7 +129,7 @@ def test_repeated_queries_reuse_connections_and_query_servers(fleet) -> None:
                for r in rows.values())
     assert _masters(fleet) == masters and _query_servers(uid) == servers
     # the servers live exactly as long as the connections they came with
-    bye = sctl(fleet, "disconnect", "--servers", names)
+    bye = sctl(fleet, "close-connections", "--servers", names)
     assert bye.returncode == 0 and f"{HEALTHY} connection(s) closed" in bye.stderr, bye.stderr
     assert procs.wait_gone(masters, 10) == set()
     assert procs.wait_gone(servers, 10) == set()
@@ -295,7 +295,7 @@ def test_warned_logoff_on_a_remote_host_outlives_the_connection(fleet, lab_user,
         login.wait_output(rf"Your session {sid} will be signed out in 5 min", 10)
         login.wait_output("fleet maintenance tonight", 2)
         # The countdown lives on the host, detached: closing our connection leaves it.
-        assert sctl(fleet, "disconnect", "--servers", "rnode07").returncode == 0
+        assert sctl(fleet, "close-connections", "--servers", "rnode07").returncode == 0
         time.sleep(0.5)
         rows = [json.loads(x) for x in subprocess.run(
             [str(tool_path("sessionctl")), "pending", "--json"], capture_output=True,

@@ -82,12 +82,12 @@ class LogoffResult:
         }
 
 
-def check_permission(session: Session, caller_uid: int) -> None:
-    """Root may log off any session; everyone else only their own."""
+def check_permission(session: Session, caller_uid: int, action: str = "log off") -> None:
+    """Root may log off (or ``action``) any session; everyone else only their own."""
     if caller_uid != 0 and session.uid != caller_uid:
         raise AccessDenied(
             f"Access is denied: session {session.id} belongs to {session.user}; "
-            "only root may log off other users' sessions"
+            f"only root may {action} other users' sessions"
         )
 
 

@@ -17,13 +17,15 @@ from ..errors import BackendUnavailable, NoSuchSession
 from ..linux import cgroup, proc, tty
 from ..model import Session, State
 from .base import Backend
-from .procfs import close_login_records, session_type
+from .multiplexers import Draft, Servers, assemble
+from .procfs import close_login_records, protocol_of, session_type
 
 BUS = "org.freedesktop.login1"
 MANAGER_PATH = "/org/freedesktop/login1"
 SYSTEMD = "org.freedesktop.systemd1"
 TIMEOUT = 2.0
 STATES = {"active": State.ACTIVE, "online": State.ACTIVE, "closing": State.DISC}
+CONNECTED = ("active", "online")  # closing: the login is gone, processes are left
 
 
 class LogindBackend(Backend):
@@ -123,13 +125,22 @@ class LogindBackend(Backend):
         return found
 
     def sessions(self) -> list[Session]:
+        """logind's sessions; a tmux/screen server in a session's scope is one of its
+        multiplexers, and a client attached to it makes a closing session Active."""
         (listed,) = self._call(MANAGER_PATH, "org.freedesktop.login1.Manager", "ListSessions")
-        out = []
+        drafts = []
+        servers = Servers()
         for sid, _uid, _user, _seat, path in listed:
             try:
-                out.append(self._session(sid, path))
+                s = self._session(sid, path)
             except NoSuchSession:
                 continue  # ended between the list and the look
+            drafts.append(Draft(s, s.extra.get("logind_state") in CONNECTED,
+                                servers.among(s.processes)))
+        servers.settle()
+        for d in drafts:
+            d.views = [servers.views[v.pid] for v in d.views]
+        out = assemble(drafts)
         out.sort(key=lambda s: (not s.id.isdigit(), int(s.id) if s.id.isdigit() else 0, s.id))
         return out
 
@@ -160,12 +171,15 @@ class LogindBackend(Backend):
             service=service,
             login_time=datetime.fromtimestamp(stamp / 1e6).astimezone() if stamp else None,
             idle_seconds=idle,
+            idle_source=("logind" if p.get("IdleHint") and p.get("IdleSinceHint")
+                         else "tty" if idle is not None else ""),
             leader_pid=int(p.get("Leader", 0) or 0) or None,
             processes=tuple(sorted(refs, key=lambda r: r.pid)),
             current=any(r.pid == me for r in refs),
             console=bool(p.get("VTNr")) or tty.is_console(line),
             ttys=(line,) if line else (),
             backend=self.name,
+            protocol=protocol_of(service, line),
             extra={
                 "class": str(p.get("Class", "")),
                 "scope": scope,

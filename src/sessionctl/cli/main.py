@@ -21,7 +21,10 @@ Commands:
   top [...]             interactive Users screen (expand, sort, message, sign out)
   msg [...]             send a message to sessions' terminals (same as msg)
   ack [TOKEN]           acknowledge a message sent with msg /W
-  disconnect --servers NODESET   close reused SSH connections to those hosts
+  disconnect [...]      end a session's connection, keep its tmux/screen running
+                        (same as tsdiscon)
+  close-connections --servers NODESET   close sessionctl's reused SSH connections
+                        to those hosts (was: disconnect --servers)
   postpone [DURATION]   push back a sign-out announced for your session
   cancel ID             cancel a warned logoff
   pending               list warned logoffs counting down
@@ -32,7 +35,7 @@ Run 'sessionctl COMMAND --help' for a command's options."""
 
 
 def _commands() -> dict[str, Callable[[Sequence[str], str], int]]:
-    from . import logoff, msg, pending, policy, top, users
+    from . import disconnect, logoff, msg, pending, policy, top, users
 
     return {
         "qwinsta": query.qwinsta,
@@ -47,14 +50,15 @@ def _commands() -> dict[str, Callable[[Sequence[str], str], int]]:
         "pending": pending.pending,
         "daemon": policy.daemon,
         "policy": policy.policy,
-        "disconnect": _disconnect,
+        "disconnect": disconnect.disconnect,
+        "close-connections": _close_connections,
     }
 
 
-def _disconnect(argv: Sequence[str], prog: str) -> int:
-    from .fleet_close import disconnect
+def _close_connections(argv: Sequence[str], prog: str) -> int:
+    from .fleet_close import close_connections
 
-    return disconnect(argv, prog)
+    return close_connections(argv, prog)
 
 
 def dispatch(argv: Sequence[str]) -> int:

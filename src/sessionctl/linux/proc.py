@@ -126,6 +126,7 @@ def audit_sessions(
     known: dict[int, int] | Callable[[], dict[int, int]] | None = None,
     learned: dict[int, int] | None = None,
     workers: int = 1,
+    unset: list[int] | None = None,
 ) -> dict[int, int]:
     """PID → audit session id for every process that has one (one read per process).
 
@@ -135,6 +136,7 @@ def audit_sessions(
     ``learned`` receives the id of every PID listed (read, or taken from ``known``).
     ``known`` may be a callable, called
     after the directory listing (so what it vouches for is judged after the listing).
+    ``unset`` receives the PIDs listed without an id (some may have exited since).
     """
     out: dict[int, int] = {}
     dfd = os.open(proc, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -142,13 +144,17 @@ def audit_sessions(
         names = [n for n in os.listdir(dfd) if n.isdigit()]
         if callable(known):
             known = known()
+        forked = None
         if workers > 1 and len(names) >= PARALLEL_MIN and not known and learned is None:
             forked = _read_ids_forked(dfd, names, workers)
-            if forked is not None:
-                return forked
-        _read_ids(dfd, names, known or {}, learned, out)
+        if forked is not None:
+            out = forked
+        else:
+            _read_ids(dfd, names, known or {}, learned, out)
     finally:
         os.close(dfd)
+    if unset is not None:
+        unset.extend(p for p in map(int, names) if p not in out)
     return out
 
 

@@ -33,8 +33,9 @@ DEFAULT_KEYS = {
 }
 RULE_KEYS = {
     "name", *LIMIT_KINDS, "users", "groups", "types", "remote_hosts", "exempt_users",
-    "exempt_groups", "warn_before", "max_postpone", "grace", "message",
+    "exempt_groups", "warn_before", "max_postpone", "grace", "message", "on_limit",
 }
+ON_LIMIT = ("logoff", "disconnect")
 GLOB = re.compile(r"[*?\[]")
 
 
@@ -58,6 +59,7 @@ class Rule:
     grace: float = 10.0
     message: str = ""
     line: int = 0
+    on_limit: str = "logoff"  # or "disconnect": end the connection, keep tmux/screen
 
 
 @dataclass(frozen=True)
@@ -175,8 +177,16 @@ def parse(text: str, path: str = "<policy>") -> Policy:
         if common["warn_before"] >= limit and kinds[0] != "disc_limit":
             raise rfail("warn_before", f"warn_before ({common['warn_before']:g} s) must be "
                         f"shorter than {kinds[0]} ({limit:g} s)")
+        on_limit = raw.get("on_limit", "logoff")
+        if on_limit not in ON_LIMIT:
+            raise rfail("on_limit", f"on_limit must be one of {', '.join(ON_LIMIT)}, "
+                        f"not {on_limit!r}")
+        if on_limit == "disconnect" and kinds[0] == "disc_limit":
+            raise rfail("on_limit", "on_limit = \"disconnect\" does not go with disc_limit "
+                        "(a Disc session has no connection left to end)")
         rules.append(Rule(
             name=name, kind=kinds[0], limit=limit, line=lines.of("rule", i), **selectors,
+            on_limit=on_limit,
             exempt_users=tuple(base["exempt_users"]) + tuple(common["exempt_users"]),
             exempt_groups=tuple(base["exempt_groups"]) + tuple(common["exempt_groups"]),
             warn_before=common["warn_before"], max_postpone=common["max_postpone"],

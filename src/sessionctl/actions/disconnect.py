@@ -1,0 +1,312 @@
+"""Disconnect (Windows' tsdiscon): end a session's connection, keep its work.
+
+The user's connection ends as if the network had dropped: tmux/screen clients attached
+from elsewhere are detached (through the server's own socket, as its owner, bounded in
+time), then the connection process itself gets SIGTERM through a pidfd (sshd's session
+process: it closes the connection, hangs up the terminal and records the logout). The
+multiplexer servers and everything running below them keep running under the same PIDs;
+the session becomes Disc, and the user gets it back with ``tmux attach`` /
+``screen -r`` from a new login.
+
+Refused, with nothing touched: a session with nothing that would keep running (no
+multiplexer: that would be a sign-out in disguise), one already disconnected, the
+console, another user's session (unless root), a connection of a kind we cannot end.
+
+Afterwards the result is checked, not assumed: the connection process has exited, the
+session lists as Disc, and every process of the kept work is alive with its start time.
+Anything else is reported as ``incomplete`` with what did not happen.
+
+Connections are ended by protocol (``Session.protocol``): :data:`CLOSERS` maps each one
+we can end to the function that ends it (ssh here; other kinds plug in the same way).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..api import find_session
+from ..backends import get_backend
+from ..backends.base import Backend
+from ..backends.multiplexers import in_servers
+from ..errors import AccessDenied, NoSuchSession, NotPossible
+from ..linux import mux, signals
+from ..linux.accounts import user_name
+from ..linux.signals import Sent
+from ..model import ProcessRef, Session, State
+from . import audit
+from .logoff import check_permission
+
+DEFAULT_TIMEOUT = 10.0
+POLL = 0.1
+
+
+@dataclass
+class DisconnectResult:
+    """What a disconnect did, checked afterwards."""
+
+    session: Session
+    outcome: str  # "disconnected" or "incomplete"
+    connections: list[int] = field(default_factory=list)  # connection processes ended
+    detached: list[str] = field(default_factory=list)  # "pts/5 from tmux 1234"
+    kept: list[int] = field(default_factory=list)  # PIDs of the work kept
+    lost: list[int] = field(default_factory=list)  # PIDs of that work gone afterwards
+    problems: list[str] = field(default_factory=list)
+    state: str = ""  # the session's state afterwards
+    seconds: float = 0.0
+    steps: list[str] = field(default_factory=list)
+    audit_path: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "disconnected"
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "session": self.session.id,
+            "user": self.session.user,
+            "name": self.session.name,
+            "outcome": self.outcome,
+            "connections": self.connections,
+            "detached": self.detached,
+            "kept": self.kept,
+            "lost": self.lost,
+            "problems": self.problems,
+            "state": self.state,
+            "seconds": round(self.seconds, 3),
+            "steps": self.steps,
+        }
+
+
+#: Ends one connection process (already checked to be the session's); returns a problem
+#: or None. Arguments: the session, the connection process, the pidfd pins to signal with.
+Closer = Callable[[Session, ProcessRef, signals.Pins], str | None]
+
+
+def _close_ssh(session: Session, conn: ProcessRef, pins: signals.Pins) -> str | None:
+    """sshd's session process relays SIGTERM to its connection child, which closes the
+    connection, hangs up the terminal; the monitor then records the logout."""
+    if conn.comm != "sshd":
+        return f"the connection process {conn.pid} is {conn.comm!r}, not sshd"
+    outcome = pins.send(conn, signal.SIGTERM)
+    if outcome is Sent.DENIED:
+        return f"not permitted to signal the connection process {conn.pid}"
+    if conn.state in "Tt":
+        pins.send(conn, signal.SIGCONT)
+    return None
+
+
+CLOSERS: dict[str, Closer] = {"ssh": _close_ssh}
+
+
+def _connection(be: Backend, session: Session) -> ProcessRef | None:
+    """The session's own live connection process (its leader), if it has one."""
+    pid = session.leader_pid
+    if pid is None or pid in {m.pid for m in session.multiplexers}:
+        return None
+    ref = next((r for r in session.processes if r.pid == pid), None)
+    if ref is None or not signals.same_process(ref):
+        return None
+    return ref if be.is_member(session, pid) is not False else None
+
+
+def refusal(be: Backend, session: Session) -> str | None:
+    """Why ``session`` cannot be disconnected as it stands (None: it can)."""
+    what = f"session {session.id} ({session.user}{', ' + session.name if session.name else ''})"
+    if session.console:
+        return f"{what} is the console session: it is not disconnected"
+    if not session.multiplexers:
+        return (f"{what} has nothing that would keep running (no tmux or screen): "
+                "disconnecting it would end it; use logoff to sign it out")
+    conn = _connection(be, session)
+    attached = any(m.attached for m in session.multiplexers)
+    if session.state is not State.ACTIVE or (conn is None and not attached):
+        return f"{what} is already disconnected"
+    if conn is not None and session.protocol not in CLOSERS:
+        kind = session.protocol or conn.comm
+        return f"{what}: its connection ({kind}) is not one sessionctl can end"
+    return None
+
+
+class _Run:
+    """One disconnect in progress."""
+
+    def __init__(self, be: Backend, session: Session, timeout: float,
+                 progress: Callable[[str], None] | None) -> None:
+        self.be = be
+        self.session = session
+        self.timeout = timeout
+        self.progress = progress
+        self.result = DisconnectResult(session, "incomplete")
+        work = in_servers(session.processes, (m.pid for m in session.multiplexers))
+        self.keep = [r for r in session.processes if r.pid in work]
+        self.result.kept = sorted(r.pid for r in self.keep)
+
+    def step(self, text: str) -> None:
+        self.result.steps.append(text)
+        if self.progress:
+            self.progress(text)
+
+    def problem(self, text: str) -> None:
+        self.result.problems.append(text)
+        self.step(f"problem: {text}")
+
+    def servers_alive(self) -> bool:
+        servers = {m.pid for m in self.session.multiplexers}
+        dead = [r.pid for r in self.keep if r.pid in servers and not signals.same_process(r)]
+        for pid in dead:
+            self.problem(f"multiplexer server {pid} exited during the disconnect")
+        return not dead
+
+    def detach_others(self) -> None:
+        """Detach clients attached from anywhere but this session's own connection."""
+        for m in self.session.multiplexers:
+            ttys = [c.tty for c in m.clients if c.session_id != self.session.id]
+            if not ttys and not (m.attached and not m.clients):
+                continue
+            view = mux.read_server(m.pid, m.kind)
+            server = next((r for r in self.keep if r.pid == m.pid), None)
+            if view is None or server is None or view.start_ticks != server.start_ticks:
+                self.problem(f"{m.kind} server {m.pid} is gone")
+                continue
+            if not ttys:  # attached, but we could not see where from (another user's)
+                self.problem(f"{m.kind} server {m.pid} has clients we cannot see")
+                continue
+            for outcome in mux.detach_clients(view, ttys):
+                where = f"{outcome.what} from {m.kind} {m.pid}"
+                if outcome.ok:
+                    self.result.detached.append(where)
+                    self.step(f"detached {where}")
+                else:
+                    self.problem(f"could not detach {where}: {outcome.detail or 'failed'}")
+
+    def end_connection(self, conn: ProcessRef) -> None:
+        pins = signals.Pins(lambda pid: self.be.is_member(self.session, pid) is not False)
+        try:
+            started = time.monotonic()
+            why = CLOSERS[self.session.protocol](self.session, conn, pins)
+            if why is not None:
+                self.problem(why)
+                return
+            self.step(f"SIGTERM to {conn.comm} {conn.pid} (the {self.session.protocol} "
+                      f"connection{' on ' + self.session.name if self.session.name else ''})")
+            if pins.wait_exit([conn], time.monotonic() + self.timeout):
+                self.result.connections.append(conn.pid)
+                self.step(f"connection ended after {time.monotonic() - started:.2f} s")
+            else:
+                self.problem(f"the connection process {conn.pid} is still running after "
+                             f"{self.timeout:g} s")
+        finally:
+            pins.close()
+
+    def verify(self) -> None:
+        """Wait for the session to list as Disc; then check the kept work."""
+        deadline = time.monotonic() + self.timeout
+        now: Session | None = None
+        while True:
+            try:
+                now = find_session(self.session.id, backend=self.be)
+            except NoSuchSession:
+                now = None
+            if now is None or now.state is State.DISC or time.monotonic() >= deadline:
+                break
+            time.sleep(POLL)
+        self.result.state = now.state.value if now is not None else "gone"
+        if now is None:
+            self.problem(f"session {self.session.id} is gone: nothing of it kept running")
+        elif now.state is not State.DISC:
+            where = f" (attached from {', '.join(now.attached_from)})" if now.attached_from else ""
+            self.problem(f"session {self.session.id} is still {now.state.value}{where}")
+        self.result.lost = sorted(r.pid for r in self.keep if not signals.same_process(r))
+        if self.result.lost:
+            self.problem(f"{len(self.result.lost)} process(es) of the kept work ended: "
+                         + " ".join(map(str, self.result.lost)))
+        else:
+            self.step(f"session {self.session.id} is {self.result.state}; "
+                      f"{len(self.keep)} process(es) kept running")
+
+
+def disconnect(
+    target: str | None = None,
+    *,
+    backend: Backend | str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    audit_log: str | Path | None = None,
+    caller_uid: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> DisconnectResult:
+    """Disconnect the session ``target`` (id or active session name; None: our own).
+
+    Raises NoSuchSession, InvalidArgument, AccessDenied or NotPossible before anything is
+    touched. Returns a DisconnectResult whose ``outcome`` says whether everything checked
+    out afterwards (``disconnected``) or not (``incomplete``, with ``problems``).
+    """
+    be = backend if isinstance(backend, Backend) else get_backend(backend)
+    caller = os.getuid() if caller_uid is None else caller_uid
+    session = find_session(target, backend=be)
+    base = {
+        "caller_uid": caller,
+        "caller": user_name(caller),
+        "target": target,
+        "session": session.id,
+        "session_user": session.user,
+        "session_name": session.name,
+        "backend": be.name,
+    }
+    try:
+        check_permission(session, caller, "disconnect")
+        why = refusal(be, session)
+        if why is not None:
+            raise NotPossible(why)
+    except (AccessDenied, NotPossible) as exc:
+        _audit(audit_log, {**base, "outcome": "refused", "reason": str(exc)})
+        raise
+    t0 = time.monotonic()
+    saved = _ignore_hangups() if session.current else {}
+    try:
+        run = _Run(be, session, timeout, progress)
+        run.detach_others()
+        conn = _connection(be, session)
+        if conn is not None:
+            if run.servers_alive():
+                run.end_connection(conn)
+            else:
+                run.step("the connection was left alone: nothing would keep running")
+        run.verify()
+    finally:
+        _restore(saved)
+    result = run.result
+    result.outcome = "disconnected" if not result.problems else "incomplete"
+    result.seconds = time.monotonic() - t0
+    result.audit_path = _audit(audit_log, {**base, **result.to_dict()})
+    return result
+
+
+_HANGUPS = (signal.SIGHUP, signal.SIGPIPE, signal.SIGTTOU, signal.SIGTTIN)
+
+
+def _ignore_hangups() -> dict[int, object]:
+    """Disconnecting our own session may hang up our terminal: outlive that, report."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {sig: signal.signal(sig, signal.SIG_IGN) for sig in _HANGUPS}
+
+
+def _restore(saved: dict[int, object]) -> None:
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)  # type: ignore[arg-type]
+
+
+def _audit(path: str | Path | None, fields: dict[str, object]) -> str | None:
+    try:
+        return str(audit.record("disconnect", fields, path))
+    except OSError:
+        return None
+
+
+__all__ = ["CLOSERS", "DisconnectResult", "disconnect", "refusal"]
