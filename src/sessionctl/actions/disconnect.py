@@ -83,22 +83,28 @@ class DisconnectResult:
         }
 
 
-#: Ends one connection process (already checked to be the session's); returns a problem
-#: or None. Arguments: the session, the connection process, the pidfd pins to signal with.
-Closer = Callable[[Session, ProcessRef, signals.Pins], str | None]
+#: Ends one connection (its process already checked to be the session's): returns (done,
+#: what was done or what went wrong). Arguments: the session, the connection process
+#: (its leader), the pidfd pins to signal with. The caller then waits for that process
+#: to exit and the session to list as Disc.
+Closer = Callable[[Session, ProcessRef, signals.Pins], tuple[bool, str]]
 
 
-def _close_ssh(session: Session, conn: ProcessRef, pins: signals.Pins) -> str | None:
-    """sshd's session process relays SIGTERM to its connection child, which closes the
-    connection, hangs up the terminal; the monitor then records the logout."""
+def _close_ssh(session: Session, conn: ProcessRef, pins: signals.Pins) -> tuple[bool, str]:
+    """SIGTERM to sshd's unprivileged connection process (``sshd: USER@pts/N``, the
+    user's own: a user may disconnect their own session): it closes the connection and
+    the terminal hangs up; the privileged monitor then records the logout. Without that
+    child (or if it may not be signalled) the monitor gets it, which relays it."""
     if conn.comm != "sshd":
-        return f"the connection process {conn.pid} is {conn.comm!r}, not sshd"
-    outcome = pins.send(conn, signal.SIGTERM)
-    if outcome is Sent.DENIED:
-        return f"not permitted to signal the connection process {conn.pid}"
-    if conn.state in "Tt":
-        pins.send(conn, signal.SIGCONT)
-    return None
+        return False, f"the connection process {conn.pid} is {conn.comm!r}, not sshd"
+    children = [r for r in session.processes if r.ppid == conn.pid and r.comm == "sshd"]
+    for target in [*children, conn]:
+        outcome = pins.send(target, signal.SIGTERM)
+        if outcome is Sent.SENT:
+            if target.state in "Tt":
+                pins.send(target, signal.SIGCONT)
+            return True, f"SIGTERM to sshd {target.pid}"
+    return False, f"not permitted to signal the connection process {conn.pid}"
 
 
 CLOSERS: dict[str, Closer] = {"ssh": _close_ssh}
@@ -189,12 +195,12 @@ class _Run:
         pins = signals.Pins(lambda pid: self.be.is_member(self.session, pid) is not False)
         try:
             started = time.monotonic()
-            why = CLOSERS[self.session.protocol](self.session, conn, pins)
-            if why is not None:
-                self.problem(why)
+            done, what = CLOSERS[self.session.protocol](self.session, conn, pins)
+            if not done:
+                self.problem(what)
                 return
-            self.step(f"SIGTERM to {conn.comm} {conn.pid} (the {self.session.protocol} "
-                      f"connection{' on ' + self.session.name if self.session.name else ''})")
+            self.step(f"{what} (the {self.session.protocol} connection"
+                      f"{' on ' + self.session.name if self.session.name else ''})")
             if pins.wait_exit([conn], time.monotonic() + self.timeout):
                 self.result.connections.append(conn.pid)
                 self.step(f"connection ended after {time.monotonic() - started:.2f} s")
