@@ -213,8 +213,10 @@ class LogindBackend(Backend):
                     "ssi",
                     (session.id, "all", int(sig)),
                 )
-        except BackendUnavailable:
-            return False  # e.g. refused to a non-root caller: we signal ourselves
+        except (BackendUnavailable, NoSuchSession):
+            # refused to a non-root caller, or the session emptied and logind let it go a
+            # moment ago: we signal whatever is left ourselves
+            return False
         return True
 
     def terminate(self, session: Session) -> bool:
@@ -226,7 +228,7 @@ class LogindBackend(Backend):
                 "s",
                 (session.id,),
             )
-        except BackendUnavailable:
+        except (BackendUnavailable, NoSuchSession):
             return False
         return True
 
