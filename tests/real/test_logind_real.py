@@ -215,8 +215,9 @@ idle_limit = "60s"
 warn_before = "58s"
 users = ["{user}"]
 """)
+    # the unit names the default venv; run the one under test (a side venv, maybe)
     ct.exec(["tee", "/etc/systemd/system/sessionctl-policy.service"], check=True,
-            input=unit.read_text())
+            input=unit.read_text().replace("/opt/sessionctl-venv/bin/", f"{TOOL}/"))
     ct.exec(["systemctl", "daemon-reload"], check=True)
     try:
         ct.exec(["systemctl", "start", "sessionctl-policy"], check=True, timeout=30)
