@@ -172,3 +172,42 @@ def test_server_exiting_mid_disconnect_is_reported(lab_user, open_login) -> None
     out = json.loads(res.stdout)
     assert out["outcome"] == "incomplete" and server in out["lost"]
     assert any("ended" in p or "gone" in p for p in out["problems"]), out["problems"]
+
+
+def test_top_d_key_disconnects_the_session_under_the_cursor(lab_user, open_login) -> None:
+    import asyncio
+
+    from sessionctl.tui.app import TopApp
+
+    login = open_login(lab_user)
+    plain = open_login(lab_user)
+    sid, plain_sid = str(login.audit_session_id), str(plain.audit_session_id)
+    login.run("tmux new-session -d 'sleep 900'")
+    server = tmux_server_of(login)
+    before = starts(descendants(server))
+
+    async def main() -> None:
+        app = TopApp(target=lab_user.name, backend="procfs")
+        async with app.run_test(size=(100, 30)) as pilot:
+            while not app.select(f"u:{lab_user.name}"):
+                await pilot.pause(0.1)
+            await pilot.press("right")
+            while not app.select(f"s:{plain_sid}"):
+                await pilot.pause(0.1)
+            await pilot.press("d")  # no tmux: refused on the spot, no dialog
+            await pilot.pause(0.2)
+            assert "has no tmux or screen" in app.outcomes[-1]
+            assert app.select(f"s:{sid}")
+            await pilot.press("d")
+            await pilot.pause(0.3)
+            await pilot.click("#disconnect")
+            deadline = time.monotonic() + 20
+            while not any("disconnected" in o for o in app.outcomes):
+                assert time.monotonic() < deadline, app.outcomes
+                await pilot.pause(0.1)
+            await pilot.press("q")
+        assert app.return_code in (None, 0)
+
+    asyncio.run(main())
+    assert procs.wait_until(lambda: login.closed, 10) and not plain.closed
+    assert row_of(sid)["state"] == "Disc" and unchanged(before)
