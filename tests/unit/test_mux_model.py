@@ -176,3 +176,40 @@ def test_top_rows_never_repeat_a_key() -> None:
     rows = build(snap, {"u:root", "s:p531"})
     keys = [r.key for r in rows]
     assert len(keys) == len(set(keys)) == 5
+
+
+class _Fixed(ProcfsBackend):
+    """A backend that lists given sessions (and never looks at the machine)."""
+
+    def __init__(self, sessions: list[Session]) -> None:
+        super().__init__()
+        self.fixed = sessions
+
+    def sessions(self) -> list[Session]:
+        return list(self.fixed)
+
+
+def test_disconnect_refuses_before_touching_anything(tmp_path: Path) -> None:
+    from sessionctl.actions.disconnect import disconnect
+    from sessionctl.errors import AccessDenied, InvalidArgument, NoSuchSession, NotPossible
+    from sessionctl.model import Multiplexer
+
+    tm = (Multiplexer("tmux", 300),)
+    a = Session("5", "pts/1", "ann", 1000, State.ACTIVE, "ssh", ttys=("pts/1",))
+    b = Session("6", "pts/1", "bob", 1001, State.ACTIVE, "ssh", ttys=("pts/1",),
+                multiplexers=tm)
+    disc = Session("7", "", "ann", 1000, State.DISC, "unspecified", multiplexers=tm)
+    con = Session("8", "tty3", "ann", 1000, State.ACTIVE, "tty", console=True,
+                  multiplexers=tm)
+    be = _Fixed([a, b, disc, con])
+    log = tmp_path / "audit.jsonl"
+    cases = [("pts/1", InvalidArgument, "ambiguous"), ("99", NoSuchSession, "No session"),
+             ("5", NotPossible, "nothing that would keep running"),
+             ("7", NotPossible, "already disconnected"), ("8", NotPossible, "console"),
+             ("6", AccessDenied, "only root may disconnect")]
+    for target, error, text in cases:
+        with pytest.raises(error, match=text):
+            disconnect(target, backend=be, audit_log=log, caller_uid=1000 if target == "6"
+                       else 0)
+    refused = [line for line in log.read_text().splitlines() if '"refused"' in line]
+    assert len(refused) == 4  # the ones a session was found for
