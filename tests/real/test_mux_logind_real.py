@@ -167,3 +167,27 @@ users = ["{user}"]
     out = tick()
     assert f"[rule leftovers] logged off session {sid}" in out, out
     assert procs.wait_gone(set(work), 10) == set()
+
+
+def test_root_tmux_outside_any_session_on_logind(ct) -> None:
+    """A tmux started outside every logind session is one session of its own (as on
+    procfs), its panes no sessions; logoff of it ends it and only it."""
+    sock = f"/tmp/sctest-tmux-{secrets.token_hex(4)}/s"
+    ct.exec(["mkdir", "-p", os.path.dirname(sock)], check=True)
+    ct.exec(["tmux", "-S", sock, "new-session", "-d", "sleep 900"], check=True)
+    ct.exec(["tmux", "-S", sock, "split-window", "sleep 901"], check=True)
+    pid = ct.exec(["tmux", "-S", sock, "display-message", "-p", "#{pid}"],
+                  check=True).stdout.strip()
+    try:
+        found = rows(ct)
+        row = found[f"p{pid}"]
+        assert row["type"] == "tmux" and row["state"] == "Disc" and row["user"] == "root"
+        (m,) = row["multiplexers"]
+        assert m["name"] == sock and len(m["terminals"]) == 2 and len(row["pids"]) == 3
+        assert not any(r["name"] in m["terminals"] for r in found.values())
+        res = inside(ct, "logoff", f"p{pid}", "--grace", "1")
+        assert res.returncode == 0, res.stderr
+        assert f"p{pid}" not in rows(ct)
+        assert ct.exec(["kill", "-0", pid]).returncode != 0
+    finally:
+        ct.exec(["tmux", "-S", sock, "kill-server"])

@@ -33,7 +33,7 @@ from pathlib import Path
 from ..api import find_session
 from ..backends import get_backend
 from ..backends.base import Backend
-from ..backends.multiplexers import in_servers
+from ..backends.multiplexers import below
 from ..errors import AccessDenied, NoSuchSession, NotPossible
 from ..linux import mux, signals
 from ..linux.accounts import user_name
@@ -149,7 +149,7 @@ class _Run:
         self.timeout = timeout
         self.progress = progress
         self.result = DisconnectResult(session, "incomplete")
-        work = in_servers(session.processes, (m.pid for m in session.multiplexers))
+        work = below((m.pid for m in session.multiplexers), session.processes)
         self.keep = [r for r in session.processes if r.pid in work]
         self.result.kept = sorted(r.pid for r in self.keep)
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from ..linux import mux, proc, tty
+from ..linux import mux, proc, tty, utmp
 from ..linux.accounts import user_name
 from ..model import Multiplexer, MuxClient, ProcessRef, Session, State
 
@@ -69,13 +69,51 @@ class Servers:
             self.views[pid] = replace(self.views[pid], attached=attached)
 
 
-def in_servers(refs: Iterable[ProcessRef], servers: Iterable[int]) -> set[int]:
-    """PIDs of the servers and every process below them (their panes' work)."""
-    refs = list(refs)
+def pane_server(entry: utmp.UtmpEntry, btime: float, proc_root: str = proc.PROC
+                ) -> tuple[int, str] | None:
+    """(server PID, kind) of the live server a pane/window record names; None if the
+    record is no pane's, or stale (its process gone, not that server any more, or younger
+    than the record)."""
+    kind = mux.utmp_kind(entry.host)
+    if kind is None:
+        return None
+    st = proc.alive_since(entry.pid, entry.login_time, btime, proc=proc_root)
+    if st is None:
+        return None
+    if kind[0] == mux.TMUX:  # ut_pid is the server
+        if kind[1] != st.pid or mux.server_kind(st.pid, st.comm, proc_root) != mux.TMUX:
+            return None
+        return st.pid, mux.TMUX
+    parent = proc.stat(st.ppid, proc_root)  # screen: ut_pid is the window's process
+    if parent is None or mux.server_kind(parent.pid, parent.comm, proc_root) != mux.SCREEN:
+        return None
+    return parent.pid, mux.SCREEN
+
+
+def named_servers(entries: Iterable[utmp.UtmpEntry], btime: float,
+                  proc_root: str = proc.PROC) -> dict[int, str]:
+    """Servers (PID → kind) named by utmp pane/window records and by screen's sockets we
+    can list: how servers outside every session are found without reading every
+    process."""
+    out: dict[int, str] = {}
+    for entry in entries:
+        found = pane_server(entry, btime, proc_root)
+        if found is not None:
+            out[found[0]] = found[1]
+    for pid in mux.screen_servers():
+        if pid not in out:
+            st = proc.stat(pid, proc_root)
+            if st is not None and mux.server_kind(pid, st.comm, proc_root) == mux.SCREEN:
+                out[pid] = mux.SCREEN
+    return out
+
+
+def below(roots: Iterable[int], processes: Iterable[proc.Stat | ProcessRef]) -> set[int]:
+    """``roots`` and every process below them among ``processes`` (parent links)."""
     children: dict[int, list[int]] = {}
-    for r in refs:
-        children.setdefault(r.ppid, []).append(r.pid)
-    out = set(servers)
+    for s in processes:
+        children.setdefault(s.ppid, []).append(s.pid)
+    out = set(roots)
     todo = list(out)
     while todo:
         for child in children.get(todo.pop(), ()):
@@ -135,6 +173,10 @@ def assemble(drafts: list[Draft], now: float | None = None,
     out = []
     for d in drafts:
         s = d.session
+        if not d.connected and (s.name or s.ttys):
+            # no connection: its terminal is gone (or already someone else's, e.g. logind
+            # keeps a closing session's TTY): no name, terminals or idle time of its own
+            s = replace(s, name="", device="", ttys=(), idle_seconds=None, idle_source="")
         if not d.views:
             out.append(s)
             continue

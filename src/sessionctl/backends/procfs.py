@@ -40,11 +40,17 @@ from ..linux import mux, proc, tty, utmp
 from ..linux.accounts import user_name, user_uid
 from ..model import ProcessRef, Session, State
 from .base import Backend
-from .multiplexers import Draft, Servers, assemble, in_servers, is_mux_only, mux_only_session
+from .multiplexers import (
+    Draft,
+    Servers,
+    assemble,
+    below,
+    is_mux_only,
+    mux_only_session,
+    named_servers,
+)
 
 NO_AUDIT_PREFIX = "p"
-#: A login record written this long before its process started names a recycled PID.
-RECYCLED_SLACK = 60.0
 
 
 def session_type(service: str, line: str) -> str:
@@ -114,20 +120,10 @@ class ProcfsBackend(Backend):
             if steps > 4096:
                 return None
 
-    def _started_before(self, pid: int, when: float, btime: float) -> proc.Stat | None:
-        """The live process ``pid`` if it started before ``when`` (a utmp record's time);
-        None if it is gone, a zombie, or younger than the record (a recycled PID)."""
-        st = proc.stat(pid, self.proc_root)
-        if st is None or st.state in "ZX":
-            return None
-        if proc.start_time(st.start_ticks, btime) > when + RECYCLED_SLACK:
-            return None
-        return st
-
     def _plausible(self, entry: utmp.UtmpEntry, btime: float) -> bool:
         """The login process is alive, not younger than its record, and, if it has a
         login uid, it is the entry's user."""
-        if self._started_before(entry.pid, entry.login_time, btime) is None:
+        if proc.alive_since(entry.pid, entry.login_time, btime, proc=self.proc_root) is None:
             return False  # stale record: its login process is gone (or the PID reused)
         luid = proc.loginuid(entry.pid, self.proc_root)
         if luid is None:
@@ -140,21 +136,6 @@ class ProcfsBackend(Backend):
             return False
         return True
 
-    def _pane_server(self, entry: utmp.UtmpEntry, kind: str, host_pid: int | None,
-                     btime: float) -> int | None:
-        """The live server a pane/window record names, None if it names none (stale)."""
-        st = self._started_before(entry.pid, entry.login_time, btime)
-        if st is None:
-            return None
-        if kind == mux.TMUX:
-            if host_pid != entry.pid or mux.server_kind(st.pid, st.comm, self.proc_root) != kind:
-                return None
-            return st.pid
-        parent = proc.stat(st.ppid, self.proc_root)  # screen: the window's process
-        if parent is None or mux.server_kind(parent.pid, parent.comm, self.proc_root) != kind:
-            return None
-        return parent.pid
-
     def sessions(self) -> list[Session]:
         return self._listing(members=True)
 
@@ -165,17 +146,10 @@ class ProcfsBackend(Backend):
         self._warnings = []
         now = time.time()
         btime = proc.boot_time(self.proc_root)
-        connections: list[utmp.UtmpEntry] = []
-        loose: dict[int, str] = {}  # servers named by pane records
-        for entry in self._logins():
-            kind = mux.utmp_kind(entry.host)
-            if kind is None:
-                if self._plausible(entry, btime):
-                    connections.append(entry)
-                continue
-            server = self._pane_server(entry, kind[0], kind[1], btime)
-            if server is not None:
-                loose[server] = kind[0]
+        entries = self._logins()
+        connections = [e for e in entries
+                       if mux.utmp_kind(e.host) is None and self._plausible(e, btime)]
+        loose = named_servers(entries, btime, self.proc_root)  # pane records, screen dirs
         unset: list[int] = []
         audit = self._audit_ids(connections, unset)
         groups: dict[int, list[int]] = defaultdict(list)
@@ -200,11 +174,6 @@ class ProcfsBackend(Backend):
             if refs:
                 refs_of[asid] = refs
                 views_of[asid] = servers.among(refs)
-        for pid in mux.screen_servers():
-            if pid not in audit and pid not in loose:
-                st = proc.stat(pid, self.proc_root)
-                if st is not None and mux.server_kind(pid, st.comm, self.proc_root):
-                    loose[pid] = mux.SCREEN
         loose_views = [v for v in (servers.read(pid, kind) for pid, kind in loose.items()
                                    if pid not in audit) if v is not None]
         servers.settle()
@@ -311,7 +280,7 @@ class ProcfsBackend(Backend):
         # No live login record: a tty-less session (ssh command, cron job) whose spawning
         # service still holds it, or what a finished login left behind (Disc). A
         # multiplexer server is never the connection, whoever its parent is.
-        work = in_servers(refs, (v.pid for v in views))
+        work = below((v.pid for v in views), refs)
         roots = [r for r in refs if r.ppid not in pids]
         spawned = [r for r in roots if r.ppid > 1 and r.pid not in work]
         leader = min(spawned or roots, key=lambda r: (r.start_ticks, r.pid))
@@ -487,23 +456,10 @@ class _Tree:
             self._stats[asid] = {s.pid: s for s in stats if s is not None and s.state not in "ZX"}
         return self._stats[asid]
 
-    def _descend(self, stats: dict[int, proc.Stat], roots: set[int]) -> set[int]:
-        children: dict[int, list[int]] = defaultdict(list)
-        for s in stats.values():
-            children[s.ppid].append(s.pid)
-        out = set(roots)
-        todo = list(out)
-        while todo:
-            for child in children.get(todo.pop(), ()):
-                if child not in out:
-                    out.add(child)
-                    todo.append(child)
-        return out
-
     def below(self, root: int) -> set[int]:
         """``root`` and every candidate process below it."""
         stats = self._group(root)
-        return self._descend(stats, {root}) if root in stats else set()
+        return below([root], stats.values()) if root in stats else set()
 
     def login_members(self, login: int, lines: tuple[str, ...], claimed: set[int]) -> set[int]:
         """A login's descendants and the processes on its terminals (same mount and PID
@@ -521,8 +477,7 @@ class _Tree:
                     roots.add(s.pid)
         servers = {s.pid for s in stats.values()
                    if s.pid != login and mux.server_kind(s.pid, s.comm, self.proc_root)}
-        out = self._descend({p: s for p, s in stats.items() if p not in servers}, roots)
-        return out - claimed
+        return below(roots, [s for p, s in stats.items() if p not in servers]) - claimed
 
 
 def _namespaces(pid: int, proc_root: str) -> tuple[str, str] | None:

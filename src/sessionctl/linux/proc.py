@@ -225,6 +225,17 @@ def parse_stat(pid: int, raw: bytes) -> Stat:
     )
 
 
+def alive_since(pid: int, when: float, btime: float, slack: float = 60.0,
+                proc: str = PROC) -> Stat | None:
+    """The live, non-zombie process ``pid`` if it started by ``when`` (epoch seconds, e.g.
+    a utmp record's time) + ``slack``; None if it is gone or younger (a recycled PID).
+    The slack absorbs clock steps between boot and the record."""
+    st = stat(pid, proc)
+    if st is None or st.state in "ZX" or start_time(st.start_ticks, btime) > when + slack:
+        return None
+    return st
+
+
 def stat(pid: int, proc: str = PROC) -> Stat | None:
     """/proc/PID/stat of one process, None if it is gone."""
     try:
