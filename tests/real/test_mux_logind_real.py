@@ -11,11 +11,9 @@ import json
 import os
 import secrets
 import time
-from types import SimpleNamespace
 
 import pytest
 from lab import procs, tool_path
-from lab.login import Login
 from layout import parse_quser
 
 pytestmark = pytest.mark.container
@@ -28,23 +26,6 @@ def ct():
     from lab.container import container_fixture
 
     yield from container_fixture(host_packages=PACKAGES)
-
-
-@pytest.fixture
-def ct_login(ct):
-    logins: list[Login] = []
-
-    def factory(user: SimpleNamespace | None = None) -> Login:
-        if user is None:
-            name, password = ct.add_user()
-            user = SimpleNamespace(name=name, password=password)
-        login = Login(user, SimpleNamespace(address=ct.address, port=ct.port))  # type: ignore[arg-type]
-        logins.append(login)
-        return login
-
-    yield factory
-    for login in logins:
-        login.close()
 
 
 def inside(ct, *argv: str, env: dict[str, str] | None = None):

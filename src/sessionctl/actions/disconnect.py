@@ -22,7 +22,6 @@ we can end to the function that ends it (ssh here; other kinds plug in the same 
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 import time
@@ -31,16 +30,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..api import find_session
-from ..backends import get_backend
 from ..backends.base import Backend
 from ..backends.multiplexers import below
 from ..errors import AccessDenied, NoSuchSession, NotPossible
 from ..linux import mux, signals
-from ..linux.accounts import user_name
 from ..linux.signals import Sent
 from ..model import ProcessRef, Session, State
 from . import audit
-from .logoff import check_permission
+from .logoff import check_permission, resolve
 
 DEFAULT_TIMEOUT = 10.0
 POLL = 0.1
@@ -252,18 +249,7 @@ def disconnect(
     touched. Returns a DisconnectResult whose ``outcome`` says whether everything checked
     out afterwards (``disconnected``) or not (``incomplete``, with ``problems``).
     """
-    be = backend if isinstance(backend, Backend) else get_backend(backend)
-    caller = os.getuid() if caller_uid is None else caller_uid
-    session = find_session(target, backend=be)
-    base = {
-        "caller_uid": caller,
-        "caller": user_name(caller),
-        "target": target,
-        "session": session.id,
-        "session_user": session.user,
-        "session_name": session.name,
-        "backend": be.name,
-    }
+    be, caller, session, base = resolve(target, backend, caller_uid)
     try:
         check_permission(session, caller, "disconnect")
         why = refusal(be, session)

@@ -91,6 +91,26 @@ def check_permission(session: Session, caller_uid: int, action: str = "log off")
         )
 
 
+def resolve(
+    target: str | None, backend: Backend | str | None, caller_uid: int | None
+) -> tuple[Backend, int, Session, dict[str, object]]:
+    """The backend, the caller's uid, the session ``target`` names (NoSuchSession if none)
+    and the audit fields that say who acts on what: the start of every session action."""
+    be = backend if isinstance(backend, Backend) else get_backend(backend)
+    caller = os.getuid() if caller_uid is None else caller_uid
+    session = find_session(target, backend=be)
+    base: dict[str, object] = {
+        "caller_uid": caller,
+        "caller": user_name(caller),
+        "target": target,
+        "session": session.id,
+        "session_user": session.user,
+        "session_name": session.name,
+        "backend": be.name,
+    }
+    return be, caller, session, base
+
+
 def _bit(sig: int) -> int:
     return 1 << (sig - 1)
 
@@ -322,18 +342,7 @@ def logoff(
     """
     if not 0 <= grace <= MAX_GRACE:  # also refuses NaN
         raise InvalidArgument(f"grace must be between 0 and {MAX_GRACE:g} seconds, not {grace}")
-    be = backend if isinstance(backend, Backend) else get_backend(backend)
-    caller = os.getuid() if caller_uid is None else caller_uid
-    session = find_session(target, backend=be)
-    base = {
-        "caller_uid": caller,
-        "caller": user_name(caller),
-        "target": target,
-        "session": session.id,
-        "session_user": session.user,
-        "session_name": session.name,
-        "backend": be.name,
-    }
+    be, caller, session, base = resolve(target, backend, caller_uid)
     try:
         check_permission(session, caller)
         if session.console and not allow_console:

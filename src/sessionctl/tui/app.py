@@ -420,15 +420,23 @@ class TopApp(App[None]):
 
         self.push_screen(MessageDialog(label), sent)
 
-    def action_sign_out(self) -> None:
+    def _chosen_session(self):
+        """The session under the cursor (a user row with one session counts), or None
+        (with a note when the row is a user with several)."""
         row = self.current_row()
         sid = self._session_of(row)
         if sid is None:
             if row is not None and row.kind == "user":
                 self._done("this user has several sessions: expand and pick one", True)
+            return None
+        return next(s for s in self.snapshot.sessions if s.session.id == sid)  # type: ignore[union-attr]
+
+    def action_sign_out(self) -> None:
+        sess = self._chosen_session()
+        if sess is None:
             return
-        sess = next(s for s in self.snapshot.sessions if s.session.id == sid)  # type: ignore[union-attr]
         s = sess.session
+        sid = s.id
         label = f"session {s.id} ({s.user}{', ' + s.name if s.name else ''})"
         # a warned sign-out needs root (its countdown runs as root): offered only then
         schedule = getattr(sessionctl, "schedule_logoff", None) if os.geteuid() == 0 else None
@@ -447,14 +455,11 @@ class TopApp(App[None]):
         self.push_screen(SignOutDialog(label, len(sess.processes), schedule is not None), chosen)
 
     def action_disconnect(self) -> None:
-        row = self.current_row()
-        sid = self._session_of(row)
-        if sid is None:
-            if row is not None and row.kind == "user":
-                self._done("this user has several sessions: expand and pick one", True)
+        sess = self._chosen_session()
+        if sess is None:
             return
-        sess = next(s for s in self.snapshot.sessions if s.session.id == sid)  # type: ignore[union-attr]
         s = sess.session
+        sid = s.id
         if not s.multiplexers:
             self._done(f"session {sid} has no tmux or screen: nothing would keep running "
                        "(sign it out with l)", True)
