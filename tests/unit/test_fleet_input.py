@@ -134,7 +134,7 @@ def test_durations_and_selection() -> None:
         with pytest.raises(InvalidArgument):
             parse_duration(bad)
     with pytest.raises(InvalidArgument, match="unknown state"):
-        Selection(states=("Asleep",))  # "Idle" is a WTS state (model.State)
+        Selection(states=("Bogus",))
     now = datetime.now(UTC)
 
     def session(sid: str, user: str, state: State, age: float, idle: float | None,

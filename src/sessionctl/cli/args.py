@@ -74,7 +74,7 @@ def add_common(parser: Parser) -> None:
     parser.add_argument("--server", metavar="NAME")
     parser.add_argument("-v", "--verbose", action="store_true")
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--backend", choices=("auto", "procfs", "logind"))
+    parser.add_argument("--backend", choices=("auto", "procfs", "logind", "windows"))
 
 
 COMMON_WINDOWS_FLAGS = {"server": ("--server", True), "v": ("--verbose", False)}

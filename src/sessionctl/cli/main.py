@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Callable, Sequence
-
-from . import query
 
 USAGE = """\
 usage: sessionctl COMMAND [ARGS...]
@@ -34,31 +33,31 @@ Commands:
 Run 'sessionctl COMMAND --help' for a command's options."""
 
 
-def _commands() -> dict[str, Callable[[Sequence[str], str], int]]:
-    from . import disconnect, logoff, msg, pending, policy, top, users
+#: command → (module under sessionctl.cli, function); a command's module is imported only
+#: when it runs, so one command's platform needs never stop another from starting.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "qwinsta": ("query", "qwinsta"),
+    "quser": ("query", "quser"),
+    "logoff": ("logoff", "logoff"),
+    "users": ("users", "users"),
+    "top": ("top", "top"),
+    "msg": ("msg", "msg"),
+    "ack": ("msg", "ack"),
+    "postpone": ("pending", "postpone"),
+    "cancel": ("pending", "cancel"),
+    "pending": ("pending", "pending"),
+    "daemon": ("policy", "daemon"),
+    "policy": ("policy", "policy"),
+    "disconnect": ("disconnect", "disconnect"),
+    "close-connections": ("fleet_close", "close_connections"),
+}
+#: what needs Linux (unix sockets, fork, signals, ssh control sockets): refused on Windows
+LINUX_ONLY = {"ack", "postpone", "cancel", "pending", "daemon", "close-connections", "top"}
 
-    return {
-        "qwinsta": query.qwinsta,
-        "quser": query.quser,
-        "logoff": logoff.logoff,
-        "users": users.users,
-        "top": top.top,
-        "msg": msg.msg,
-        "ack": msg.ack,
-        "postpone": pending.postpone,
-        "cancel": pending.cancel,
-        "pending": pending.pending,
-        "daemon": policy.daemon,
-        "policy": policy.policy,
-        "disconnect": disconnect.disconnect,
-        "close-connections": _close_connections,
-    }
 
-
-def _close_connections(argv: Sequence[str], prog: str) -> int:
-    from .fleet_close import close_connections
-
-    return close_connections(argv, prog)
+def _command(name: str) -> Callable[[Sequence[str], str], int]:
+    module, function = COMMANDS[name]
+    return getattr(importlib.import_module(f"{__package__}.{module}"), function)
 
 
 def dispatch(argv: Sequence[str]) -> int:
@@ -78,11 +77,13 @@ def dispatch(argv: Sequence[str]) -> int:
             print(f"Invalid parameter(s)\n{USAGE}", file=sys.stderr)
             return 1
         head, rest = kinds[rest[0].lower()], rest[1:]
-    commands = _commands()
-    if head not in commands:
+    if head not in COMMANDS:
         print(f"sessionctl: unknown command {head!r}\n{USAGE}", file=sys.stderr)
         return 1
-    return commands[head](rest, f"sessionctl {argv[0]}")
+    if sys.platform == "win32" and head in LINUX_ONLY:
+        print(f"sessionctl {argv[0]}: not supported on Windows", file=sys.stderr)
+        return 1
+    return _command(head)(rest, f"sessionctl {argv[0]}")
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from .runner import run
 
 DAEMON_USAGE = """\
 usage: sessionctl daemon --config FILE [--once] [--dry-run] [--audit-log PATH]
-                         [--backend auto|procfs|logind]
+                         [--backend auto|procfs|logind|windows]
 
 Enforces the idle-session policy in FILE (TOML; see docs/policy.md): warns sessions over
 their idle, Disc or session-length limit through the warned logoff (the user may postpone

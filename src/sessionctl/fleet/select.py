@@ -31,7 +31,9 @@ class Selection:
         states = []
         for state in self.states:
             if state.lower() not in known:
-                raise InvalidArgument(f"unknown state {state!r} (use Active or Disc)")
+                raise InvalidArgument(
+                    f"unknown state {state!r} (use one of {', '.join(s.value for s in State)})"
+                )
             states.append(known[state.lower()])
         object.__setattr__(self, "states", tuple(states))
         for value in (self.idle_over, self.older_than):
