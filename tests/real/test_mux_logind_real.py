@@ -160,7 +160,9 @@ def test_root_tmux_outside_any_session_on_logind(ct) -> None:
     pid = ct.exec(["tmux", "-S", sock, "display-message", "-p", "#{pid}"],
                   check=True).stdout.strip()
     try:
-        found = rows(ct)
+        # tmux registers each pane in utmp through its helper, a moment after it exists
+        found = procs.wait_until(lambda: (r := rows(ct)).get(f"p{pid}") and len(
+            r[f"p{pid}"]["multiplexers"][0]["terminals"]) == 2 and r, 10)
         row = found[f"p{pid}"]
         assert row["type"] == "tmux" and row["state"] == "Disc" and row["user"] == "root"
         (m,) = row["multiplexers"]

@@ -213,3 +213,17 @@ def test_disconnect_refuses_before_touching_anything(tmp_path: Path) -> None:
                        else 0)
     refused = [line for line in log.read_text().splitlines() if '"refused"' in line]
     assert len(refused) == 4  # the ones a session was found for
+
+
+def test_attached_guess_for_servers_we_cannot_read() -> None:
+    """Not root: another user's tmux counts as attached when a client is connected to
+    that user's only tmux socket (/proc/net/unix), and is unknown when that is unclear."""
+    one = mux.ServerView("tmux", 300, 1001, 1)  # unreadable (readable=False)
+    sockets = [(1, 1, "/tmp/tmux-1001/default"), (2, 3, "/tmp/tmux-1001/default"),
+               (3, 1, "/tmp/tmux-1002/default"), (4, 1, "/tmp/tmux-1002/other")]
+    assert mux.guess_attached([one], sockets) == {300: True}
+    assert mux.guess_attached([one], sockets[:1]) == {300: False}
+    two = mux.ServerView("tmux", 400, 1002, 1)
+    assert mux.guess_attached([two], sockets) == {}  # two sockets: cannot tell which
+    read = mux.ServerView("tmux", 500, 1001, 1, readable=True)
+    assert mux.guess_attached([read], sockets) == {}
