@@ -207,7 +207,10 @@ def test_root_tmux_outside_any_login(make_user, sshd, tmp_path) -> None:
         assert len(tm.panes()) >= 3  # the pane whose ssh ended may close; the rest stay
 
 
-def test_attached_from_a_second_login_and_idle_follows_typing(lab_user, open_login) -> None:
+def test_attached_from_a_second_login_and_idle_follows_typing(
+    lab_user, make_user, open_login
+) -> None:
+    watcher = open_login(make_user())  # another user, not root: sees it attached too
     first = open_login(lab_user)
     sid = str(first.audit_session_id)
     start_mux(first, "tmux")
@@ -222,6 +225,8 @@ def test_attached_from_a_second_login_and_idle_follows_typing(lab_user, open_log
     (client,) = m["clients"]
     assert m["attached"] and client["session"] == sid2 and client["tty"] == second.tty_line
     assert procs.comm_of(client["pid"]) == "tmux: client"
+    seen = json.loads(watcher.run(f"{tool_path('qwinsta')} --json {lab_user.name}"))
+    assert {r["id"]: r["state"] for r in seen}[sid] == "Active"
     assert [r["id"] for r in parse_quser(tool("quser", lab_user.name).stdout)
             if r["state"] == "Active"] == sorted([sid, sid2], key=int)
     # idle follows the typing in the attached client (a tty's atime moves every 8 s)
