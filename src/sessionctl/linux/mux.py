@@ -27,14 +27,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pwd
 import re
-import shutil
-import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from . import proc, tty
+
+if TYPE_CHECKING:
+    import subprocess
 
 TMUX = "tmux"
 SCREEN = "screen"
@@ -288,6 +289,9 @@ class DetachOutcome:
 def _run_as(uid: int, argv: list[str], timeout: float) -> subprocess.CompletedProcess[bytes]:
     """Run a command as ``uid`` (root may; others only as themselves) with a plain
     environment, bounded by ``timeout`` (then killed: TimeoutExpired)."""
+    import pwd
+    import subprocess
+
     entry = pwd.getpwuid(uid)
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": entry.pw_dir,
            "USER": entry.pw_name, "LOGNAME": entry.pw_name, "LANG": "C.UTF-8"}
@@ -305,6 +309,9 @@ def detach_clients(
     """Detach the clients on ``ttys`` from the server (tmux ``detach-client -t``; screen
     ``-d``, which detaches every display). Runs as the server's owner, each command bounded
     by ``timeout`` (a server that does not answer is reported, never waited for)."""
+    import shutil
+    import subprocess
+
     ttys = list(ttys)
     if not ttys:
         return []
