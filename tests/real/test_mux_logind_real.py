@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import subprocess
 import time
 
 import pytest
@@ -174,3 +175,15 @@ def test_root_tmux_outside_any_session_on_logind(ct) -> None:
         assert ct.exec(["kill", "-0", pid]).returncode != 0
     finally:
         ct.exec(["tmux", "-S", sock, "kill-server"])
+
+
+def test_the_hosts_listing_leaves_the_containers_sessions_out(ct, ct_login) -> None:
+    """A container's logins are that system's sessions (its users: a uid there may name
+    someone else here): the host's procfs listing does not show them."""
+    login = ct_login()
+    sid = str(login.audit_session_id)
+    assert sid in rows(ct)  # inside, it is there
+    here = subprocess.run([str(tool_path("qwinsta")), "--json", "--backend", "procfs"],
+                          capture_output=True, text=True, timeout=60)
+    assert here.returncode in (0, 1) and "Traceback" not in here.stderr
+    assert sid not in {r["id"] for r in json.loads(here.stdout or "[]")}

@@ -169,9 +169,10 @@ class ProcfsBackend(Backend):
         servers = Servers(self.proc_root)
         refs_of: dict[int, list[ProcessRef]] = {}
         views_of: dict[int, list[mux.ServerView]] = {}
+        ours = _pid_namespace("self", self.proc_root)
         for asid, pids in groups.items():
             refs = self._refs(pids)
-            if refs:
+            if refs and self._here(refs, ours):
                 refs_of[asid] = refs
                 views_of[asid] = servers.among(refs)
         loose_views = [v for v in (servers.read(pid, kind) for pid, kind in loose.items()
@@ -200,6 +201,19 @@ class ProcfsBackend(Backend):
         out = assemble(drafts, now, self.proc_root)
         out.sort(key=_sort_key)
         return out
+
+    def _here(self, refs: list[ProcessRef], ours: str | None) -> bool:
+        """True unless every process of the group runs in another PID namespace: a
+        container's logins are that system's sessions (its own users, its own utmp), not
+        this one's. Unreadable namespaces (another user's, for a non-root caller) count as
+        ours."""
+        if ours is None:
+            return True
+        for r in sorted(refs, key=lambda r: (r.start_ticks, r.pid)):
+            ns = _pid_namespace(r.pid, self.proc_root)
+            if ns is None or ns == ours:
+                return True
+        return False
 
     # (remember_ids / _trusted / _audit_ids: the id cache of long-running callers)
 
@@ -485,6 +499,13 @@ def _namespaces(pid: int, proc_root: str) -> tuple[str, str] | None:
     session by terminal)."""
     try:
         return (os.readlink(f"{proc_root}/{pid}/ns/mnt"), os.readlink(f"{proc_root}/{pid}/ns/pid"))
+    except OSError:
+        return None
+
+
+def _pid_namespace(pid: int | str, proc_root: str) -> str | None:
+    try:
+        return os.readlink(f"{proc_root}/{pid}/ns/pid")
     except OSError:
         return None
 
