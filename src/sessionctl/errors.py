@@ -36,3 +36,7 @@ class SourceError(SessionctlError):
 class NotPossible(SessionctlError):
     """The session cannot take that action as it stands (nothing was touched): e.g. a
     disconnect of a session with nothing that would keep running."""
+
+
+class UnsafePath(SessionctlError):
+    """Root was pointed at a file or directory someone else owns or can change."""

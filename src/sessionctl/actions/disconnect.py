@@ -100,10 +100,12 @@ def disconnect(
 ) -> DisconnectResult:
     """Disconnect the session ``target`` (id or active session name; None: our own).
 
-    Raises NoSuchSession, InvalidArgument, AccessDenied or NotPossible before anything is
-    touched. Returns a DisconnectResult whose ``outcome`` says whether everything checked
-    out afterwards (``disconnected``) or not (``incomplete``, with ``problems``).
+    Raises NoSuchSession, InvalidArgument, AccessDenied, NotPossible or UnsafePath (the
+    audit log) before anything is touched. Returns a DisconnectResult whose ``outcome``
+    says whether everything checked out afterwards (``disconnected``) or not
+    (``incomplete``, with ``problems``).
     """
+    audit.check_path(audit_log)  # a log root cannot trust stops us before anything
     be, caller, session, base = resolve(target, backend, caller_uid)
     what = f"session {session.id} ({session.user}{', ' + session.name if session.name else ''})"
     try:

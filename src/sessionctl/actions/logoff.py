@@ -117,6 +117,7 @@ def logoff(
     """
     if not 0 <= grace <= MAX_GRACE:  # also refuses NaN
         raise InvalidArgument(f"grace must be between 0 and {MAX_GRACE:g} seconds, not {grace}")
+    audit.check_path(audit_log)
     be, caller, session, base = resolve(target, backend, caller_uid)
     try:
         check_permission(session, caller)

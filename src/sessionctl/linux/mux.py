@@ -262,15 +262,16 @@ def screen_servers(root_dir: str = SCREEN_DIR) -> list[int]:
     return out
 
 
-def client_pid(candidates: Iterable[int], tty_line: str, proc_root: str = proc.PROC) -> int:
+def client_pid(candidates: Iterable[int], tty_line: str, proc_root: str = proc.PROC
+               ) -> int | None:
     """The PID among ``candidates`` (a session's tmux/screen client processes) whose
-    controlling terminal is ``tty_line``; 0 if none is."""
+    controlling terminal is ``tty_line``; None if none is."""
     want = tty.tty_nr(tty_line)
     for pid in candidates if want else ():
         st = proc.stat(pid, proc_root)
         if st is not None and st.tty_nr == want:
             return pid
-    return 0
+    return None
 
 
 # -- acting --------------------------------------------------------------------------------
