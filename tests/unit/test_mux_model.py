@@ -227,3 +227,23 @@ def test_attached_guess_for_servers_we_cannot_read() -> None:
     assert mux.guess_attached([two], sockets) == {}  # two sockets: cannot tell which
     read = mux.ServerView("tmux", 500, 1001, 1, readable=True)
     assert mux.guess_attached([read], sockets) == {}
+
+
+def test_fleet_disconnect_answers_fit_their_schema() -> None:
+    from sessionctl.actions.disconnect import DisconnectResult
+    from sessionctl.fleet.records import BadRecord, check_result, session_from_dict
+    from sessionctl.model import Multiplexer, MuxClient
+
+    s = Session("5", "pts/1", "ann", 1000, State.ACTIVE, "ssh", multiplexers=(
+        Multiplexer("tmux", 300, "/tmp/tmux-1000/default", True,
+                    (MuxClient(None, "pts/9", "ann", "6", 1.0),), ("pts/2",)),))
+    done = DisconnectResult(s, "disconnected", connections=[10], kept=[300], state="Disc",
+                            steps=["SIGTERM to sshd 10"]).to_dict()
+    answer = [done, {"session": "7", "user": "ann", "name": "", "outcome": "refused",
+                     "error": "nothing that would keep running"},
+              {"session": s.to_dict(), "outcome": "would-disconnect"}]
+    assert check_result("disconnect", answer) is answer
+    back = session_from_dict(s.to_dict())
+    assert back.multiplexers == s.multiplexers
+    with pytest.raises(BadRecord):
+        check_result("disconnect", [{**done, "kept": [-1]}])
