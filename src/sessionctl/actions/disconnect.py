@@ -76,13 +76,19 @@ class DisconnectResult:
         }
 
 
+#: Protocols a Linux backend disconnects itself (Backend.disconnect: a VNC desktop's
+#: viewers go, the desktop stays; backends/desktops.py).
+BACKEND_PROTOCOLS = ("vnc",)
+
+
 def refusal(be: Backend, session: Session) -> str | None:
     """Why ``session`` cannot be disconnected as it stands (None: it can), permission
-    aside. A backend with a disconnect of its own keeps every session's work; on Linux
-    something must keep running (see linux_disconnect.refusal)."""
-    if type(be).disconnect is not Backend.disconnect:
-        if session.state is State.DISC:
-            return f"session {session.id} ({session.user}) is already disconnected"
+    aside. What the backend disconnects itself (every Windows session, a VNC desktop)
+    keeps its work; for the rest something must keep running (tmux/screen: see
+    linux_disconnect.refusal)."""
+    if session.state is State.DISC:
+        return f"session {session.id} ({session.user}) is already disconnected"
+    if be.name == "windows" or session.protocol in BACKEND_PROTOCOLS:
         return None
     from .linux_disconnect import refusal as linux_refusal
 
@@ -116,7 +122,7 @@ def disconnect(
         _audit(audit_log, {**base, "outcome": "refused", "reason": str(exc)})
         raise
     t0 = time.monotonic()
-    native = be.disconnect(session)  # a backend's own (Windows), read back; None: Linux
+    native = be.disconnect(session)  # the backend's own (Windows, VNC), read back; or None
     if native is not None:
         result = DisconnectResult(session, "incomplete", state=native.state.value
                                   if native.state else "", steps=[native.detail])

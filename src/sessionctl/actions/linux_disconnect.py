@@ -45,11 +45,6 @@ def _close_ssh(session: Session, conn: ProcessRef, pins: signals.Pins) -> tuple[
 
 
 CLOSERS: dict[str, Closer] = {"ssh": _close_ssh}
-#: Protocols whose disconnect leaves the whole session running (a desktop whose viewer
-#: goes while its X server stays): they need no multiplexer, and every process not
-#: below the connection process counts as the work to keep. None yet: ssh ends the
-#: terminal, so only tmux/screen survive it.
-KEEPS_SESSION: set[str] = set()
 
 
 def _connection(be: Backend, session: Session) -> ProcessRef | None:
@@ -68,13 +63,12 @@ def refusal(be: Backend, session: Session) -> str | None:
     what = f"session {session.id} ({session.user}{', ' + session.name if session.name else ''})"
     if session.console:
         return f"{what} is the console session: it is not disconnected"
-    if not session.multiplexers and session.protocol not in KEEPS_SESSION:
+    if not session.multiplexers:
         return (f"{what} has nothing that would keep running (no tmux or screen): "
                 "disconnecting it would end it; use logoff to sign it out")
     conn = _connection(be, session)
     attached = any(m.attached for m in session.multiplexers)
-    if session.state is not State.ACTIVE or (conn is None and not attached
-                                             and session.protocol not in KEEPS_SESSION):
+    if session.state is not State.ACTIVE or (conn is None and not attached):
         return f"{what} is already disconnected"
     if conn is not None and session.protocol not in CLOSERS:
         kind = session.protocol or conn.comm
@@ -93,10 +87,6 @@ class _Run:
         self.progress = progress
         self.result = DisconnectResult(session, "incomplete")
         work = below((m.pid for m in session.multiplexers), session.processes)
-        if session.protocol in KEEPS_SESSION:
-            conn = _connection(be, session)
-            gone = below([conn.pid], session.processes) if conn is not None else set()
-            work |= {r.pid for r in session.processes} - gone
         self.keep = [r for r in session.processes if r.pid in work]
         self.result.kept = sorted(r.pid for r in self.keep)
 

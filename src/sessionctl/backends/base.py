@@ -5,11 +5,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..host import Caller, posix_caller
 from ..model import ProcessRef, Session, State
 from ..usage import Counters
+
+if TYPE_CHECKING:
+    from ..linux.session_manager import Inhibitor
 
 
 class CounterReader(Protocol):
@@ -125,6 +128,11 @@ class Backend(ABC):
     def close_login(self, session: Session) -> bool:
         """Close the session's login record if its login process did not; True if closed."""
         return False
+
+    def inhibitors(self, session: Session) -> list[Inhibitor]:
+        """Inhibitor locks held by the session's processes (who, why), where the system
+        keeps them (logind); empty where it does not."""
+        return []
 
     def warnings(self) -> list[str]:
         """Things the last look skipped or could not read, for the front end to show."""

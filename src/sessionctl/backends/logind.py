@@ -15,8 +15,10 @@ from pathlib import Path
 
 from ..errors import BackendUnavailable, NoSuchSession
 from ..linux import cgroup, proc, tty, utmp
+from ..linux.session_manager import Inhibitor
 from ..model import Session, State
-from .base import Backend
+from . import desktops
+from .base import Backend, DisconnectReport
 from .multiplexers import (
     Draft,
     Servers,
@@ -151,7 +153,7 @@ class LogindBackend(Backend):
             d.views = [servers.views[v.pid] for v in d.views]
         out = assemble(drafts)
         out.sort(key=lambda s: (not s.id.isdigit(), int(s.id) if s.id.isdigit() else 0, s.id))
-        return out
+        return desktops.enrich(out)
 
     def _loose(self, servers: Servers, known: set[int]) -> list[Draft]:
         """tmux/screen servers outside every logind session (root's tmux started from a
@@ -196,8 +198,11 @@ class LogindBackend(Backend):
         kind = session_type(service, line) if ltype in ("tty", "unspecified") else ltype
         uid = int(p["User"][0])  # type: ignore[index]
         idle: float | None = tty.idle_seconds(line) if line and not line.startswith(":") else None
+        idle_source = "tty" if idle is not None else ""
         if p.get("IdleHint") and p.get("IdleSinceHint"):
             idle = max(0.0, datetime.now().timestamp() - int(p["IdleSinceHint"]) / 1e6)
+            idle_source = "logind"
+        remote_host = str(p.get("RemoteHost", ""))
         stamp = int(p.get("Timestamp", 0) or 0)
         me = os.getpid()
         return Session(
@@ -208,12 +213,14 @@ class LogindBackend(Backend):
             state=STATES.get(str(p.get("State", "")), State.ACTIVE),
             type=kind,
             device=tty.device_path(line),
-            remote_host=str(p.get("RemoteHost", "")),
+            remote_host=remote_host,
             service=service,
             login_time=datetime.fromtimestamp(stamp / 1e6).astimezone() if stamp else None,
             idle_seconds=idle,
-            idle_source=("logind" if p.get("IdleHint") and p.get("IdleSinceHint")
-                         else "tty" if idle is not None else ""),
+            idle_source=idle_source,
+            display=str(p.get("Display", "")),
+            remote=bool(p.get("Remote")),
+            client_address=remote_host if service == "sshd" else "",
             leader_pid=int(p.get("Leader", 0) or 0) or None,
             processes=tuple(sorted(refs, key=lambda r: r.pid)),
             current=any(r.pid == me for r in refs),
@@ -259,9 +266,7 @@ class LogindBackend(Backend):
                     (session.id, "all", int(sig)),
                 )
         except (BackendUnavailable, NoSuchSession):
-            # refused to a non-root caller, or the session emptied and logind let it go a
-            # moment ago: we signal whatever is left ourselves
-            return False
+            return False  # e.g. refused to a non-root caller, or gone: we signal ourselves
         return True
 
     def terminate(self, session: Session) -> bool:
@@ -277,5 +282,19 @@ class LogindBackend(Backend):
             return False
         return True
 
+    def disconnect(self, session: Session) -> DisconnectReport | None:
+        return desktops.disconnect(session)  # VNC desktops; None for the rest
+
     def close_login(self, session: Session) -> bool:
         return close_login_records(session)
+
+    def inhibitors(self, session: Session) -> list[Inhibitor]:
+        try:
+            (rows,) = self._call(MANAGER_PATH, "org.freedesktop.login1.Manager", "ListInhibitors")
+        except (BackendUnavailable, NoSuchSession):
+            return []
+        return [
+            Inhibitor("logind", str(who), str(why), str(what), str(mode), int(pid), int(uid))
+            for what, who, why, mode, uid, pid in rows
+            if self.is_member(session, int(pid))
+        ]

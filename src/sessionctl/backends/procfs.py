@@ -39,7 +39,8 @@ from ..errors import SourceError
 from ..linux import mux, proc, tty, utmp
 from ..linux.accounts import user_name, user_uid
 from ..model import ProcessRef, Session, State
-from .base import Backend
+from . import desktops
+from .base import Backend, DisconnectReport
 from .multiplexers import (
     Draft,
     Servers,
@@ -200,7 +201,7 @@ class ProcfsBackend(Backend):
             drafts.append(self._audit_draft(asid, refs, entries, views, btime, now, me))
         out = assemble(drafts, now, self.proc_root)
         out.sort(key=_sort_key)
-        return out
+        return desktops.enrich(out)
 
     def _here(self, refs: list[ProcessRef], ours: str | None) -> bool:
         """True unless every process of the group runs in another PID namespace: a
@@ -444,6 +445,9 @@ class ProcfsBackend(Backend):
         if asid is None:
             return None
         return next((s for s in sessions if s.id == str(asid)), None)
+
+    def disconnect(self, session: Session) -> DisconnectReport | None:
+        return desktops.disconnect(session)  # VNC desktops; None for the rest
 
     def close_login(self, session: Session) -> bool:
         return close_login_records(session, self.proc_root, self.utmp_path, self.wtmp_path)

@@ -29,6 +29,8 @@ Commands:
   pending               list warned logoffs counting down
   daemon --config FILE  enforce the idle-session policy (--once, --dry-run)
   policy check FILE     validate a policy and show what each session would get
+  metrics               session and policy metrics (Prometheus text format)
+  report [--since 7d]   what the policy's sign-outs reclaimed, per rule and user
 
 Run 'sessionctl COMMAND --help' for a command's options."""
 
@@ -50,9 +52,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "policy": ("policy", "policy"),
     "disconnect": ("disconnect", "disconnect"),
     "close-connections": ("fleet_close", "close_connections"),
+    "metrics": ("metrics", "metrics"),
+    "report": ("metrics", "report"),
 }
 #: what needs Linux (unix sockets, fork, signals, ssh control sockets): refused on Windows
-LINUX_ONLY = {"ack", "postpone", "cancel", "pending", "daemon", "close-connections", "top"}
+LINUX_ONLY = {"ack", "postpone", "cancel", "pending", "daemon", "close-connections", "top",
+              "metrics", "report"}
 
 
 def _command(name: str) -> Callable[[Sequence[str], str], int]:

@@ -452,7 +452,8 @@ class TopApp(App[None]):
                 self._run(f"sign-out of {sid}", lambda: _describe_logoff(
                     sid, sessionctl.logoff(sid)))
 
-        self.push_screen(SignOutDialog(label, len(sess.processes), schedule is not None), chosen)
+        self.push_screen(SignOutDialog(label, len(sess.processes), schedule is not None,
+                                       desktop=bool(s.display)), chosen)
 
     def action_disconnect(self) -> None:
         sess = self._chosen_session()
