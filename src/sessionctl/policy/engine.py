@@ -233,11 +233,10 @@ def decide(
         if rule.on_limit == "disconnect" and s.multiplexers:
             # the work is kept (tmux/screen): no warning, the connection ends at the limit
             if left <= 0:
-                out.append(Decision(s, "disconnect", f"{measured}, over the {limit}", rule,
-                                    readings=r))
+                d = Decision(s, "disconnect", f"{measured}, over the {limit}", rule)
             else:
-                out.append(Decision(s, "wait", f"{measured}; disconnect in "
-                                    f"{format_duration(left)}", rule, readings=r))
+                d = Decision(s, "wait", f"{measured}; disconnect in {format_duration(left)}",
+                             rule)
         elif rule.kind == "disc_limit":
             if left <= 0:
                 d = Decision(s, "logoff", f"{measured}, over the {limit}", rule)
