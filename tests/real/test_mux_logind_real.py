@@ -84,7 +84,8 @@ def test_tsdiscon_cycle_and_refusal_on_logind(ct, ct_login) -> None:
     plain = ct_login(login.user)
     sid = str(login.audit_session_id)
     login.run("tmux new-session -d -s work 'sleep 900'")
-    assert procs.wait_until(lambda: mux_pids(ct, sid, "tmux: server"), 10)
+    assert procs.wait_until(lambda: mux_pids(ct, sid, "tmux: server")
+                            and mux_pids(ct, sid, "sleep"), 10)  # the pane has exec'd
     work = {p: s for p, s in host_pids(ct, sid).items()
             if procs.comm_of(p) in ("tmux: server", "sleep")}
     assert len(work) == 2
@@ -108,7 +109,8 @@ def test_policy_disconnect_then_disc_limit_on_logind(ct, ct_login) -> None:
     login = ct_login()
     sid, user = str(login.audit_session_id), login.user.name
     login.run("tmux new-session -d -s work 'sleep 900'")
-    assert procs.wait_until(lambda: mux_pids(ct, sid, "tmux: server"), 10)
+    assert procs.wait_until(lambda: mux_pids(ct, sid, "tmux: server")
+                            and mux_pids(ct, sid, "sleep"), 10)  # the pane has exec'd
     work = {p: s for p, s in host_pids(ct, sid).items()
             if procs.comm_of(p) in ("tmux: server", "sleep")}
     base = f"/tmp/sctest-policy-{secrets.token_hex(4)}"
