@@ -11,7 +11,7 @@ extras=""
 apt_pkgs=(python3 python3-venv)
 if [ "${1:-}" = "--test" ]; then
   extras="[test]"
-  apt_pkgs+=(openssh-server openssh-client sshpass tmux nano procps psmisc
+  apt_pkgs+=(openssh-server openssh-client sshpass tmux screen nano procps psmisc
              debootstrap systemd-container iproute2 dbus util-linux htop prometheus
              tesseract-ocr tesseract-ocr-eng)
 fi
@@ -32,7 +32,7 @@ rm -rf "$here/build"
 # Link the commands into /usr/local/bin only for the default venv (a side venv, e.g. a
 # second checkout's, must not take over the commands admins type).
 if [ "$venv" = /opt/sessionctl-venv ]; then
-  for cmd in sessionctl qwinsta quser logoff msg; do
+  for cmd in sessionctl qwinsta quser logoff msg tsdiscon; do
     if [ -x "$venv/bin/$cmd" ]; then ln -sf "$venv/bin/$cmd" "/usr/local/bin/$cmd"; fi
   done
 fi

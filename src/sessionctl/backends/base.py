@@ -84,6 +84,12 @@ class Backend(ABC):
     def sessions(self) -> list[Session]:
         """Every session now, each with its processes."""
 
+    def overview(self) -> list[Session]:
+        """Every session now, for listings that do not show processes: a backend may
+        leave out process lists that are costly to find (procfs: sessions without an
+        audit id); every other field is as :meth:`sessions` gives it."""
+        return self.sessions()
+
     @abstractmethod
     def member_pids(self, session: Session, cache: dict[int, bool] | None = None) -> set[int]:
         """PIDs that belong to ``session`` right now (a fresh look; zombies may be in it).
