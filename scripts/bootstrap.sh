@@ -11,9 +11,9 @@ extras=""
 apt_pkgs=(python3 python3-venv)
 if [ "${1:-}" = "--test" ]; then
   extras="[test]"
-  apt_pkgs+=(openssh-server openssh-client sshpass tmux nano procps psmisc
-             debootstrap systemd-container iproute2 dbus util-linux htop
-             sudo vim strace gcc libc6-dev)
+  apt_pkgs+=(openssh-server openssh-client sshpass tmux screen nano procps psmisc
+             debootstrap systemd-container iproute2 dbus util-linux htop prometheus
+             tesseract-ocr tesseract-ocr-eng sudo vim strace gcc libc6-dev)
 fi
 
 "$here/scripts/apt-ensure.sh" bootstrap "${apt_pkgs[@]}"
@@ -24,12 +24,15 @@ fi
 chmod 755 "$venv"
 "$venv/bin/pip" install -q --disable-pip-version-check --upgrade pip >/dev/null
 # Not editable: the code must be readable by the test users wherever the clone lives.
+# setuptools reuses build/ from an earlier build: a module removed from src/ (another
+# branch's) would be installed again from it.
+rm -rf "$here/build"
 "$venv/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps "$here"
 "$venv/bin/pip" install -q --disable-pip-version-check "$here$extras"
 # Link the commands into /usr/local/bin only for the default venv (a side venv, e.g. a
 # second checkout's, must not take over the commands admins type).
 if [ "$venv" = /opt/sessionctl-venv ]; then
-  for cmd in sessionctl qwinsta quser logoff msg; do
+  for cmd in sessionctl qwinsta quser logoff msg tsdiscon; do
     if [ -x "$venv/bin/$cmd" ]; then ln -sf "$venv/bin/$cmd" "/usr/local/bin/$cmd"; fi
   done
 fi

@@ -12,10 +12,11 @@ from .errors import (
     BackendUnavailable,
     InvalidArgument,
     NoSuchSession,
+    NotPossible,
     SessionctlError,
     SourceError,
 )
-from .model import ProcessRef, Session, State, UserSummary
+from .model import Multiplexer, MuxClient, ProcessRef, Session, State, UserSummary
 
 __version__ = "0.1.0"
 
@@ -52,6 +53,19 @@ def logoff(target: str | None = None, **options: object) -> object:
     from .actions.logoff import logoff as sign_out
 
     return sign_out(target, **options)  # type: ignore[arg-type]
+
+
+def disconnect(target: str | None = None, **options: object) -> object:
+    """End a session's connection and keep its work running (tmux/screen), as tsdiscon;
+    see :func:`sessionctl.actions.disconnect.disconnect`.
+
+    Returns a ``DisconnectResult`` (``ok`` only when the session is Disc afterwards with
+    its work alive); raises NoSuchSession, AccessDenied, InvalidArgument or NotPossible
+    before anything is touched.
+    """
+    from .actions.disconnect import disconnect as discon
+
+    return discon(target, **options)  # type: ignore[arg-type]
 
 
 def send_message(target: str, text: str | bytes, **options: object) -> object:
@@ -96,7 +110,10 @@ __all__ = [
     "AccessDenied",
     "BackendUnavailable",
     "InvalidArgument",
+    "Multiplexer",
+    "MuxClient",
     "NoSuchSession",
+    "NotPossible",
     "ProcessRef",
     "Session",
     "SessionctlError",
@@ -105,6 +122,7 @@ __all__ = [
     "UserSummary",
     "__version__",
     "cancel_logoff",
+    "disconnect",
     "end_process",
     "find_session",
     "get_backend",

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..api import find_session
 from ..backends import get_backend
@@ -25,6 +26,9 @@ from ..errors import AccessDenied, InvalidArgument
 from ..host import ADMIN_WORD, Caller
 from ..model import Session
 from . import audit
+
+if TYPE_CHECKING:
+    from .desktop_logout import DesktopLogoff
 
 DEFAULT_GRACE = 10.0
 MAX_GRACE = 3600.0
@@ -66,6 +70,7 @@ class LogoffResult:
     record_closed: bool = False
     seconds: float = 0.0
     audit_path: str | None = None
+    desktop: DesktopLogoff | None = None  # the session manager's part (desktops only)
 
     @property
     def ok(self) -> bool:
@@ -83,16 +88,38 @@ class LogoffResult:
             "left": [asdict(x) for x in self.left],
             "record_closed": self.record_closed,
             "seconds": round(self.seconds, 3),
+            **({"desktop": self.desktop.to_dict()} if self.desktop else {}),
         }
 
 
-def check_permission(session: Session, caller: Caller) -> None:
-    """Root (an administrator on Windows) may log off any session; others only their own."""
+def check_permission(session: Session, caller: Caller, action: str = "log off") -> None:
+    """Root (an administrator on Windows) may log off (or ``action``) any session; others
+    only their own."""
     if not caller.admin and not caller.owns(session):
         raise AccessDenied(
             f"Access is denied: session {session.id} belongs to {session.user}; "
-            f"only {ADMIN_WORD} may log off other users' sessions"
+            f"only {ADMIN_WORD} may {action} other users' sessions"
         )
+
+
+def resolve(
+    target: str | None, backend: Backend | str | None, caller_uid: int | None
+) -> tuple[Backend, Caller, Session, dict[str, object]]:
+    """The backend, the caller, the session ``target`` names (NoSuchSession if none) and
+    the audit fields that say who acts on what: the start of every session action."""
+    be = backend if isinstance(backend, Backend) else get_backend(backend)
+    caller = be.caller(caller_uid)
+    session = find_session(target, backend=be)
+    base: dict[str, object] = {
+        "caller_uid": caller.uid,
+        "caller": caller.name,
+        "target": target,
+        "session": session.id,
+        "session_user": session.user,
+        "session_name": session.name,
+        "backend": be.name,
+    }
+    return be, caller, session, base
 
 
 def logoff(
@@ -119,18 +146,7 @@ def logoff(
     if not 0 <= grace <= MAX_GRACE:  # also refuses NaN
         raise InvalidArgument(f"grace must be between 0 and {MAX_GRACE:g} seconds, not {grace}")
     audit.check_path(audit_log)
-    be = backend if isinstance(backend, Backend) else get_backend(backend)
-    caller = be.caller(caller_uid)
-    session = find_session(target, backend=be)
-    base = {
-        "caller_uid": caller.uid,
-        "caller": caller.name,
-        "target": target,
-        "session": session.id,
-        "session_user": session.user,
-        "session_name": session.name,
-        "backend": be.name,
-    }
+    be, caller, session, base = resolve(target, backend, caller_uid)
     try:
         check_permission(session, caller)
         if session.console and not allow_console:
@@ -174,9 +190,10 @@ def finish(
     processes_at_start: int,
     left: list[Leftover],
     not_permitted: list[int],
+    desktop: DesktopLogoff | None = None,
 ) -> LogoffResult:
     """After the sign-out: close the login record if its process did not, the result, the
-    audit record."""
+    audit record. ``desktop``: what a desktop's session manager did first, if asked."""
     closed = be.close_login(session)
     result = LogoffResult(
         session=session,
@@ -187,6 +204,7 @@ def finish(
         left=left,
         record_closed=closed,
         seconds=time.monotonic() - t0,
+        desktop=desktop,
     )
     result.audit_path = _audit(
         audit_log,

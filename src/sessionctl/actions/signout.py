@@ -1,5 +1,8 @@
 """The Linux sign-out sequence (procfs and logind backends); imported only on Linux.
 
+0. **desktop** (graphical sessions only): the session manager is asked to log out and
+   the session gets the grace to empty by itself (actions/desktop_logout.py); the
+   hangup stage gets what is left of it;
 1. **hangup**: each process's signal dispositions are noted, then SIGHUP (+SIGCONT to
    stopped ones) to every process (the terminal hangs up: editors save, shells write
    history); whoever ignored SIGHUP (but not SIGTERM) before the hangup gets SIGTERM at
@@ -44,6 +47,7 @@ from ..linux import cgroup, proc, signals
 from ..linux.accounts import user_name
 from ..linux.signals import Key, Sent, key
 from ..model import ProcessRef, Session
+from . import desktop_logout
 from .logoff import Leftover, LogoffResult, Step, finish
 
 TERM_WAIT = 0.3
@@ -245,9 +249,16 @@ class _Run:
 
     # -- stages ------------------------------------------------------------------------
 
-    def sign_out(self, grace: float) -> None:
-        """The stages in order (see the module docstring); each ends once nobody is left."""
-        self.hangup(grace)
+    def sign_out(self, grace: float, first: Callable[[], float] | None = None) -> None:
+        """The stages in order (see the module docstring); each ends once nobody is left.
+
+        ``first``: a step before the hangup (a desktop's session manager is asked to log
+        out, actions/desktop_logout.py) that returns the grace left for the hangup.
+        Dispositions are noted before it, so what it sets off is judged fairly. Called
+        after a first look (``members``).
+        """
+        self.note_dispositions(self.last)  # the caller's first look's
+        self.hangup(first() if first else grace)
         if self.targets():
             self.terminate(TERM_WAIT if grace > 0 else 0.0)
         self.kill()
@@ -453,15 +464,16 @@ def carry_out(
     t0 = time.monotonic()
     signals.raise_fd_limit()
     run = _Run(be, session, progress, spare)
+    graceful = desktop_logout.Graceful(run, grace) if desktop_logout.applies(session) else None
     try:
         processes_at_start = len(run.members())
-        run.sign_out(grace)
+        run.sign_out(grace, graceful.ask if graceful else None)
         left = run.leftovers()
     finally:
         run.pins.close()
     not_permitted = sorted(run.pins.denied & {x.pid for x in left})
     return finish(be, session, base, audit_log, started_at, t0, run.steps, processes_at_start,
-                  left, not_permitted)
+                  left, not_permitted, graceful.report if graceful else None)
 
 
 # -- our own session --------------------------------------------------------------------
@@ -549,4 +561,6 @@ def in_helper(
         record_closed=data["record_closed"],
         seconds=data["seconds"],
         audit_path=data.get("audit_path"),
+        desktop=desktop_logout.DesktopLogoff.from_dict(data["desktop"]) if "desktop" in data
+        else None,
     )

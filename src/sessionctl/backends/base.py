@@ -5,11 +5,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..host import Caller, posix_caller
 from ..model import ProcessRef, Session, State
 from ..usage import Counters
+
+if TYPE_CHECKING:
+    from ..linux.session_manager import Inhibitor
 
 
 class CounterReader(Protocol):
@@ -81,6 +84,12 @@ class Backend(ABC):
     def sessions(self) -> list[Session]:
         """Every session now, each with its processes."""
 
+    def overview(self) -> list[Session]:
+        """Every session now, for listings that do not show processes: a backend may
+        leave out process lists that are costly to find (procfs: sessions without an
+        audit id); every other field is as :meth:`sessions` gives it."""
+        return self.sessions()
+
     @abstractmethod
     def member_pids(self, session: Session, cache: dict[int, bool] | None = None) -> set[int]:
         """PIDs that belong to ``session`` right now (a fresh look; zombies may be in it).
@@ -119,6 +128,11 @@ class Backend(ABC):
     def close_login(self, session: Session) -> bool:
         """Close the session's login record if its login process did not; True if closed."""
         return False
+
+    def inhibitors(self, session: Session) -> list[Inhibitor]:
+        """Inhibitor locks held by the session's processes (who, why), where the system
+        keeps them (logind); empty where it does not."""
+        return []
 
     def warnings(self) -> list[str]:
         """Things the last look skipped or could not read, for the front end to show."""

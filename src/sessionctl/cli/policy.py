@@ -7,7 +7,8 @@ import sys
 from collections.abc import Sequence
 
 from ..durations import format_duration
-from .args import Parser
+from . import usagefmt
+from .args import Parser, checked_interval
 from .render import emit
 from .runner import run
 
@@ -26,10 +27,14 @@ over their limit. Every decision goes to stderr and the audit log.
   An invalid FILE at start is an error (exit 1)."""
 
 CHECK_USAGE = """\
-usage: sessionctl policy check FILE [--json]
+usage: sessionctl policy check FILE [--json] [--interval SECONDS]
 
-Validates FILE and shows what each current session would get under it. Exit 1 (with
-file:line) when FILE is invalid."""
+Validates FILE and shows what each current session would get under it: the rule, the
+action, why, the latest activity under the rule's sources (and which source), and what
+the session holds (RSS, CPU). Exit 1 (with file:line) when FILE is invalid.
+
+  --interval SECONDS  CPU shares (activity "cpu", min_cpu) are measured over this long
+                      (default 1)."""
 
 
 def _daemon(prog: str, argv: Sequence[str]) -> int:
@@ -56,23 +61,32 @@ def _check(prog: str, argv: Sequence[str]) -> int:
     parser.add_argument("what", choices=("check",))
     parser.add_argument("file")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--interval", type=float, default=1.0)
     parser.add_argument("--backend", choices=("auto", "procfs", "logind"))
     ns = parser.parse(argv)
-    decisions = check(ns.file, backend=ns.backend)
+    checked_interval(ns.interval)
+    decisions = check(ns.file, backend=ns.backend, interval=ns.interval)
     if ns.json:
         for d in decisions:
             emit(json.dumps(d.to_dict()))
         return 0
     emit(f"{ns.file}: valid.")
-    emit(f"{'ID':>8}  {'USER':<16} {'STATE':<7} {'RULE':<16} WOULD")
+    emit(f"{'ID':>8}  {'USER':<16} {'STATE':<7} {'RULE':<16} {'LAST ACTIVE':<18} {'RSS':>7} "
+         f"{'CPU%':>5}  WOULD")
     for d in decisions:
         what = {"warn": f"warn now (sign-out in {format_duration(d.notice)})",
-                "logoff": "log off now", "skip": "skip", "none": "nothing",
+                "logoff": "log off now", "disconnect": "disconnect now", "skip": "skip",
+                "none": "nothing",
                 "wait": "nothing yet", "pending": "(pending)", "cancel": "cancel the warning",
                 "resume": "resume the countdown"}[d.action]
         rule = d.rule.name if d.rule else "-"
+        act = (f"{d.activity.source} {format_duration(d.activity.idle)}" if d.activity
+               else "-")
+        r = d.readings
+        cpu = "-" if r.cpu_percent is None else f"{r.cpu_percent:.1f}"
         emit(f"{d.session.id:>8}  {d.session.user[:16]:<16} {d.session.state.value:<7} "
-               f"{rule[:16]:<16} {what}: {d.reason}")
+             f"{rule[:16]:<16} {act[:18]:<18} {usagefmt.size(r.rss_bytes):>7} {cpu:>5}  "
+             f"{what}: {d.reason}")
     return 0
 
 

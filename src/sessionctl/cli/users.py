@@ -96,6 +96,13 @@ def _body(prog: str, argv: Sequence[str]) -> int:
         if snap.users:
             print(render(snap, sort=ns.sort, reverse=ns.reverse,
                          with_sessions=ns.sessions, with_processes=ns.processes))
+        held = snap.idle_held()
+        if held["sessions"]:
+            print(f"Idle and Disc sessions hold {usagefmt.size(held['rss_bytes'])} RSS"  # type: ignore[arg-type]
+                  + (f" ({usagefmt.size(held['pss_bytes'])} PSS)"  # type: ignore[arg-type]
+                     if held["pss_bytes"] is not None else "")
+                  + f" in {held['processes']} process(es) of {held['sessions']} session(s), "
+                  f"CPU {held['cpu_percent']}%")
         print(f"(measured over {snap.interval:.2f} s; CPU% 100 = one core)")
     for note in snap.notes:
         print(f"{prog}: {usagefmt.printable(note)}", file=sys.stderr)

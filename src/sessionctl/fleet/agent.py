@@ -15,7 +15,7 @@ from ..errors import InvalidArgument, SessionctlError
 from .select import Selection
 
 #: Requests this agent understands (the client checks the version it shipped).
-OPS = ("query", "logoff", "msg")
+OPS = ("query", "logoff", "msg", "disconnect")
 
 
 def _sessions(req: dict[str, object]):
@@ -83,6 +83,41 @@ def _logoff(req: dict[str, object]) -> list[dict[str, object]]:
 
     with ThreadPoolExecutor(max_workers=min(16, len(chosen))) as pool:
         return list(pool.map(one, chosen))
+
+
+def _disconnect(req: dict[str, object]) -> list[dict[str, object]]:
+    """Disconnect one target or every session a selection names. With a selection, only
+    sessions that can be disconnected (a multiplexer keeps their work) are acted on; the
+    others are listed as "refused" with the reason."""
+    from ..actions.disconnect import disconnect, refusal
+    from ..backends import get_backend
+
+    be = get_backend(req.get("backend"))  # type: ignore[arg-type]
+    selection = Selection.from_dict(req.get("select") or {})  # type: ignore[arg-type]
+    single = req.get("target") is not None and selection.empty
+    chosen = _chosen({**req, "backend": be}) if single else [
+        s for s in _sessions({"backend": be}) if selection.matches(s)]
+    out: list[dict[str, object]] = []
+    todo = []
+    for s in chosen:
+        why = None if single else refusal(be, s)
+        if why is not None:
+            out.append({"session": s.id, "user": s.user, "name": s.name, "outcome": "refused",
+                        "error": why})
+        elif req.get("dry_run"):
+            out.append({"session": s.to_dict(), "outcome": "would-disconnect"})
+        else:
+            todo.append(s)
+    for s in todo:
+        try:
+            result = disconnect(s.id, backend=be,
+                                audit_log=req.get("audit_log"))  # type: ignore[arg-type]
+            out.append(result.to_dict())
+        except SessionctlError as exc:
+            out.append({"session": s.id, "user": s.user, "name": s.name,
+                        "outcome": "refused" if type(exc).__name__ in (
+                            "NotPossible", "AccessDenied") else "failed", "error": str(exc)})
+    return out
 
 
 def _schedule(req: dict[str, object], session) -> dict[str, object]:
@@ -161,7 +196,8 @@ def main(argv: Sequence[str]) -> int:
     try:
         req = json.loads(argv[0]) if argv else {}
         op = req.get("op")
-        handler = {"query": _query, "logoff": _logoff, "msg": _msg}.get(op)
+        handler = {"query": _query, "logoff": _logoff, "msg": _msg,
+                   "disconnect": _disconnect}.get(op)
         if handler is None:
             raise InvalidArgument(f"unknown request {op!r}")
         answer: dict[str, object] = {"ok": True, "result": handler(req)}

@@ -110,8 +110,8 @@ def _read_ids_forked(dfd: int, names: list[str], workers: int) -> dict[int, int]
     _read_ids(dfd, chunks[0], {}, None, out)
     for pid, rfd in children:
         data = bytearray()
-        while chunk := os.read(rfd, 65536):
-            data += chunk
+        while block := os.read(rfd, 65536):
+            data += block
         os.close(rfd)
         os.waitpid(pid, 0)
         for line in bytes(data).split(b"\n"):
@@ -126,6 +126,7 @@ def audit_sessions(
     known: dict[int, int] | Callable[[], dict[int, int]] | None = None,
     learned: dict[int, int] | None = None,
     workers: int = 1,
+    unset: list[int] | None = None,
 ) -> dict[int, int]:
     """PID → audit session id for every process that has one (one read per process).
 
@@ -135,6 +136,7 @@ def audit_sessions(
     ``learned`` receives the id of every PID listed (read, or taken from ``known``).
     ``known`` may be a callable, called
     after the directory listing (so what it vouches for is judged after the listing).
+    ``unset`` receives the PIDs listed without an id (some may have exited since).
     """
     out: dict[int, int] = {}
     dfd = os.open(proc, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -142,13 +144,17 @@ def audit_sessions(
         names = [n for n in os.listdir(dfd) if n.isdigit()]
         if callable(known):
             known = known()
+        forked = None
         if workers > 1 and len(names) >= PARALLEL_MIN and not known and learned is None:
             forked = _read_ids_forked(dfd, names, workers)
-            if forked is not None:
-                return forked
-        _read_ids(dfd, names, known or {}, learned, out)
+        if forked is not None:
+            out = forked
+        else:
+            _read_ids(dfd, names, known or {}, learned, out)
     finally:
         os.close(dfd)
+    if unset is not None:
+        unset.extend(p for p in map(int, names) if p not in out)
     return out
 
 
@@ -235,6 +241,17 @@ def parse_stat(pid: int, raw: bytes) -> Stat:
         tty_nr=int(f[4]),
         start_ticks=int(f[19]),
     )
+
+
+def alive_since(pid: int, when: float, btime: float, slack: float = 60.0,
+                proc: str = PROC) -> Stat | None:
+    """The live, non-zombie process ``pid`` if it started by ``when`` (epoch seconds, e.g.
+    a utmp record's time) + ``slack``; None if it is gone or younger (a recycled PID).
+    The slack absorbs clock steps between boot and the record."""
+    st = stat(pid, proc)
+    if st is None or st.state in "ZX" or start_time(st.start_ticks, btime) > when + slack:
+        return None
+    return st
 
 
 def stat(pid: int, proc: str = PROC) -> Stat | None:
@@ -396,3 +413,17 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 def start_time(start_ticks: int, btime: float) -> float:
     """Epoch seconds at which a process with this start tick count started."""
     return btime + start_ticks / CLOCK_TICKS
+
+
+def environ(pid: int | str, proc: str = PROC) -> dict[str, str]:
+    """The environment a process started with (empty if gone or not ours to read)."""
+    try:
+        raw = _read(f"{proc}/{pid}/environ", 1 << 20)
+    except OSError:
+        return {}
+    out = {}
+    for item in raw.split(b"\0"):
+        name, sep, value = item.partition(b"=")
+        if sep and name:
+            out[name.decode(errors="replace")] = value.decode(errors="replace")
+    return out
