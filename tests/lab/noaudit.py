@@ -30,7 +30,7 @@ _RECORD = struct.Struct("<hxxi32s4s32s256shhiii16s20s")
 USER_PROCESS, DEAD_PROCESS = 7, 8
 
 # Runs as root: a new session on the pty slave given as fd 0, audit ids unset, then the
-# user's uid, then sleep. argv: UID GID
+# user's uid, then the shell job. argv: UID GID JOB
 _LOGIN = r"""
 import fcntl, os, sys, termios
 uid, gid = int(sys.argv[1]), int(sys.argv[2])
@@ -41,7 +41,7 @@ fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 os.setgroups([])
 os.setgid(gid)
 os.setuid(uid)
-os.execv("/bin/sh", ["-sh", "-c", "sleep 600 & sleep 600 & wait"])
+os.execv("/bin/sh", ["-sh", "-c", sys.argv[3]])
 """
 
 # Runs as root: own mount namespace with a new devpts instance, opens ptys there until it
@@ -122,16 +122,18 @@ def _end(proc: subprocess.Popen[bytes], pids: set[int]) -> None:
 
 
 class NoAuditLogin:
-    """A utmp login of ``user`` on a fresh host pty, without an audit session id."""
+    """A utmp login of ``user`` on a fresh host pty, without an audit session id; its
+    shell runs ``job``, which starts two background children and waits."""
 
-    def __init__(self, user: LabUser, host: str = "sctest-noaudit") -> None:
+    def __init__(self, user: LabUser, host: str = "sctest-noaudit",
+                 job: str = "sleep 600 & sleep 600 & wait") -> None:
         self.user = user
         self.master, slave = os.openpty()
         self.line = os.ttyname(slave).removeprefix("/dev/")
         os.fchown(slave, user.uid, -1)
         try:
             self.proc = subprocess.Popen(
-                ["/usr/bin/python3", "-c", _LOGIN, str(user.uid), str(user.gid)],
+                ["/usr/bin/python3", "-c", _LOGIN, str(user.uid), str(user.gid), job],
                 stdin=slave, stdout=slave, stderr=slave, close_fds=True,
             )
         finally:

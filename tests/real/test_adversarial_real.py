@@ -109,6 +109,29 @@ def test_zombie_leader_with_live_thread_is_ended(make_user, open_login, bystande
     assert_untouched(before)
 
 
+def test_zombie_leader_in_a_session_without_audit_id(make_user) -> None:
+    """Membership by process tree (``p<pid>`` sessions) counts a Z leader with a live
+    thread too, and so do the processes below it."""
+    user = make_user()
+    beat = f"{user.home}/beat"
+    job = f"{adversary.command(user, 'zombie_leader.py', beat, 'deaf')} & sleep 600 & wait"
+    login = NoAuditLogin(user, job=job)
+    try:
+        leader = procs.wait_until(lambda: next(
+            (p for p in login.pids() if procs.comm_of(p) == "python3"), None), 10)
+        assert leader
+        assert procs.wait_until(
+            lambda: (procs.status_fields(leader) or {}).get("State", "")[:1] == "Z", 10)
+        assert procs.alive(leader), procs.task_states(leader)
+        members = login.pids()
+        res, data = logoff_json(login.session_id, "--grace", "1")
+        assert res.returncode == 0 and data["outcome"] == "logged-off", (res.stderr, data)
+        assert not procs.alive(leader), procs.task_states(leader)
+        assert live(members) == set()
+    finally:
+        login.close()
+
+
 # -- false success ----------------------------------------------------------------------
 
 
@@ -416,9 +439,6 @@ def test_process_holding_the_tty_from_outside_is_untouched(make_user, open_login
         holder.wait()
 
 
-@pytest.mark.xfail(strict=True, reason="terminal membership across devpts instances is "
-                   "fixed in issue 12 (backends/procfs.py _tree_and_tty); remove this mark "
-                   "when that lands")
 def test_other_devpts_instance_is_not_a_member(make_user) -> None:
     """pts/N of another devpts instance has the same device number: not the same tty."""
     user, other = make_user(), make_user()
