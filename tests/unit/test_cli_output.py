@@ -18,7 +18,7 @@ BIN = os.path.dirname(sys.executable)
 # commands that always print to stdout (no sessions needed)
 COMMANDS = [["qwinsta"], ["quser"], ["qwinsta", "/?"], ["sessionctl", "--help"],
             ["sessionctl", "query", "session"], ["logoff", "--help"],
-            ["sessionctl", "pending"]]
+            ["sessionctl", "pending"], ["tsdiscon", "/?"]]
 ERRORS = {"full": "No space left on device", "pipe": "Broken pipe",
           "closed": "standard output is closed"}
 
