@@ -8,4 +8,5 @@ venv=${SESSIONCTL_VENV:-/opt/sessionctl-venv}
 "$here/scripts/lab-rootfs.sh" >/dev/null
 cd "$here"
 "$venv/bin/ruff" check src tests bench
+"$venv/bin/mypy"  # configuration in pyproject.toml: strict on the public API and the model
 exec "$venv/bin/python" -m pytest -p no:cacheprovider -q -ra "$@"

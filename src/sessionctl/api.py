@@ -8,12 +8,9 @@ from datetime import datetime
 from .backends import get_backend
 from .backends.base import Backend
 from .errors import InvalidArgument, NoSuchSession
+from .jsonvalues import number
 from .model import Session, State, UserSummary
 from .validate import check_target
-
-
-def _backend(backend: Backend | str | None) -> Backend:
-    return backend if isinstance(backend, Backend) else get_backend(backend)
 
 
 def sessions(target: str | None = None, *, backend: Backend | str | None = None) -> list[Session]:
@@ -24,7 +21,7 @@ def sessions(target: str | None = None, *, backend: Backend | str | None = None)
     """
     if target is not None:
         check_target(target)
-    found = with_pending(_backend(backend).sessions())
+    found = with_pending(get_backend(backend).sessions())
     return [s for s in found if target is None or s.matches(target)]
 
 
@@ -38,9 +35,9 @@ def with_pending(found: list[Session]) -> list[Session]:
     out = []
     for s in found:
         d = pending.get(s.id)
-        if d and d.get("uid") == s.uid and isinstance(d.get("logoff_at"), int | float):
-            when = datetime.fromtimestamp(float(d["logoff_at"])).astimezone()  # type: ignore[arg-type]
-            s = replace(s, logoff_at=when)
+        at = number(d, "logoff_at") if d else None
+        if d and at is not None and d.get("uid") == s.uid:
+            s = replace(s, logoff_at=datetime.fromtimestamp(at).astimezone())
         out.append(s)
     return out
 
@@ -62,7 +59,7 @@ def find_session(
     """
     if target is not None:
         check_target(target)
-    found = _backend(backend).sessions()
+    found = get_backend(backend).sessions()
     if target is None:
         own = [s for s in found if s.current]
         if not own:

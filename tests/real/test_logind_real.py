@@ -215,8 +215,9 @@ idle_limit = "60s"
 warn_before = "58s"
 users = ["{user}"]
 """)
-    ct.exec(["tee", "/etc/systemd/system/sessionctl-policy.service"], check=True,
-            input=unit.read_text())
+    # the unit names the default venv; run the one under test (a side venv, too)
+    text = unit.read_text().replace("/opt/sessionctl-venv/", f"{TOOL.rsplit('/bin', 1)[0]}/")
+    ct.exec(["tee", "/etc/systemd/system/sessionctl-policy.service"], check=True, input=text)
     ct.exec(["systemctl", "daemon-reload"], check=True)
     try:
         ct.exec(["systemctl", "start", "sessionctl-policy"], check=True, timeout=30)
@@ -238,3 +239,37 @@ users = ["{user}"]
         login.wait_output(r"was cancelled by root: active again", 15)
     finally:
         ct.exec(["systemctl", "stop", "sessionctl-policy"], timeout=30)
+
+
+BUS_PROBE = r"""
+import os, sessionctl
+def sockets():
+    out = set()
+    for fd in os.listdir('/proc/self/fd'):
+        try:
+            target = os.readlink(f'/proc/self/fd/{fd}')
+        except OSError:
+            continue
+        if target.startswith('socket:'):
+            out.add(target)
+    return out
+be = sessionctl.get_backend()
+assert be.name == 'logind', be.name
+sessionctl.sessions()
+first = sockets()
+for _ in range(5):
+    sessionctl.sessions()
+print(len(first), sockets() == first)
+sessionctl.close_backends()
+print(len(sockets()))
+sessionctl.sessions()
+print(len(sockets()), sessionctl.get_backend() is be)
+"""
+
+
+def test_one_bus_connection_reused_then_closed(ct) -> None:
+    """The default backend is chosen once; its system-bus connection serves every call
+    (it used to open a new one per call) until close_backends(), then reopens."""
+    res = ct.exec([f"{TOOL}/python", "-c", BUS_PROBE], timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split("\n")[:3] == ["1 True", "0", "1 True"], res.stdout

@@ -13,11 +13,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from lab import tool_path
 
+from sessionctl.durations import parse_duration
 from sessionctl.errors import InvalidArgument
 from sessionctl.fleet import payload
 from sessionctl.fleet.hosts import TooManyHosts, fold, resolve
 from sessionctl.fleet.inventory import parse_inventory
-from sessionctl.fleet.select import Selection, parse_duration
+from sessionctl.fleet.select import Selection
 from sessionctl.fleet.ssh import classify
 from sessionctl.model import Session, State
 
@@ -134,7 +135,7 @@ def test_durations_and_selection() -> None:
         with pytest.raises(InvalidArgument):
             parse_duration(bad)
     with pytest.raises(InvalidArgument, match="unknown state"):
-        Selection(states=("Idle",))
+        Selection(states=("Sleeping",))
     now = datetime.now(UTC)
 
     def session(sid: str, user: str, state: State, age: float, idle: float | None,

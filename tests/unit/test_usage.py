@@ -7,9 +7,8 @@ import pytest
 from sessionctl.cli import usagefmt
 from sessionctl.linux.usage import PAGE_SIZE, parse_io, parse_pss, parse_stat_counters
 from sessionctl.model import ProcessRef, Session, State
-from sessionctl.tui.dialogs import parse_duration
 from sessionctl.tui.rows import build, parent_key
-from sessionctl.usage import (
+from sessionctl.usage_model import (
     ProcessUsage,
     SessionUsage,
     UsageSnapshot,
@@ -89,11 +88,38 @@ def test_formatting() -> None:
     assert cells["user"] == "alice" and cells["read"] == "0B*"
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("90", 90), ("90s", 90), ("5m", 300),
-                                               ("1h", 3600), ("0", None), ("x", None),
-                                               ("", None), ("2d", None)])
-def test_parse_duration(text: str, seconds: float | None) -> None:
-    assert parse_duration(text) == seconds
+@pytest.mark.parametrize(("typed", "seconds"), [("90", 90.0), ("5m", 300.0), ("1h30m", 5400.0),
+                                                ("2d", 172800.0), ("x", None), ("0", None)])
+def test_sign_out_dialog_reads_the_notice_as_everywhere_else(
+    typed: str, seconds: float | None
+) -> None:
+    """The top screen's notice field takes what README documents (1h30m, 2d): it used to
+    have a parser of its own that refused both."""
+    import asyncio
+
+    from textual.app import App
+    from textual.widgets import Input
+
+    from sessionctl.tui.dialogs import SignOutDialog
+
+    results: list[object] = []
+
+    class Host(App[None]):
+        def on_mount(self) -> None:
+            self.push_screen(SignOutDialog("session 7", 3), results.append)
+
+    async def scenario() -> None:
+        app = Host()
+        async with app.run_test() as pilot:
+            await pilot.pause()
+            app.screen.query_one("#notice", Input).value = typed
+            await pilot.click("#warn")
+            await pilot.pause()
+    asyncio.run(scenario())
+    if seconds is None:
+        assert results == []  # refused with a notification; the dialog stays open
+    else:
+        assert results == [("warn", seconds, "")]
 
 
 def test_pids_since_wraps_and_gives_up_on_many_forks() -> None:

@@ -322,7 +322,7 @@ def logoff(
     """
     if not 0 <= grace <= MAX_GRACE:  # also refuses NaN
         raise InvalidArgument(f"grace must be between 0 and {MAX_GRACE:g} seconds, not {grace}")
-    be = backend if isinstance(backend, Backend) else get_backend(backend)
+    be = get_backend(backend)
     caller = os.getuid() if caller_uid is None else caller_uid
     session = find_session(target, backend=be)
     base = {

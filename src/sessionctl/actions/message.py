@@ -77,6 +77,17 @@ class MessageReport:
         """Every target session saw the message somewhere."""
         return all(self.reached(s.id) for s in self.sessions)
 
+    def merge(self, other: MessageReport) -> MessageReport:
+        """One report for two sends (a fleet host messaging several selected sessions)."""
+        waits = [w for w in (self.waited, other.waited) if w is not None]
+        return MessageReport(
+            self.sessions + [s for s in other.sessions if s not in self.sessions],
+            self.deliveries + other.deliveries,
+            token=self.token or other.token,
+            acknowledged_by={**self.acknowledged_by, **other.acknowledged_by},
+            waited=max(waits) if waits else None,
+        )
+
     def to_dict(self) -> dict[str, object]:
         return {
             "sessions": [s.id for s in self.sessions],
@@ -107,14 +118,19 @@ def read_target_file(path: str) -> list[str]:
     return names
 
 
-def resolve_targets(target: str, backend: Backend) -> list[Session]:
+def has_screen(session: Session) -> bool:
+    """The session has somewhere to show a message: a terminal or a desktop."""
+    return bool(session.ttys) or desktop.is_graphical(session)
+
+
+def resolve_targets(target: str, backend: Backend | str | None = None) -> list[Session]:
     """Sessions named by a user, session name, id, ``@file`` or ``*`` (all with a screen)."""
     found = list_sessions(backend=backend)
     if target == "*":
-        chosen = [s for s in found if s.ttys or desktop.is_graphical(s)]
-        if not chosen:
+        every = [s for s in found if has_screen(s)]
+        if not every:
             raise NoSuchSession("No session with a terminal exists")
-        return chosen
+        return every
     names = read_target_file(target[1:]) if target.startswith("@") else [target]
     chosen: list[Session] = []
     for name in names:
@@ -170,7 +186,7 @@ def send_message(
     if not 0 < timeout <= MAX_TIME:
         raise InvalidArgument(f"time must be between 1 and {MAX_TIME:g} seconds, not {timeout}")
     body = checked_message(text)
-    be = backend if isinstance(backend, Backend) else get_backend(backend)
+    be = get_backend(backend)
     targets = resolve_targets(target, be)
     caller = os.getuid()
     who, who_tty = _sender()

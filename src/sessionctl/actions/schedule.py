@@ -17,11 +17,13 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Mapping
+from dataclasses import MISSING, asdict, dataclass, fields
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .. import state
+from .. import jsonvalues, state
 from ..api import find_session
 from ..backends import get_backend
 from ..backends.base import Backend
@@ -32,6 +34,9 @@ from ..linux.accounts import user_name
 from ..sanitize import checked_message
 from . import audit
 from .logoff import DEFAULT_GRACE, MAX_GRACE, check_permission
+
+if TYPE_CHECKING:
+    from .message import MessageReport
 
 DEFAULT_RUN_DIR = "/run/sessionctl"
 REMINDER_MARKS = (3600.0, 1800.0, 600.0, 300.0, 60.0, 10.0)
@@ -84,9 +89,46 @@ class PendingLogoff:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, object]) -> PendingLogoff:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})  # type: ignore[arg-type]
+    def from_dict(cls, data: Mapping[str, object]) -> PendingLogoff:
+        """The record as state.db or the countdown worker hold it; SessionctlError if a
+        required field is missing or of the wrong type (unknown fields are ignored)."""
+        missing = [
+            f.name for f in fields(cls)
+            if f.default is MISSING and data.get(f.name) is None
+        ]
+        if missing:
+            raise SessionctlError(f"pending logoff record lacks {', '.join(missing)}")
+
+        def num(key: str) -> float:
+            value = jsonvalues.number(data, key)
+            if value is None:
+                raise SessionctlError(f"pending logoff record: {key} is not a number")
+            return value
+
+        def whole(key: str) -> int:
+            value = jsonvalues.whole(data, key)
+            if value is None:
+                raise SessionctlError(f"pending logoff record: {key} is not an integer")
+            return value
+
+        def txt(key: str) -> str:
+            return jsonvalues.text(data, key) or ""
+
+        grace = jsonvalues.number(data, "grace")
+        return cls(
+            session_id=str(data["session_id"]), user=txt("user"), uid=whole("uid"),
+            session_name=txt("session_name"), logoff_at=num("logoff_at"),
+            original_at=num("original_at"), max_postpone=num("max_postpone"),
+            message=txt("message"), scheduled_by=txt("scheduled_by"),
+            scheduled_by_uid=whole("scheduled_by_uid"), scheduled_at=num("scheduled_at"),
+            grace=DEFAULT_GRACE if grace is None else grace,
+            allow_console=data.get("allow_console") is True, reason=txt("reason"),
+            last_mark=jsonvalues.number(data, "last_mark"),
+            postponed=jsonvalues.number(data, "postponed") or 0.0,
+            worker_pid=jsonvalues.whole(data, "worker_pid"),
+            worker_start=jsonvalues.whole(data, "worker_start"),
+            audit_log=jsonvalues.text(data, "audit_log"),
+        )
 
 
 def iso(epoch: float) -> str:
@@ -152,7 +194,7 @@ def schedule_logoff(
     reason: str = "",
     backend: Backend | str | None = None,
     audit_log: str | Path | None = None,
-) -> tuple[PendingLogoff, object]:
+) -> tuple[PendingLogoff, MessageReport]:
     """Announce a logoff of ``target`` in ``notice`` seconds and start its countdown.
 
     Returns (PendingLogoff, the first notice's MessageReport). Raises before anything
@@ -174,7 +216,7 @@ def schedule_logoff(
             "Access is denied: a warned logoff needs root (its countdown runs as a "
             "root-owned worker); log off your own session with plain logoff"
         )
-    be = backend if isinstance(backend, Backend) else get_backend(backend)
+    be = get_backend(backend)
     session = find_session(target, backend=be)
     check_permission(session, caller)
     if session.console and not allow_console:
@@ -224,7 +266,7 @@ def start_worker(session_id: str, backend_name: str) -> tuple[int, int | None]:
     read_end, write_end = os.pipe()
     # The package root (a site-packages dir, or the zip a fleet run shipped) must be
     # importable by the worker, which is not started the way we were (python -I -S ...).
-    archive = getattr(__loader__, "archive", None)  # set when imported from a zip
+    archive = getattr(sys.modules[__name__].__loader__, "archive", None)  # set from a zip
     root = archive or str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "SESSIONCTL_READY_FD": str(write_end),
            "SESSIONCTL_BACKEND": backend_name,
@@ -313,7 +355,7 @@ def postpone_logoff(seconds: float | None = None, session_id: str | None = None,
             f"(the admin's limit is {format_duration(p.max_postpone)} in total)"
         )
     reply = _ask_worker(p, {"op": "postpone", "seconds": seconds})
-    return PendingLogoff.from_dict(reply["pending"])  # type: ignore[arg-type]
+    return PendingLogoff.from_dict(jsonvalues.mapping(reply, "pending"))
 
 
 def cancel_logoff(session_id: str, note: str = "") -> PendingLogoff:

@@ -4,15 +4,47 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
-from ..linux import proc
 from ..model import ProcessRef, Session
 
 
 class Backend(ABC):
-    """A source of truth about login sessions on this machine."""
+    """A source of truth about login sessions on this machine.
+
+    Get one with ``sessionctl.get_backend()`` (chosen once per process and shared);
+    construct one yourself only for a private instance (tests, recorded data).
+    """
 
     name: str = ""
+
+    @classmethod
+    def open(cls, required: bool = False) -> Self | None:
+        """A ready backend, or None when it cannot answer here (``required``: raise
+        BackendUnavailable instead). The default needs nothing to be opened."""
+        return cls()
+
+    def close(self) -> None:
+        """Release what the backend holds open (a bus connection). It stays usable: the
+        next call reopens what it needs."""
+        return None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def remember_ids(self) -> bool:
+        """Keep what the backend learns between listings (for a long-running caller);
+        True if the backend does (see the procfs backend)."""
+        return False
 
     @abstractmethod
     def sessions(self) -> list[Session]:
@@ -28,6 +60,8 @@ class Backend(ABC):
 
     def members(self, session: Session) -> list[ProcessRef]:
         """The live processes that belong to ``session`` right now."""
+        from ..linux import proc
+
         return proc.live_refs(self.member_pids(session), with_uid=False)
 
     def is_member(self, session: Session, pid: int) -> bool | None:

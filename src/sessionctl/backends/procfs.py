@@ -10,6 +10,7 @@ login process's descendants and the processes on its tty.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -57,6 +58,8 @@ class ProcfsBackend(Backend):
         self.utmp_path = utmp_path
         self.wtmp_path = wtmp_path
         self._warnings: list[str] = []
+        self._id_cache: dict[int, int] | None = None
+        self._ids_lock = threading.Lock()  # one listing at a time uses/renews the id cache
 
     def warnings(self) -> list[str]:
         return list(self._warnings)
@@ -118,12 +121,12 @@ class ProcfsBackend(Backend):
         by_audit: dict[int, list[tuple[int, utmp.UtmpEntry]]] = defaultdict(list)
         no_audit: list[utmp.UtmpEntry] = []
         for entry in logins:
-            asid = audit.get(entry.pid)
-            depth = None if asid is None else self._owner_chain(entry.pid, asid, audit)
-            if asid is None or depth is None:
+            own = audit.get(entry.pid)
+            depth = None if own is None else self._owner_chain(entry.pid, own, audit)
+            if own is None or depth is None:
                 no_audit.append(entry)
             else:
-                by_audit[asid].append((depth, entry))
+                by_audit[own].append((depth, entry))
 
         btime = proc.boot_time(self.proc_root)
         me = os.getpid()
@@ -155,9 +158,11 @@ class ProcfsBackend(Backend):
         """
         if proc.pid_counters(self.proc_root) is None:
             return False
-        self._id_cache: dict[int, int] | None = {}
-        self._counters: tuple[int, int] | None = None
-        self._pid_max = proc.pid_max(self.proc_root)
+        with self._ids_lock:
+            if self._id_cache is None:
+                self._id_cache = {}
+                self._counters: tuple[int, int] | None = None
+                self._pid_max = proc.pid_max(self.proc_root)
         return True
 
     def _trusted(self, logins: list[utmp.UtmpEntry]) -> dict[int, int]:
@@ -178,7 +183,7 @@ class ProcfsBackend(Backend):
         return {p: a for p, a in cache.items() if not maybe_new(p) and p not in login_pids}
 
     def _audit_ids(self, logins: list[utmp.UtmpEntry]) -> dict[int, int]:
-        if getattr(self, "_id_cache", None) is None:
+        if self._id_cache is None:
             return proc.audit_sessions(self.proc_root, workers=proc.default_workers())
         trusted: dict[int, int] = {}
 
@@ -187,8 +192,9 @@ class ProcfsBackend(Backend):
             return trusted
 
         learned: dict[int, int] = {}
-        audit = proc.audit_sessions(self.proc_root, known=known, learned=learned)
-        self._id_cache = learned  # every PID present now (unset ids included)
+        with self._ids_lock:  # two threads listing at once must not mix cache and counters
+            audit = proc.audit_sessions(self.proc_root, known=known, learned=learned)
+            self._id_cache = learned  # every PID present now (unset ids included)
         return audit
 
     def _refs(self, pids: list[int]) -> list[ProcessRef]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from ..errors import InvalidArgument
 
@@ -27,7 +28,7 @@ class Parser(argparse.ArgumentParser):
         self.windows_flags = {"?": ("--help", False), **windows_flags}
         self.add_argument("-h", "--help", action="store_true")
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise UsageError(message)
 
     def translate(self, argv: Sequence[str]) -> list[str]:
@@ -74,7 +75,14 @@ def add_common(parser: Parser) -> None:
     parser.add_argument("--server", metavar="NAME")
     parser.add_argument("-v", "--verbose", action="store_true")
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--backend", choices=("auto", "procfs", "logind"))
+    add_backend(parser)
+
+
+def add_backend(parser: Parser) -> None:
+    """--backend NAME, NAME one of the registered backends (or auto)."""
+    from ..backends import names
+
+    parser.add_argument("--backend", choices=names(), metavar="NAME")
 
 
 COMMON_WINDOWS_FLAGS = {"server": ("--server", True), "v": ("--verbose", False)}

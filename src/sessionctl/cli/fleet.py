@@ -11,10 +11,14 @@ import json
 import sys
 import time
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from ..errors import InvalidArgument
 from .args import Parser, UsageError, is_local_server
 from .render import printable
+
+if TYPE_CHECKING:
+    from ..fleet.select import Selection
 
 #: Exit code when one or more hosts did not answer (any status but ok).
 EXIT_HOST_FAILED = 2
@@ -129,9 +133,10 @@ def options_of(ns: argparse.Namespace, command_timeout: float = 60.0):
     return opts
 
 
-def selection_of(ns: argparse.Namespace):
+def selection_of(ns: argparse.Namespace) -> Selection:
     """The session selection given by --user/--state/--idle-over/--older-than."""
-    from ..fleet.select import Selection, parse_duration
+    from ..durations import parse_duration
+    from ..fleet.select import Selection
     from ..validate import check_target
 
     for user in ns.user:
@@ -139,8 +144,10 @@ def selection_of(ns: argparse.Namespace):
     return Selection(
         users=tuple(ns.user),
         states=tuple(ns.state),
-        idle_over=parse_duration(ns.idle_over) if ns.idle_over else None,
-        older_than=parse_duration(ns.older_than) if ns.older_than else None,
+        idle_over=parse_duration(ns.idle_over, what="--idle-over", allow_zero=True)
+        if ns.idle_over else None,
+        older_than=parse_duration(ns.older_than, what="--older-than", allow_zero=True)
+        if ns.older_than else None,
     )
 
 
@@ -223,7 +230,7 @@ def with_host_column(blocks: list[tuple[str, str]]) -> str:
     """(host, table text with header) pairs → one table with a HOST column."""
     width = max([len("HOST"), *(len(h) for h, _ in blocks)]) + 1
     header = ""
-    lines = []
+    lines: list[str] = []
     for host, text in blocks:
         rows = text.split("\n")
         header = header or rows[0]

@@ -18,8 +18,9 @@ def _line(host: str, item: dict[str, object], width: int) -> str:
     extra = f": {item['error']}" if item.get("error") else ""
     if item.get("logoff_at"):
         extra += f" at {item['logoff_at']}"
-    if item.get("remaining"):
-        extra += f": processes left {' '.join(map(str, item['remaining']))}"  # type: ignore[arg-type]
+    left = item.get("remaining")
+    if isinstance(left, list) and left:
+        extra += f": processes left {' '.join(map(str, left))}"
     return f"{host:<{width}} {what:<32} {item.get('outcome')}{detail}{extra}"
 
 

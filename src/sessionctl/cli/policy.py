@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from ..durations import format_duration
-from .args import Parser
+from .args import Parser, add_backend
 from .render import emit
 from .runner import run
 
@@ -40,7 +40,7 @@ def _daemon(prog: str, argv: Sequence[str]) -> int:
     parser.add_argument("--once", action="store_true")
     parser.add_argument("--dry-run", action="store_true")
     parser.add_argument("--audit-log", metavar="PATH")
-    parser.add_argument("--backend", choices=("auto", "procfs", "logind"))
+    add_backend(parser)
     ns = parser.parse(argv)
     daemon = Daemon(ns.config, dry_run=ns.dry_run, audit_log=ns.audit_log, backend=ns.backend)
     if ns.once:
@@ -56,7 +56,7 @@ def _check(prog: str, argv: Sequence[str]) -> int:
     parser.add_argument("what", choices=("check",))
     parser.add_argument("file")
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--backend", choices=("auto", "procfs", "logind"))
+    add_backend(parser)
     ns = parser.parse(argv)
     decisions = check(ns.file, backend=ns.backend)
     if ns.json:

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from ..actions.usage import MAX_INTERVAL
-from ..usage import SORT_KEYS
+from ..usage_model import SORT_KEYS
 from .args import COMMON_WINDOWS_FLAGS, Parser, UsageError, add_common, parse_session_command
 from .runner import run
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from ..usage import ProcessUsage, SessionUsage, UserUsage
+from ..usage_model import ProcessUsage, SessionUsage, UserUsage
 from .render import fit, format_idle, printable
 
 _UNITS = ("B", "K", "M", "G", "T", "P")

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from ..actions.usage import DEFAULT_INTERVAL, MAX_INTERVAL, MIN_INTERVAL
-from ..usage import SORT_KEYS, UsageSnapshot, sort_rows
+from ..usage_model import SORT_KEYS, UsageSnapshot, sort_rows
 from . import usagefmt
 from .args import COMMON_WINDOWS_FLAGS, Parser, UsageError, add_common, parse_session_command
 from .runner import run

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from .select import Selection, parse_duration
+from .select import Selection
 
 if TYPE_CHECKING:
     from .hosts import Host
@@ -64,7 +64,7 @@ def query(
         check_target(target)
     from .ssh import SshOptions, run
 
-    request = {"op": "query", "target": target, "backend": backend}
+    request: dict[str, object] = {"op": "query", "target": target, "backend": backend}
     return run(_hosts(hosts), request, options or SshOptions())
 
 
@@ -94,7 +94,7 @@ def logoff(
     select = select or Selection()
     if target is None and select.empty:
         raise InvalidArgument("fleet logoff needs a session or a selection (user, state, idle)")
-    request = {
+    request: dict[str, object] = {
         "op": "logoff",
         "target": target,
         "select": select.to_dict(),
@@ -127,7 +127,7 @@ def message(
     by ``select``; result per host = the local ``msg --json`` report. With ``wait``, each
     host waits up to ``timeout`` for acknowledgements (``sessionctl ack``)."""
     select = select or Selection()
-    request = {
+    request: dict[str, object] = {
         "op": "msg",
         "target": target,
         "select": select.to_dict(),
@@ -154,7 +154,6 @@ __all__ = [
     "close_connections",
     "logoff",
     "message",
-    "parse_duration",
     "query",
     "resolve",
 ]

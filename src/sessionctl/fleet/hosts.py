@@ -34,16 +34,15 @@ class Host:
 
     @classmethod
     def from_vars(cls, name: str, hostvars: dict[str, str]) -> Host:
-        fields: dict[str, object] = {}
+        found: dict[str, str] = {}
         for key, value in hostvars.items():
             attr = CONNECTION_VARS.get(key)
-            if attr == "port":
-                if not value.isdigit() or not 0 < int(value) < 65536:
-                    raise InvalidArgument(f"host {name}: bad {key} {value!r}")
-                fields["port"] = int(value)
-            elif attr is not None:
-                fields[attr] = value
-        return cls(name, **fields)  # type: ignore[arg-type]
+            if attr is not None:
+                found[attr] = value
+        port = found.get("port")
+        if port is not None and (not port.isdigit() or not 0 < int(port) < 65536):
+            raise InvalidArgument(f"host {name}: bad port {port!r}")
+        return cls(name, found.get("hostname"), int(port) if port else None, found.get("user"))
 
 
 def _resolver(inventory: Inventory | None):  # -> ClusterShell GroupResolver

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from .. import jsonvalues
 from ..model import ProcessRef, Session, State
 
 _FIELDS = {
@@ -15,24 +16,26 @@ _FIELDS = {
 def session_from_dict(data: dict[str, object]) -> Session:
     """A Session from one remote session object (pids become bare ProcessRefs)."""
     login = data.get("login_time")
-    pids = data.get("pids") or []
+    uid = jsonvalues.whole(data, "uid")
     return Session(
         id=str(data["id"]),
         name=str(data.get("name") or ""),
         user=str(data.get("user") or ""),
-        uid=int(data.get("uid", -1)),  # type: ignore[call-overload]
-        state=State(data.get("state", "Active")),
+        uid=-1 if uid is None else uid,
+        state=State(str(data.get("state", "Active"))),
         type=str(data.get("type") or ""),
         device=str(data.get("device") or ""),
         remote_host=str(data.get("remote_host") or ""),
         service=str(data.get("service") or ""),
         login_time=datetime.fromisoformat(login) if isinstance(login, str) else None,
-        idle_seconds=data.get("idle_seconds"),  # type: ignore[arg-type]
-        leader_pid=data.get("leader_pid"),  # type: ignore[arg-type]
-        processes=tuple(ProcessRef(int(p), 0, 0, 0) for p in pids),  # type: ignore[union-attr]
+        idle_seconds=jsonvalues.number(data, "idle_seconds"),
+        leader_pid=jsonvalues.whole(data, "leader_pid"),
+        processes=tuple(
+            ProcessRef(p, 0, 0, 0) for p in jsonvalues.items(data, "pids") if isinstance(p, int)
+        ),
         current=bool(data.get("current")),
         console=bool(data.get("console")),
-        ttys=tuple(data.get("ttys") or ()),  # type: ignore[arg-type]
+        ttys=jsonvalues.strings(data, "ttys"),
         backend=str(data.get("backend") or ""),
         extra={k: v for k, v in data.items() if k not in _FIELDS},
     )

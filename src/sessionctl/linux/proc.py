@@ -110,8 +110,8 @@ def _read_ids_forked(dfd: int, names: list[str], workers: int) -> dict[int, int]
     _read_ids(dfd, chunks[0], {}, None, out)
     for pid, rfd in children:
         data = bytearray()
-        while chunk := os.read(rfd, 65536):
-            data += chunk
+        while piece := os.read(rfd, 65536):
+            data += piece
         os.close(rfd)
         os.waitpid(pid, 0)
         for line in bytes(data).split(b"\n"):

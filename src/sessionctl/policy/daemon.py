@@ -51,8 +51,7 @@ class Daemon:
         self.dry_run = dry_run
         self.audit_log = audit_log
         self.backend = get_backend(backend)
-        remember = getattr(self.backend, "remember_ids", None)
-        self.id_cache = bool(remember and remember())
+        self.id_cache = self.backend.remember_ids()
         self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
         self.policy = config.load(config_path)  # an invalid file at start is fatal
         self.loaded_at = time.time()
@@ -180,8 +179,8 @@ class Daemon:
         next_tick = time.monotonic()
         while True:
             while received:
-                sig = received.pop(0)
-                if sig == signal.SIGHUP:
+                signum = received.pop(0)
+                if signum == signal.SIGHUP:
                     self.reload()
                 else:
                     self.log("sessionctl-policy: stopping (countdowns already announced "
@@ -227,12 +226,15 @@ def _disc_clocks(
     return since, first_seen
 
 
+def _worker_alive(p: PendingLogoff) -> bool:
+    return p.worker_alive
+
+
 def _decide(
     policy: config.Policy, found: list[Session], now: float, disc_since: dict[str, float]
 ) -> tuple[list[Decision], dict[str, PendingLogoff]]:
     pending = {p.session_id: p for p in pending_logoffs()}
-    decisions = decide(policy, found, now, disc_since, pending,
-                       lambda p: p.worker_alive)  # type: ignore[attr-defined]
+    decisions = decide(policy, found, now, disc_since, pending, _worker_alive)
     return decisions, pending
 
 

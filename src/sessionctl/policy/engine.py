@@ -6,12 +6,23 @@ import contextlib
 import fnmatch
 import grp
 import pwd
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from ..durations import format_duration
 from ..model import Session, State
 from .config import Policy, Rule
+
+
+class Pending(Protocol):
+    """What the decisions need of a pending logoff (actions.schedule.PendingLogoff)."""
+
+    @property
+    def reason(self) -> str: ...
+
+
+P = TypeVar("P", bound=Pending)
 
 POLICY_REASON = "policy:"
 
@@ -96,8 +107,8 @@ def decide(
     sessions: list[Session],
     now: float,
     disc_since: dict[str, float],
-    pending: dict[str, object],
-    worker_alive: Callable[[object], bool],
+    pending: Mapping[str, P],
+    worker_alive: Callable[[P], bool],
     groups: Callable[[str], set[str]] = groups_of,
 ) -> list[Decision]:
     """One decision per session (see docs/policy.md for the rules of the game)."""
@@ -106,7 +117,7 @@ def decide(
         gs = groups(s.user)
         rules = [r for r in policy.rules if selects(r, s, gs)]
         p = pending.get(s.id)
-        ours = p is not None and str(getattr(p, "reason", "")).startswith(POLICY_REASON)
+        ours = p is not None and p.reason.startswith(POLICY_REASON)
         if not rules:
             out.append(Decision(s, "none", "no rule selects this session"))
             continue
@@ -114,7 +125,7 @@ def decide(
         if exempt and len(exempt) == len(rules):
             out.append(Decision(s, "skip", exempt[0], rules[0]))
             continue
-        timed = []
+        timed: list[tuple[float, str, Rule]] = []
         for r in rules:
             if exemption(r, s, gs):
                 continue
@@ -144,10 +155,16 @@ def decide(
     return out
 
 
-def _with_pending(s: Session, p: object, ours: bool, timed: list, worker_alive) -> Decision:
+def _with_pending(
+    s: Session,
+    p: P,
+    ours: bool,
+    timed: list[tuple[float, str, Rule]],
+    worker_alive: Callable[[P], bool],
+) -> Decision:
     if not ours:
         return Decision(s, "pending", "a logoff scheduled by an admin is pending")
-    rule_name = str(getattr(p, "reason", ""))[len(POLICY_REASON):]
+    rule_name = p.reason[len(POLICY_REASON):]
     still = [t for t in timed if t[2].name == rule_name]
     if not still or (still[0][2].kind == "idle_limit" and still[0][0] > still[0][2].warn_before):
         why = "active again" if still or not timed else "the rule no longer applies"
