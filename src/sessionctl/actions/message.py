@@ -15,6 +15,7 @@ import secrets
 import select
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -55,11 +56,14 @@ class Delivery:
 class MessageReport:
     """What msg did: deliveries, and acknowledgements when they were asked for."""
 
-    sessions: list[Session]
+    sessions: list[Session]  # the targets: every one should see the message
     deliveries: list[Delivery] = field(default_factory=list)
     token: str | None = None
     acknowledged_by: dict[str, str] = field(default_factory=dict)  # session id -> user
     waited: float | None = None
+    #: sessions of a named user (or of *) that nobody can read: no terminal, no desktop
+    #: (a Disc session, a nohup job, ssh host cmd). Not targets, so not failures.
+    skipped: list[Session] = field(default_factory=list)
 
     @property
     def acknowledged(self) -> bool | None:
@@ -86,11 +90,13 @@ class MessageReport:
             token=self.token or other.token,
             acknowledged_by={**self.acknowledged_by, **other.acknowledged_by},
             waited=max(waits) if waits else None,
+            skipped=self.skipped + [s for s in other.skipped if s not in self.skipped],
         )
 
     def to_dict(self) -> dict[str, object]:
         return {
             "sessions": [s.id for s in self.sessions],
+            "skipped": [s.id for s in self.skipped],
             "deliveries": [asdict(d) for d in self.deliveries],
             "acknowledged": self.acknowledged,
             "acknowledged_by": self.acknowledged_by,
@@ -123,24 +129,41 @@ def has_screen(session: Session) -> bool:
     return bool(session.ttys) or desktop.is_graphical(session)
 
 
-def resolve_targets(target: str, backend: Backend | str | None = None) -> list[Session]:
-    """Sessions named by a user, session name, id, ``@file`` or ``*`` (all with a screen)."""
+def resolve_targets(
+    target: str, backend: Backend | str | None = None
+) -> tuple[list[Session], list[Session]]:
+    """(targets, skipped): the sessions ``target`` names (a user, session name, id,
+    ``@file`` listing them, or ``*``) that can show a message, and those of a named user
+    (or of ``*``) that cannot (no terminal, no desktop). A session named by its id or name
+    is a target either way. Raises NoSuchSession when a name matches nothing, or a user
+    has no session that can show a message."""
     found = list_sessions(backend=backend)
     if target == "*":
         every = [s for s in found if has_screen(s)]
         if not every:
             raise NoSuchSession("No session with a terminal exists")
-        return every
+        return every, [s for s in found if not has_screen(s)]
     names = read_target_file(target[1:]) if target.startswith("@") else [target]
     chosen: list[Session] = []
+    skipped: list[Session] = []
     for name in names:
         if not name.startswith("@"):
             check_target(name)
         hits = [s for s in found if s.matches(name)]
         if not hits:
             raise NoSuchSession(f"No session exists for {name}")
-        chosen.extend(s for s in hits if s not in chosen)
-    return chosen
+        named = [s for s in hits if name in (s.id, s.name)]
+        of_user = [s for s in hits if s not in named]
+        readable = named + [s for s in of_user if has_screen(s)]
+        if not readable:
+            ids = ", ".join(f"{s.id} ({s.state.value})" for s in of_user)
+            raise NoSuchSession(
+                f"No session of {name} has a terminal or desktop to show a message on "
+                f"(sessions {ids})"
+            )
+        chosen.extend(s for s in readable if s not in chosen)
+        skipped.extend(s for s in of_user if not has_screen(s) and s not in skipped)
+    return chosen, [s for s in skipped if s not in chosen]
 
 
 def _sender() -> tuple[str, str]:
@@ -175,7 +198,7 @@ def send_message(
     backend: Backend | str | None = None,
     sender: str | None = None,
     audit_log: str | Path | None = None,
-    progress=None,
+    progress: Callable[[Delivery], None] | None = None,
 ) -> MessageReport:
     """Show ``text`` on the terminals (and desktops) of the sessions ``target`` names.
 
@@ -187,13 +210,13 @@ def send_message(
         raise InvalidArgument(f"time must be between 1 and {MAX_TIME:g} seconds, not {timeout}")
     body = checked_message(text)
     be = get_backend(backend)
-    targets = resolve_targets(target, be)
+    targets, skipped = resolve_targets(target, be)
     caller = os.getuid()
     who, who_tty = _sender()
     shown = sender or who
     token = secrets.token_hex(6) if wait else None
     listener = _ack_listener(token) if token else None
-    report = MessageReport(targets, token=token)
+    report = MessageReport(targets, token=token, skipped=skipped)
     data = frame(body, sender=shown, sender_tty=who_tty if sender is None else "",
                  host=socket.gethostname(), when=datetime.now().astimezone(), token=token)
     try:

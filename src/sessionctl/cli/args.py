@@ -10,6 +10,7 @@ from typing import NoReturn
 from ..errors import InvalidArgument
 
 INVALID = "Invalid parameter(s)"
+HELP_TOKENS = ("/?", "-h", "--help")
 
 
 class UsageError(Exception):
@@ -59,10 +60,43 @@ class Parser(argparse.ArgumentParser):
             out.extend([option, value] if takes_value else [option])
         return out
 
+    def value_options(self) -> set[str]:
+        """Option strings that take a value (--time 5), as this parser defines them."""
+        return {o for a in self._actions if a.nargs != 0 for o in a.option_strings}
+
+    def wants_help(self, argv: Sequence[str]) -> bool:
+        """/?, -h or --help as an option (not as the value of one, nor after --)."""
+        takes_value = self.value_options()
+        value_next = False
+        for token in argv:
+            if token == "--" and not value_next:
+                return False
+            if not value_next and token in HELP_TOKENS:
+                return True
+            value_next = not value_next and token in takes_value
+        return False
+
+    def _check_options(self, tokens: Sequence[str]) -> None:
+        """An unknown option is the error to report, before any missing argument."""
+        takes_value = self.value_options()
+        value_next = False
+        for token in tokens:
+            if token == "--" and not value_next:
+                return
+            option = token.split("=", 1)[0]
+            unknown = option.startswith("-") and option not in self._option_string_actions
+            if not value_next and len(option) > 1 and unknown:
+                raise UsageError(f"unknown option {token}")
+            value_next = not value_next and token in takes_value
+
     def parse(self, argv: Sequence[str]) -> argparse.Namespace:
-        """Parse; raise HelpRequested or UsageError."""
+        """Parse; raise HelpRequested (help wins over every other problem) or UsageError."""
+        if self.wants_help(argv):
+            raise HelpRequested
+        tokens = self.translate(argv)
+        self._check_options(tokens)
         try:
-            ns = self.parse_args(self.translate(argv))
+            ns = self.parse_args(tokens)
         except argparse.ArgumentError as exc:
             raise UsageError(str(exc)) from None
         if ns.help:
@@ -120,7 +154,7 @@ def parse_session_command(
     remotely too: ``allow_remote``) and a well-formed target."""
     ns = parser.parse(argv)
     if not allow_remote:
-        require_local(ns.server)
+        require_local(getattr(ns, "server", None))
     if ns.target is not None:
         from ..validate import check_target
 

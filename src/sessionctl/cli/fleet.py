@@ -47,14 +47,6 @@ Choosing sessions (fleet logoff/msg):
   --dry-run           Show what would be done on each host; do nothing."""
 
 
-#: Options that take a value (msg needs them to tell option values from message words).
-VALUE_OPTIONS = {
-    "--servers", "--hosts-file", "--inventory", "--exclude", "--max-hosts", "--fanout",
-    "--connect-timeout", "--command-timeout", "--ssh-config", "--ssh-option", "--control-dir",
-    "--persist", "--remote-python", "--user", "--state", "--idle-over", "--older-than",
-}
-
-
 def add_options(parser: Parser, *, selection: bool = False) -> None:
     """The remote/fleet options of a session command."""
     add = parser.add_argument

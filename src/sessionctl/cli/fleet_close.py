@@ -10,13 +10,15 @@ from . import fleet as fleet_cli
 from .args import Parser
 from .runner import run
 
-USAGE = """\
-usage: sessionctl disconnect {--servers NODESET | --hosts-file PATH | --inventory PATH}
-                             [--ssh-config PATH] [--control-dir DIR] [...]
-
+USAGE = f"""\
 Ends the SSH connections that qwinsta/quser/logoff/msg keep open for reuse
 (ControlMaster/ControlPersist) to these hosts; the query servers started through them
-exit with them. Without this they end on their own after --persist seconds idle."""
+exit with them. Without this they end on their own after --persist seconds idle.
+
+sessionctl disconnect {{--servers NODESET | --hosts-file PATH | --inventory PATH}}
+                      [--ssh-config PATH] [--control-dir DIR] [...]
+
+{fleet_cli.FLEET_HELP}"""
 
 
 def _body(prog: str, argv: Sequence[str]) -> int:

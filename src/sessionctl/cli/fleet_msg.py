@@ -30,6 +30,8 @@ def _lines(host: str, report: object, width: int, dry_run: bool) -> list[str]:
         detail = f": {d['detail']}" if d.get("detail") else ""
         out.append(f"{host:<{width}} {d.get('session_id')} ({d.get('user')}) {where} "
                    f"{d.get('status')}{detail}")
+    for sid in _items(report, "skipped"):
+        out.append(f"{host:<{width}} {sid} skipped: no terminal or desktop")
     acked = report.get("acknowledged_by")
     for sid, user in (acked.items() if isinstance(acked, dict) else ()):
         out.append(f"{host:<{width}} {sid} acknowledged by {user}")

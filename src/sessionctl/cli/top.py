@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from ..actions.usage import MAX_INTERVAL
 from ..usage_model import SORT_KEYS
-from .args import COMMON_WINDOWS_FLAGS, Parser, UsageError, add_common, parse_session_command
+from .args import Parser, UsageError, add_backend, parse_session_command
 from .runner import run
 
 USAGE = """\
@@ -16,13 +16,15 @@ Show who uses what, live: users with their sessions and processes, refreshed eve
 second; send messages, sign sessions out, end processes.
 
 sessionctl top [username | sessionname | sessionid] [--interval SECONDS] [--sort KEY]
-               [--pss] [--idle-after SECONDS] [--backend auto|procfs|logind]
+               [--pss] [--idle-after SECONDS] [--rescan SECONDS] [--backend NAME]
 
   --interval SECONDS  Refresh (and measuring) interval, 0.5 to 3600 (default 1).
   --sort KEY          Initial sort column (default cpu).
   --pss               Also show PSS (proportional memory).
+  --idle-after SECONDS  A session idle this long shows as Idle (default 300).
   --rescan SECONDS    Look at every process (new logins) this often (default 5);
                       in between, known sessions' processes and new PIDs are read.
+  --backend NAME      auto (default), procfs or logind.
   /?                  This help; also -h, --help.
 
 Keys: arrows move, Enter/Space/Right expand, Left collapse, s sort, r reverse,
@@ -31,8 +33,8 @@ least 60x10."""
 
 
 def _parser(prog: str) -> Parser:
-    parser = Parser(prog, COMMON_WINDOWS_FLAGS)
-    add_common(parser)
+    parser = Parser(prog, {})
+    add_backend(parser)
     parser.add_argument("--interval", type=float, default=1.0)
     parser.add_argument("--sort", default="cpu")
     parser.add_argument("--pss", action="store_true")

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from ..usage_model import ProcessUsage, SessionUsage, UserUsage
 from .render import fit, format_idle, printable
+
+__all__ = ["COLUMNS", "Column", "cells", "cpu", "fit", "idle", "line", "printable", "rate",
+           "shown", "size", "until"]
 
 _UNITS = ("B", "K", "M", "G", "T", "P")
 
@@ -46,18 +50,33 @@ def until(when: float | None, now: float | None = None) -> str:
     return f"logoff in {left // 60}:{left % 60:02d}"
 
 
-COLUMNS = [  # key, title, width, right-aligned
-    ("user", "USER", 20, False),
-    ("state", "STATE", 6, False),
-    ("sessions", "SESS", 4, True),
-    ("processes", "PROCS", 5, True),
-    ("cpu", "CPU%", 6, True),
-    ("rss", "RSS", 7, True),
-    ("pss", "PSS", 7, True),
-    ("read", "READ/s", 7, True),
-    ("write", "WRITE/s", 7, True),
-    ("idle", "IDLE", 7, True),
-]
+@dataclass(frozen=True)
+class Column:
+    """One column of the users table and the top screen (the only table of them)."""
+
+    key: str  # the cells() key, and the sort key where there is one
+    title: str
+    width: int  # characters of text (columns are separated by one blank)
+    right: bool = True  # right-aligned (figures); names and states are left-aligned
+
+
+COLUMNS = (
+    Column("user", "USER", 20, right=False),
+    Column("state", "STATE", 6, right=False),
+    Column("sessions", "SESS", 4),
+    Column("processes", "PROCS", 5),
+    Column("cpu", "CPU%", 6),
+    Column("rss", "RSS", 7),
+    Column("pss", "PSS", 7),
+    Column("read", "READ/s", 7),
+    Column("write", "WRITE/s", 7),
+    Column("idle", "IDLE", 7),
+)
+
+
+def shown(pss: bool) -> list[Column]:
+    """The columns shown (PSS only when it is read)."""
+    return [c for c in COLUMNS if c.key != "pss" or pss]
 
 
 def cells(row: UserUsage | SessionUsage | ProcessUsage) -> dict[str, str]:
@@ -72,7 +91,7 @@ def cells(row: UserUsage | SessionUsage | ProcessUsage) -> dict[str, str]:
         idle_s = idle(s.idle_seconds)
     else:
         label, state, nsess, nproc, idle_s = f"{row.pid} {row.comm}", row.state, "", "", ""
-    partial = getattr(row, "io_partial", False)
+    partial = not isinstance(row, ProcessUsage) and row.io_partial
     return {
         "user": printable(label),
         "state": state,
@@ -90,10 +109,10 @@ def cells(row: UserUsage | SessionUsage | ProcessUsage) -> dict[str, str]:
 def line(values: dict[str, str], keys: list[str], indent: int = 0) -> str:
     """One fixed-width line of the users table."""
     parts = []
-    for key, _title, width, right in COLUMNS:
-        if key not in keys:
+    for col in COLUMNS:
+        if col.key not in keys:
             continue
-        text = values.get(key, "")
-        text = fit(" " * indent + text if key == "user" else text, width)
-        parts.append(text.rjust(width) if right else text.ljust(width))
+        text = values.get(col.key, "")
+        text = fit(" " * indent + text if col.key == "user" else text, col.width)
+        parts.append(text.rjust(col.width) if col.right else text.ljust(col.width))
     return " ".join(parts).rstrip()

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from ..actions.usage import DEFAULT_INTERVAL, MAX_INTERVAL, MIN_INTERVAL
 from ..usage_model import SORT_KEYS, UsageSnapshot, sort_rows
 from . import usagefmt
-from .args import COMMON_WINDOWS_FLAGS, Parser, UsageError, add_common, parse_session_command
+from .args import Parser, UsageError, add_backend, parse_session_command
 from .runner import run
 
 USAGE = f"""\
@@ -39,8 +39,9 @@ processes; processes outside every login session are not counted."""
 
 
 def _parser(prog: str) -> Parser:
-    parser = Parser(prog, COMMON_WINDOWS_FLAGS)
-    add_common(parser)
+    parser = Parser(prog, {})
+    parser.add_argument("--json", action="store_true")
+    add_backend(parser)
     parser.add_argument("--sessions", action="store_true")
     parser.add_argument("--processes", action="store_true")
     parser.add_argument("--sort", default="user")
@@ -57,8 +58,9 @@ def render(
     with_sessions: bool = False, with_processes: bool = False,
 ) -> str:
     """The users table (with expanded sessions/processes) as text."""
-    keys = [k for k, *_ in usagefmt.COLUMNS if k != "pss" or snap.pss]
-    out = [usagefmt.line({k: t for k, t, *_ in usagefmt.COLUMNS}, keys)]
+    columns = usagefmt.shown(snap.pss)
+    keys = [c.key for c in columns]
+    out = [usagefmt.line({c.key: c.title for c in columns}, keys)]
     for user in sort_rows(snap.users, sort, reverse):
         out.append(usagefmt.line(usagefmt.cells(user), keys))
         if not (with_sessions or with_processes):

@@ -137,8 +137,9 @@ def _msg(req: dict[str, object]) -> dict[str, object]:
     selection = Selection.from_dict(mapping(req, "select"))
     if selection.empty:
         if req.get("dry_run"):  # the sessions a real send would reach, found the same way
-            found = resolve_targets(target, backend)
-            return {"sessions": [s.id for s in found], "deliveries": [], "dry_run": True}
+            found, skipped = resolve_targets(target, backend)
+            return {"sessions": [s.id for s in found], "skipped": [s.id for s in skipped],
+                    "deliveries": [], "dry_run": True}
         report = send_message(target, body, wait=wait, timeout=timeout, backend=backend)
         return report.to_dict()
     found = _sessions({"target": None if target == "*" else target, "backend": backend})

@@ -7,6 +7,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
@@ -31,22 +32,19 @@ if TYPE_CHECKING:
 
 MIN_WIDTH, MIN_HEIGHT = 60, 10
 
-# key, title, width (the first column is left-aligned, the others right-aligned)
+# The users table's columns (usagefmt.COLUMNS), one blank wider (cells have no padding);
+# the first one, a tree here, also holds the indented sessions and processes.
+TREE_TITLE, TREE_EXTRA = "USER / SESSION / PROCESS", 3
 COLUMNS = [
-    ("user", "USER / SESSION / PROCESS", 24),
-    ("state", "STATE", 7),
-    ("sessions", "SESS", 5),
-    ("processes", "PROCS", 6),
-    ("cpu", "CPU%", 7),
-    ("rss", "RSS", 7),
-    ("pss", "PSS", 7),
-    ("read", "READ/s", 7),
-    ("write", "WRITE/s", 8),
-    ("idle", "IDLE", 7),
+    replace(c, title=TREE_TITLE, width=c.width + 1 + TREE_EXTRA) if c.key == "user"
+    else replace(c, width=c.width + 1)
+    for c in usagefmt.COLUMNS
 ]
+WIDTHS = {c.key: c.width for c in COLUMNS}
+RIGHT = {c.key for c in COLUMNS if c.right}
 STATE_STYLE = {"Active": "green", "Idle": "yellow", "Disc": "bright_black",
                "Warned": "bold red"}
-SORTABLE = [k for k, *_ in COLUMNS if k in SORT_KEYS]
+SORTABLE = [c.key for c in COLUMNS if c.key in SORT_KEYS]
 
 
 class UsersTable(DataTable):
@@ -131,11 +129,11 @@ class TopApp(App[None]):
         self._shown_pss = pss
         table = self.table
         table.clear(columns=True)
-        for key, title, width in COLUMNS:
-            if key == "pss" and not pss:
+        for c in COLUMNS:
+            if c.key == "pss" and not pss:
                 continue
-            label = Text(title, justify="left" if key == "user" else "right")
-            table.add_column(label, width=width, key=key)
+            label = Text(c.title, justify="right" if c.right else "left")
+            table.add_column(label, width=c.width, key=c.key)
         self.rows = []
 
     async def on_mount(self) -> None:
@@ -204,7 +202,8 @@ class TopApp(App[None]):
             style = "bold red" if pct >= 80 else "yellow" if pct >= 20 else ""
         if row.kind == "process" and key != "cpu":
             style = style or "bright_black" if key == "state" else style
-        return Text(usagefmt.fit(value, width - 1), style=style, justify="right", no_wrap=True)
+        return Text(usagefmt.fit(value, width - 1), style=style,
+                    justify="right" if key in RIGHT else "left", no_wrap=True)
 
     def redraw(self) -> None:
         self._check_size()
@@ -216,8 +215,8 @@ class TopApp(App[None]):
             return
         table = self.table
         rows = build(snap, self.expanded, self.sort, self.reverse)
-        keys = [k for k, *_ in COLUMNS if k != "pss" or self.sampler.pss]
-        widths = {k: w for k, _, w in COLUMNS}
+        keys = [c.key for c in COLUMNS if c.key != "pss" or self.sampler.pss]
+        widths = WIDTHS
         current = self.current_row()
         if [r.key for r in rows] == [r.key for r in self.rows]:
             for old, new in zip(self.rows, rows, strict=True):
@@ -245,7 +244,7 @@ class TopApp(App[None]):
             title.update("sessionctl top: reading sessions ...")
             return
         arrow = "^" if self.reverse else "v"
-        name = next(t for k, t, _ in COLUMNS if k == self.sort).split(" ")[0]
+        name = next(c.title for c in COLUMNS if c.key == self.sort).split(" ")[0]
         nproc = sum(len(u.processes) for u in snap.users)
         cpu = sum(u.cpu_percent for u in snap.users)
         title.update(
