@@ -76,4 +76,13 @@ def find_session(
     if len(by_name) > 1:
         ids = ", ".join(s.id for s in by_name)
         raise InvalidArgument(f"session name {target} is ambiguous (ids {ids}); use the id")
+    of_user = [s for s in found if s.user == target]
+    if of_user:
+        listed = ", ".join(
+            f"{s.id} ({', '.join(x for x in (s.name, s.state.value) if x)})" for s in of_user
+        )
+        raise NoSuchSession(
+            f"No session exists for {target}: a session is named by its ID or session name "
+            f"(as on Windows), not by its user. {target}'s sessions: {listed}"
+        )
     raise NoSuchSession(f"No session exists for {target}")

@@ -157,6 +157,18 @@ def test_bad_targets_signal_nothing(lab_user, open_login, argv, message) -> None
     assert_untouched(before)
 
 
+def test_a_user_name_is_explained_and_their_ids_listed(lab_user, open_login) -> None:
+    """`logoff USER` used to say only "No session exists for USER" while quser listed the
+    user's sessions: now it says logoff takes ids and names, and lists the user's ids."""
+    login = open_login(lab_user)
+    before = fingerprint(login.pids())
+    res = logoff(lab_user.name)
+    assert res.returncode == 1 and res.stdout == ""
+    assert "named by its ID or session name (as on Windows), not by its user" in res.stderr
+    assert f"{login.audit_session_id} ({login.tty_line}, Active)" in res.stderr
+    assert_untouched(before)
+
+
 def test_session_name_must_be_active(lab_user, open_login) -> None:
     login = open_login(lab_user)
     asid = login.audit_session_id

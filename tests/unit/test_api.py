@@ -125,3 +125,37 @@ def test_backend_names_are_written_once() -> None:
     add_common(parser)
     action = next(a for a in parser._actions if "--backend" in a.option_strings)
     assert tuple(action.choices or ()) == backends.names()
+
+
+class Listed(backends.Backend):
+    """A backend answering with constructed sessions (no /proc, no bus)."""
+
+    name = "listed"
+
+    def __init__(self, found: list[sessionctl.Session]) -> None:
+        self.found = found
+
+    def sessions(self) -> list[sessionctl.Session]:
+        return list(self.found)
+
+    def member_pids(self, session, cache=None) -> set[int]:
+        return set()
+
+
+def test_find_session_explains_that_a_user_name_is_not_a_session() -> None:
+    """logoff USER said only "No session exists for USER" while quser USER listed them."""
+    from sessionctl import State
+
+    be = Listed([
+        sessionctl.Session("45", "pts/3", "fresh2", 1001, State.ACTIVE, "ssh"),
+        sessionctl.Session("47", "", "fresh2", 1001, State.DISC, "unspecified"),
+        sessionctl.Session("50", "pts/4", "other", 1002, State.ACTIVE, "ssh"),
+    ])
+    assert sessionctl.find_session("pts/3", backend=be).id == "45"
+    with pytest.raises(sessionctl.NoSuchSession) as caught:
+        sessionctl.find_session("fresh2", backend=be)
+    text = str(caught.value)
+    assert text.startswith("No session exists for fresh2: a session is named by its ID")
+    assert "fresh2's sessions: 45 (pts/3, Active), 47 (Disc)" in text
+    with pytest.raises(sessionctl.NoSuchSession, match=r"^No session exists for nobody$"):
+        sessionctl.find_session("nobody", backend=be)

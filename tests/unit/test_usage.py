@@ -130,3 +130,16 @@ def test_pids_since_wraps_and_gives_up_on_many_forks() -> None:
     assert pids_since((100, 500), (100, 500), 4096, 32768) == []
     assert pids_since((100, 500), (5000, 900), 4096, 32768) is None  # more forks than that
     assert pids_since((100, 500), (90, 900), 4096, 32768) is None  # counters went back
+
+
+def test_users_table_and_top_screen_share_one_column_table() -> None:
+    """Same keys, titles and order; every top column holds what the users table's holds
+    (the top screen had a table of its own whose READ/s column cut '12.3K*' short)."""
+    from sessionctl.tui import app
+
+    assert [c.key for c in app.COLUMNS] == [c.key for c in usagefmt.COLUMNS]
+    for top, table in zip(app.COLUMNS, usagefmt.COLUMNS, strict=True):
+        assert top.width - 1 >= table.width and top.right == table.right
+        assert top.title == table.title or top.key == "user"
+    widest_rate = usagefmt.rate(999.9 * 1024, partial=True)
+    assert len(widest_rate) <= app.WIDTHS["read"] - 1

@@ -23,6 +23,8 @@ LOGOFF [sessionid | sessionname] [/SERVER:servername] [/V]
   sessionid           The ID of the session (see qwinsta).
   sessionname         The name of an Active session (pts/3).
   (none)              Your own session.
+                      A user name is not a session, as on Windows: `quser USER` lists
+                      the user's session IDs (logoff USER names them too).
   /SERVER:servername  The server holding the session (default: this one); also --server.
   /V                  Report each step: what was signalled, how many, how long; also -v.
   --grace SECONDS     How long processes get after the hangup to save and exit
