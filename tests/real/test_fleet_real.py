@@ -224,6 +224,25 @@ def test_single_server_logoff_by_id(fleet, lab_user, open_login) -> None:
     assert "No session" in missing.stderr
 
 
+def test_user_at_host_as_ssh_users_type_it(fleet, lab_user, open_login) -> None:
+    """/server:root@fnodeNN and --servers root@fnode[..] log in as root (logoff works),
+    where fnodeNN alone logs in as the config's admin user (Access is denied). Both
+    spellings used to be refused ("not a host name", "unknown group @host")."""
+    login = open_login(lab_user)
+    sid = str(login.audit_session_id)
+    denied = sctl(fleet, "logoff", sid, "/server:fnode06", "--grace", "1")
+    assert denied.returncode == 1 and "Access is denied" in denied.stdout
+    dry = sctl(fleet, "logoff", "--servers", "root@fnode[06-07]", "--user", lab_user.name,
+               "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    assert set(json_lines(dry.stdout)) == {"fnode06", "fnode07"}
+    res = sctl(fleet, "logoff", sid, "/server:root@fnode06", "--grace", "1")
+    assert res.returncode == 0, res.stderr
+    assert procs.wait_gone(login.pids(), 10) == set()
+    bad = sctl(fleet, "qwinsta", "/server:a;b@fnode06")
+    assert bad.returncode == 1 and "not a user name" in bad.stderr
+
+
 def test_never_runs_on_unnamed_hosts(fleet) -> None:
     res = sctl(fleet, "qwinsta", "--servers", "fnode[01-20]!fnode[02-20]", "--json")
     assert set(json_lines(res.stdout)) == {"fnode01"}

@@ -25,10 +25,11 @@ EXIT_HOST_FAILED = 2
 
 FLEET_HELP = """\
 Remote hosts (over the system ssh; your ~/.ssh/config, agent and known_hosts apply):
-  /SERVER:name, --server NAME   One remote host (same output as locally).
-  --servers NODESET   Many hosts: web[01-50], a,b, @group, web[01-50]!web07.
-  --hosts-file PATH   Hosts (or node sets) one per line; --inventory PATH: Ansible INI
-                      inventory (its groups become @groups; alone: all its hosts).
+  /SERVER:name, --server NAME   One remote host (same output as locally); user@name.
+  --servers NODESET   Many hosts: web[01-50], a,b, @group, web[01-50]!web07,
+                      root@web[01-50] (each comma-separated item may name its user).
+  --hosts-file PATH   Hosts (or node sets) one per line; --inventory PATH: Ansible INI or
+                      YAML inventory (its groups become @groups; alone: all its hosts).
   --exclude NODESET   Leave these hosts out.       --max-hosts N  Refuse more (10000).
   --fanout N          Hosts in flight at once (64). --fold  Fold identical outputs.
   --connect-timeout S (10) / --command-timeout S (60): a host that takes longer is
@@ -86,15 +87,15 @@ def single(ns: argparse.Namespace) -> bool:
 
 def hosts_of(ns: argparse.Namespace) -> list:
     """The hosts the command line names (checked, bounded)."""
-    from ..fleet.hosts import DEFAULT_MAX_HOSTS, Host, resolve
+    from ..fleet.hosts import DEFAULT_MAX_HOSTS, Host, resolve, split_user
 
     if single(ns):
         if ns.exclude:
             raise UsageError("--exclude needs --servers, --hosts-file or --inventory")
-        name = ns.server
+        user, name = split_user(ns.server or "", "/SERVER")
         if not name or name.startswith("-") or any(c.isspace() or c in "[],@!&^" for c in name):
-            raise InvalidArgument(f"Error opening Terminal server {name}: not a host name")
-        return [Host(name)]
+            raise InvalidArgument(f"Error opening Terminal server {ns.server}: not a host name")
+        return [Host(name, user=user)]
     if ns.server is not None and not is_local_server(ns.server):
         raise UsageError("give either /server:NAME or --servers, not both")
     return resolve(
