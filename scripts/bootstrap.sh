@@ -8,11 +8,11 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 venv=${SESSIONCTL_VENV:-/opt/sessionctl-venv}
 extras=""
-apt_pkgs=(python3 python3-venv)
+apt_pkgs=(python3 python3-venv man-db bash-completion)
 if [ "${1:-}" = "--test" ]; then
   extras="[test]"
   apt_pkgs+=(openssh-server openssh-client sshpass tmux nano procps psmisc
-             debootstrap systemd-container iproute2 dbus util-linux htop)
+             debootstrap systemd-container iproute2 dbus util-linux htop zsh)
 fi
 
 missing=()
@@ -33,11 +33,14 @@ chmod 755 "$venv"
 # Not editable: the code must be readable by the test users wherever the clone lives.
 "$venv/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps "$here"
 "$venv/bin/pip" install -q --disable-pip-version-check "$here$extras"
-# Link the commands into /usr/local/bin only for the default venv (a side venv, e.g. a
-# second checkout's, must not take over the commands admins type).
-if [ "$venv" = /opt/sessionctl-venv ]; then
-  for cmd in sessionctl qwinsta quser logoff msg; do
-    if [ -x "$venv/bin/$cmd" ]; then ln -sf "$venv/bin/$cmd" "/usr/local/bin/$cmd"; fi
-  done
+# The commands, their man pages and shell completion go under /usr/local only for the
+# default venv (a side venv, e.g. a second checkout's, must not take over the commands
+# admins type), or wherever SESSIONCTL_PREFIX says.
+prefix=${SESSIONCTL_PREFIX:-}
+if [ -z "$prefix" ] && [ "$venv" = /opt/sessionctl-venv ]; then
+  prefix=/usr/local
+fi
+if [ -n "$prefix" ]; then
+  "$here/scripts/install-commands.sh" "$venv" "$prefix"
 fi
 echo "bootstrap: sessionctl installed in $venv" >&2

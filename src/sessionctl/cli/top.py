@@ -36,7 +36,7 @@ def _parser(prog: str) -> Parser:
     parser = Parser(prog, {})
     add_backend(parser)
     parser.add_argument("--interval", type=float, default=1.0)
-    parser.add_argument("--sort", default="cpu")
+    parser.add_argument("--sort", default="cpu", choices=tuple(SORT_KEYS), metavar="KEY")
     parser.add_argument("--pss", action="store_true")
     parser.add_argument("--rescan", type=float, default=5.0)
     parser.add_argument("--idle-after", type=float, default=300.0)
@@ -50,8 +50,6 @@ def _body(prog: str, argv: Sequence[str]) -> int:
         raise UsageError(f"--interval must be between 0.5 and {MAX_INTERVAL:g} seconds")
     if not 0 <= ns.rescan <= MAX_INTERVAL:
         raise UsageError(f"--rescan must be between 0 and {MAX_INTERVAL:g} seconds")
-    if ns.sort not in SORT_KEYS:
-        raise UsageError(f"--sort must be one of {', '.join(SORT_KEYS)}, not {ns.sort!r}")
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         print(f"{prog}: needs a terminal; use 'sessionctl users' in scripts", file=sys.stderr)
         return 1

@@ -44,7 +44,7 @@ def _parser(prog: str) -> Parser:
     add_backend(parser)
     parser.add_argument("--sessions", action="store_true")
     parser.add_argument("--processes", action="store_true")
-    parser.add_argument("--sort", default="user")
+    parser.add_argument("--sort", default="user", choices=tuple(SORT_KEYS), metavar="KEY")
     parser.add_argument("--reverse", action="store_true")
     parser.add_argument("--interval", type=float, default=DEFAULT_INTERVAL)
     parser.add_argument("--idle-after", type=float, default=300.0)
@@ -75,8 +75,6 @@ def render(
 
 def _body(prog: str, argv: Sequence[str]) -> int:
     ns = parse_session_command(_parser(prog), argv)
-    if ns.sort not in SORT_KEYS:
-        raise UsageError(f"--sort must be one of {', '.join(SORT_KEYS)}, not {ns.sort!r}")
     if not MIN_INTERVAL <= ns.interval <= MAX_INTERVAL:
         raise UsageError(
             f"--interval must be between {MIN_INTERVAL:g} and {MAX_INTERVAL:g} seconds"
