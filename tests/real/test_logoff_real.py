@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from lab import procs, tool_path
-from lab.console import ConsoleLogin
+from lab.console import NO_FREE_VT, ConsoleLogin, free_vt
 
 pytestmark = pytest.mark.real
 
@@ -116,6 +116,8 @@ def test_non_root_own_sessions_only(make_user, open_login) -> None:
 
 
 def test_console_session_refused_unless_allowed(make_user) -> None:
+    if free_vt() is None:
+        pytest.skip(NO_FREE_VT)
     user = make_user()
     console = ConsoleLogin(user)
     try:
