@@ -7,6 +7,6 @@ venv=${SESSIONCTL_VENV:-/opt/sessionctl-venv}
 "$here/scripts/bootstrap.sh" --test
 "$here/scripts/lab-rootfs.sh" >/dev/null
 cd "$here"
-"$venv/bin/ruff" check src tests bench
+"$venv/bin/ruff" check src tests bench scripts
 "$venv/bin/mypy"  # configuration in pyproject.toml: strict on the public API and the model
 exec "$venv/bin/python" -m pytest -p no:cacheprovider -q -ra "$@"
