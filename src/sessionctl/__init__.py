@@ -11,7 +11,6 @@ sessionctl`` stays cheap for the commands that only list sessions.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
 from .api import find_session, sessions, users
@@ -24,6 +23,7 @@ from .errors import (
     SessionctlError,
     SourceError,
 )
+from .lazy import lazy_attributes
 from .model import ProcessRef, Session, State, UserSummary
 
 __version__ = "0.1.0"
@@ -76,13 +76,7 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # later lookups are plain attribute reads
-    return value
+__getattr__ = lazy_attributes(__name__, _LAZY, globals())
 
 
 def __dir__() -> list[str]:
