@@ -276,6 +276,22 @@ def markdown_man(text: str, name: str, section: int, summary: str, version: str)
 VALUE_FILES = ("PATH", "FILE", "DIR")
 
 
+def _value_kind(spec: Option) -> str:
+    """How an option's value completes: "choices", "files" or "" (anything)."""
+    if spec.choices:
+        return "choices"
+    return "files" if any(f in (spec.metavar or "").upper() for f in VALUE_FILES) else ""
+
+
+def _cases(commands: list[Command]) -> list[tuple[Command, str, str]]:
+    """(command, its words after the script's name, its case pattern), most words first."""
+    out = []
+    for cmd in sorted(commands, key=lambda c: -len(c.words)):
+        sub = " ".join(cmd.words[1:])
+        out.append((cmd, sub, f'"{sub}"*' if sub else "*"))
+    return out
+
+
 def _bash_words(cmd: Command) -> str:
     # /SERVER:-style spellings are left to their --server forms (':' splits bash words)
     return " ".join(sorted(o for o in cmd.options if not o.endswith(":")))
@@ -294,23 +310,18 @@ def bash_completion(name: str, commands: list[Command]) -> str:
              "    done",
              "    path=${path# }",
              '    case "$path" in']
-    for cmd in sorted(commands, key=lambda c: -len(c.words)):
-        sub = " ".join(cmd.words[1:])
-        pattern = f'"{sub}"*' if sub else "*"
+    for cmd, sub, pattern in _cases(commands):
         lines.append(f"    {pattern})")
         values = [(o, spec) for o, spec in cmd.options.items()
                   if spec.takes_value and not o.endswith(":")]
         if values:
             lines.append("        case $prev in")
             for opt, spec in sorted(values):
-                if spec.choices:
-                    words = " ".join(spec.choices)
-                    lines.append(f"        {opt}) COMPREPLY=($(compgen -W '{words}' -- \"$cur\"));"
-                                 " return ;;")
-                elif any(f in (spec.metavar or "").upper() for f in VALUE_FILES):
-                    lines.append(f'        {opt}) COMPREPLY=($(compgen -f -- "$cur")); return ;;')
-                else:
-                    lines.append(f"        {opt}) return ;;")
+                kind = _value_kind(spec)
+                reply = {"choices": f"compgen -W '{' '.join(spec.choices)}' -- \"$cur\"",
+                         "files": 'compgen -f -- "$cur"'}.get(kind)
+                lines.append(f"        {opt}) COMPREPLY=($({reply})); return ;;" if reply
+                             else f"        {opt}) return ;;")
             lines.append("        esac")
         if cmd.subcommands:
             subs = " ".join(cmd.subcommands)
@@ -332,21 +343,16 @@ def zsh_completion(name: str, commands: list[Command]) -> str:
              "local -a words_in_use",
              "words_in_use=(${words[2,CURRENT-1]:#[-/]*})",
              "case \"${words_in_use[*]}\" in"]
-    for cmd in sorted(commands, key=lambda c: -len(c.words)):
-        sub = " ".join(cmd.words[1:])
-        pattern = f'"{sub}"*' if sub else "*"
+    for cmd, _sub, pattern in _cases(commands):
         lines.append(f"  {pattern})")
         specs = []
         for opt, spec in sorted(cmd.options.items()):
             if opt.startswith("/"):  # _arguments takes only -/+ options (Windows spellings
                 continue  # are completed in bash)
             if spec.takes_value:
-                if spec.choices:
-                    action = "(" + " ".join(spec.choices) + ")"
-                elif any(f in (spec.metavar or "").upper() for f in VALUE_FILES):
-                    action = "_files"
-                else:
-                    action = " "
+                kind = _value_kind(spec)
+                action = {"choices": "(" + " ".join(spec.choices) + ")",
+                          "files": "_files"}.get(kind, " ")
                 specs.append(f"'{opt}[]:{(spec.metavar or 'value').lower()}:{action}'")
             else:
                 specs.append(f"'{opt}[]'")
