@@ -273,3 +273,20 @@ def test_one_bus_connection_reused_then_closed(ct) -> None:
     res = ct.exec([f"{TOOL}/python", "-c", BUS_PROBE], timeout=60)
     assert res.returncode == 0, res.stderr
     assert res.stdout.split("\n")[:3] == ["1 True", "0", "1 True"], res.stdout
+
+
+def test_status_says_it_works_where_nobody_is_logged_in() -> None:
+    """README's install-and-run command ends with `sessionctl status`: on a fresh machine
+    with nobody logged in (a container of its own) it must say it works, where quser, as
+    on Windows, says No User exists for * and exits 1."""
+    from lab.container import container_fixture
+
+    for fresh in container_fixture():
+        assert fresh.loginctl_sessions() == []
+        res = inside(fresh, "sessionctl", "status")
+        assert res.returncode == 0, res.stderr
+        lines = res.stdout.splitlines()
+        assert lines[0].startswith("sessionctl ") and lines[0].endswith("backend logind")
+        assert lines[1] == "No one is logged in (0 sessions)."
+        quser = inside(fresh, "quser")
+        assert quser.returncode == 1 and quser.stderr.strip() == "No User exists for *"
