@@ -44,6 +44,9 @@ LOGOFF [sessionid | sessionname] [/SERVER:servername] [/V]
 
 Warn the user first with msg: unsaved work is saved only by programs that handle
 the hangup (editors such as nano and vim do).
+Exit status: 0 signed out completely (or, with --notice, the countdown started); 1 refused,
+no such session, a bad command line, or processes left (they are listed); 2 (remote
+hosts) a host failed.
 Same as: sessionctl logoff [...]
 
 {fleet_cli.FLEET_HELP}

@@ -29,7 +29,7 @@ sessionctl top [username | sessionname | sessionid] [--interval SECONDS] [--sort
 
 Keys: arrows move, Enter/Space/Right expand, Left collapse, s sort, r reverse,
 m message, l sign out, k end process, ? help, q quit. Needs a terminal of at
-least 60x10."""
+least 60x10. Exit status: 0 after q; 1 no terminal, or a bad command line."""
 
 
 def _parser(prog: str) -> Parser:

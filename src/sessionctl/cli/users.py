@@ -35,7 +35,8 @@ CPU% 100 = one core. RSS sums resident memory per process (shared pages count on
 process; PSS divides them). READ/s and WRITE/s are storage I/O (/proc/PID/io read_bytes,
 write_bytes); '*' marks a sum that leaves out processes not readable without root,
 '-' a figure that could not be read. A user's figures are the union of their sessions'
-processes; processes outside every login session are not counted."""
+processes; processes outside every login session are not counted.
+Exit status: 0 listed; 1 nobody matched ("No User exists for X") or a bad command line."""
 
 
 def _parser(prog: str) -> Parser:
