@@ -11,8 +11,6 @@ sessionctl`` stays cheap for the commands that only list sessions.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from .api import find_session, sessions, users
 from .backends import Backend, close_backends, get_backend
 from .errors import (
@@ -27,6 +25,7 @@ from .lazy import lazy_attributes
 from .model import ProcessRef, Session, State, UserSummary
 
 __version__ = "0.1.0"
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (startup time)
 
 if TYPE_CHECKING:  # what the lazy names below are, for type checkers and readers
     from .actions.logoff import LogoffResult as LogoffResult

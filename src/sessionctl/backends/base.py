@@ -5,9 +5,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from pathlib import Path
 from types import TracebackType
-from typing import Self
 
 from ..model import ProcessRef, Session
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (startup time)
+if TYPE_CHECKING:
+    from typing import Self
 
 
 class Backend(ABC):

@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
 
 from ..errors import InvalidArgument
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (startup time)
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 INVALID = "Invalid parameter(s)"
 HELP_TOKENS = ("/?", "-h", "--help")

@@ -11,12 +11,12 @@ import json
 import sys
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
 
 from ..errors import InvalidArgument
 from .args import Parser, UsageError, is_local_server
 from .render import printable
 
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (startup time)
 if TYPE_CHECKING:
     from ..fleet.select import Selection
 

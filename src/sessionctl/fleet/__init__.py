@@ -13,11 +13,11 @@ output of the same command holds (session objects, logoff results).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from ..lazy import lazy_attributes
 from .select import Selection
 
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (startup time)
 if TYPE_CHECKING:
     from .hosts import Host
     from .ssh import HostResult, SshOptions
