@@ -191,11 +191,12 @@ def parse_yaml_inventory(text: str, source: str = "inventory") -> Inventory:
 
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
         line = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise InvalidArgument(f"{source}{line}: not valid YAML: {problem}") from None
+        raise InvalidArgument(f"{source}{line}: not valid YAML: {exc.problem or exc}") from None
+    except yaml.YAMLError as exc:
+        raise InvalidArgument(f"{source}: not valid YAML: {exc}") from None
     inv = Inventory()
     if root is None:
         inv.groups["all"] = []
