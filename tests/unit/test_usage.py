@@ -141,5 +141,13 @@ def test_users_table_and_top_screen_share_one_column_table() -> None:
     for top, table in zip(app.COLUMNS, usagefmt.COLUMNS, strict=True):
         assert top.width - 1 >= table.width and top.right == table.right
         assert top.title == table.title or top.key == "user"
-    widest_rate = usagefmt.rate(999.9 * 1024, partial=True)
-    assert len(widest_rate) <= app.WIDTHS["read"] - 1
+    widths = {c.key: c.width for c in usagefmt.COLUMNS}
+    for exp in range(0, 60):
+        for mantissa in (1.0, 9.99, 99.94, 99.96, 999.4, 999.6, 1023.9):
+            n = mantissa * 2.0 ** exp
+            if n >= 999 * 2.0 ** 50:
+                continue  # beyond 999 PiB
+            assert len(usagefmt.size(n)) <= widths["rss"], n
+            assert len(usagefmt.rate(n, partial=True)) <= widths["read"], n
+    total = sum(c.width for c in app.COLUMNS if c.key != "pss")
+    assert total <= 80  # the whole row fits an 80-column terminal (PSS off)

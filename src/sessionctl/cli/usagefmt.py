@@ -15,15 +15,15 @@ _UNITS = ("B", "K", "M", "G", "T", "P")
 
 
 def size(n: float | None) -> str:
-    """Bytes in at most 6 characters: 512B, 12.3K, 845M, 1.21G; '-' if unknown."""
+    """Bytes in at most 5 characters: 512B, 12.3K, 845M, 1.2G; '-' if unknown."""
     if n is None:
         return "-"
     value = float(n)
     for unit in _UNITS:
-        if value < 1000 or unit == _UNITS[-1]:
+        if value < 999.5 or unit == _UNITS[-1]:  # what rounds to 1000 takes the next unit
             if unit == "B":
                 return f"{int(value)}B"
-            return f"{value:.1f}{unit}" if value < 100 else f"{value:.0f}{unit}"
+            return f"{value:.1f}{unit}" if value < 99.95 else f"{value:.0f}{unit}"
         value /= 1024
     return "-"  # not reached
 
@@ -66,9 +66,9 @@ COLUMNS = (
     Column("sessions", "SESS", 4),
     Column("processes", "PROCS", 5),
     Column("cpu", "CPU%", 6),
-    Column("rss", "RSS", 7),
-    Column("pss", "PSS", 7),
-    Column("read", "READ/s", 7),
+    Column("rss", "RSS", 6),  # size(): at most 5 characters (845M, 12.3K)
+    Column("pss", "PSS", 6),
+    Column("read", "READ/s", 6),  # rate(): a size and a '*'
     Column("write", "WRITE/s", 7),
     Column("idle", "IDLE", 7),
 )
