@@ -113,12 +113,12 @@ def collect() -> list[Command]:
         cmd = Command((name,), text.rstrip("\n"))
         _describe(cmd, parsers)
         if name == "sessionctl":
-            cmd.subcommands = ["help", *cli_main._commands(), "query"]
+            cmd.subcommands = ["help", *cli_main.COMMANDS, "query"]
             cmd.options = {o: Option(False) for o in ("-h", "--help", "-V", "--version")}
         found.append(cmd)
     if "sessionctl" in console_scripts():
         main = console_scripts()["sessionctl"]
-        for sub in [*cli_main._commands(), "query"]:
+        for sub in [*cli_main.COMMANDS, "query"]:
             found.append(_sub(main, (sub,)))
             for child in SUBGROUPS.get(sub, ()):
                 found.append(_sub(main, (sub, child)))

@@ -43,9 +43,12 @@ def with_pending(found: list[Session]) -> list[Session]:
 
 
 def users(target: str | None = None, *, backend: Backend | str | None = None) -> list[UserSummary]:
-    """One summary per user with sessions, in order of the first session's id."""
+    """One summary per user with sessions, in order of the first session's id (sessions
+    nobody is signed in to, such as Windows' services and listener sessions, left out)."""
     by_user: dict[str, list[Session]] = {}
     for s in sessions(target, backend=backend):
+        if not s.user:
+            continue
         by_user.setdefault(s.user, []).append(s)
     return [UserSummary(user, group[0].uid, tuple(group)) for user, group in by_user.items()]
 

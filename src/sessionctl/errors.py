@@ -25,5 +25,9 @@ class BackendUnavailable(SessionctlError):
     """The requested backend cannot answer on this machine."""
 
 
+class NotSupported(SessionctlError):
+    """This system does not implement what was asked (a stubbed or missing function)."""
+
+
 class SourceError(SessionctlError):
     """A system source (utmp, /proc, D-Bus) could not be read or made no sense."""

@@ -16,7 +16,8 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-DEFAULT_STATE_DIR = "/var/lib/sessionctl"
+from .host import O_CLOEXEC, default_state_dir
+
 BUSY_TIMEOUT_MS = 10000
 
 _SCHEMA = """
@@ -34,7 +35,8 @@ CREATE TABLE IF NOT EXISTS kv (
 
 
 def state_dir() -> Path:
-    return Path(os.environ.get("SESSIONCTL_STATE_DIR") or DEFAULT_STATE_DIR)
+    env = os.environ.get("SESSIONCTL_STATE_DIR")
+    return Path(env) if env else default_state_dir()
 
 
 def db_path() -> Path:
@@ -59,7 +61,7 @@ def connect(readonly: bool = False) -> Iterator[sqlite3.Connection | None]:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
     else:
         path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | O_CLOEXEC, 0o644)
         os.close(fd)
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         conn.executescript(_SCHEMA)

@@ -20,6 +20,25 @@ IDLE_AFTER = 300.0  # a session whose terminal saw no input for this long is Idl
 
 
 @dataclass(frozen=True, slots=True)
+class Counters:
+    """One reading of one process. ``None``: that figure could not be read (permission).
+
+    ``start_ticks`` and ``cpu_ticks`` count in the reading platform's ticks (Linux: clock
+    ticks, start since boot; Windows: hundredths of a second, start since the epoch).
+    """
+
+    pid: int
+    start_ticks: int
+    comm: str
+    state: str
+    cpu_ticks: int  # user + system CPU time, in ticks
+    rss_bytes: int
+    read_bytes: int | None = None  # bytes this process caused to be fetched from storage
+    write_bytes: int | None = None  # bytes it caused to be sent to storage
+    pss_bytes: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ProcessUsage:
     """One process's use over the interval."""
 

@@ -28,7 +28,7 @@ def console_scripts() -> dict[str, Callable[[], None]]:
 
 SCRIPTS = console_scripts()
 SUBCOMMANDS = [
-    *[[c] for c in cli_main._commands()],
+    *[[c] for c in cli_main.COMMANDS],
     ["query"], ["query", "session"], ["query", "user"], ["policy", "check"],
 ]
 WINDOWS = ("qwinsta", "quser", "logoff", "msg", "tsdiscon")

@@ -193,7 +193,7 @@ def test_durations_and_selection() -> None:
         with pytest.raises(InvalidArgument):
             parse_duration(bad)
     with pytest.raises(InvalidArgument, match="unknown state"):
-        Selection(states=("Sleeping",))
+        Selection(states=("Bogus",))
     now = datetime.now(UTC)
 
     def session(sid: str, user: str, state: State, age: float, idle: float | None,

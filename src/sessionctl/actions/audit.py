@@ -8,21 +8,19 @@ import socket
 from datetime import datetime
 from pathlib import Path
 
-ROOT_AUDIT_LOG = "/var/log/sessionctl/audit.jsonl"
+from .. import host
 
 
 def default_path() -> Path:
     """Root: /var/log/sessionctl/audit.jsonl; others: their XDG state directory.
+    Windows: %ProgramData%\\sessionctl for administrators, %LOCALAPPDATA% for others.
 
     ``SESSIONCTL_AUDIT_LOG`` overrides both.
     """
     env = os.environ.get("SESSIONCTL_AUDIT_LOG")
     if env:
         return Path(env)
-    if os.geteuid() == 0:
-        return Path(ROOT_AUDIT_LOG)
-    state = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
-    return Path(state, "sessionctl", "audit.jsonl")
+    return host.default_audit_path(host.is_admin())
 
 
 def record(event: str, fields: dict[str, object], path: Path | str | None = None) -> Path:
@@ -36,7 +34,7 @@ def record(event: str, fields: dict[str, object], path: Path | str | None = None
         **fields,
     }
     line = (json.dumps(entry, default=str, sort_keys=False) + "\n").encode()
-    fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT | host.O_CLOEXEC, 0o600)
     try:
         os.write(fd, line)
     finally:

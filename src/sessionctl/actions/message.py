@@ -1,31 +1,35 @@
 """msg: put a message on every terminal (and desktop) of the target sessions.
 
-Delivery is to each tty of a session, framed like wall(1) with sender and time. Root
-writes to every terminal; other users respect `mesg n` (and the kernel's tty permissions
-decide the rest). With ``wait`` the message carries a token and we listen on an
-abstract unix socket; the recipient answers with ``sessionctl ack`` from inside the
+Linux: delivery is to each tty of a session, framed like wall(1) with sender and time.
+Root writes to every terminal; other users respect `mesg n` (and the kernel's tty
+permissions decide the rest). With ``wait`` the message carries a token and we listen on
+an abstract unix socket; the recipient answers with ``sessionctl ack`` from inside the
 session, and the kernel-reported peer (uid, pid) must belong to a target session.
+
+A backend that shows messages itself (``shows_messages``: Windows' WTSSendMessageW)
+gets the text instead; its reply says whether the user pressed OK within the time.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import secrets
 import select
 import socket
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from ..api import sessions as list_sessions
 from ..backends import get_backend
-from ..backends.base import Backend
+from ..backends.base import Backend, BoxReply
 from ..errors import InvalidArgument, NoSuchSession
-from ..linux import desktop, tty, ttywrite, unixsock
-from ..linux.accounts import user_name
+from ..host import Caller
 from ..model import Session
 from ..sanitize import checked_message, clean_text, tty_bytes
 from ..validate import check_target
@@ -44,7 +48,8 @@ class Delivery:
     session_id: str
     user: str
     device: str
-    status: str  # delivered, mesg-n, denied, busy, gone, not-owner, no-terminal, error
+    status: str  # delivered, mesg-n, denied, busy, gone, not-owner, no-terminal, error,
+    #              unsupported (the system only stubs its message call)
     detail: str = ""
 
     @property
@@ -61,6 +66,7 @@ class MessageReport:
     token: str | None = None
     acknowledged_by: dict[str, str] = field(default_factory=dict)  # session id -> user
     waited: float | None = None
+    ack_requested: bool = False
     #: sessions of a named user (or of *) that nobody can read: no terminal, no desktop
     #: (a Disc session, a nohup job, ssh host cmd). Not targets, so not failures.
     skipped: list[Session] = field(default_factory=list)
@@ -68,7 +74,7 @@ class MessageReport:
     @property
     def acknowledged(self) -> bool | None:
         """All reached sessions acknowledged (None when no acknowledgement was asked)."""
-        if self.token is None:
+        if not self.ack_requested:
             return None
         reached = {d.session_id for d in self.deliveries if d.ok}
         return bool(reached) and reached <= set(self.acknowledged_by)
@@ -90,6 +96,7 @@ class MessageReport:
             token=self.token or other.token,
             acknowledged_by={**self.acknowledged_by, **other.acknowledged_by},
             waited=max(waits) if waits else None,
+            ack_requested=self.ack_requested or other.ack_requested,
             skipped=self.skipped + [s for s in other.skipped if s not in self.skipped],
         )
 
@@ -124,11 +131,6 @@ def read_target_file(path: str) -> list[str]:
     return names
 
 
-def has_screen(session: Session) -> bool:
-    """The session has somewhere to show a message: a terminal or a desktop."""
-    return bool(session.ttys) or desktop.is_graphical(session)
-
-
 def resolve_targets(
     target: str, backend: Backend | str | None = None
 ) -> tuple[list[Session], list[Session]]:
@@ -137,12 +139,13 @@ def resolve_targets(
     (or of ``*``) that cannot (no terminal, no desktop). A session named by its id or name
     is a target either way. Raises NoSuchSession when a name matches nothing, or a user
     has no session that can show a message."""
-    found = list_sessions(backend=backend)
+    be = get_backend(backend)
+    found = list_sessions(backend=be)
     if target == "*":
-        every = [s for s in found if has_screen(s)]
+        every = [s for s in found if has_screen(s, be)]
         if not every:
             raise NoSuchSession("No session with a terminal exists")
-        return every, [s for s in found if not has_screen(s)]
+        return every, [s for s in found if not has_screen(s, be)]
     names = read_target_file(target[1:]) if target.startswith("@") else [target]
     chosen: list[Session] = []
     skipped: list[Session] = []
@@ -154,7 +157,7 @@ def resolve_targets(
             raise NoSuchSession(f"No session exists for {name}")
         named = [s for s in hits if name in (s.id, s.name)]
         of_user = [s for s in hits if s not in named]
-        readable = named + [s for s in of_user if has_screen(s)]
+        readable = named + [s for s in of_user if has_screen(s, be)]
         if not readable:
             ids = ", ".join(f"{s.id} ({s.state.value})" for s in of_user)
             raise NoSuchSession(
@@ -162,20 +165,29 @@ def resolve_targets(
                 f"(sessions {ids})"
             )
         chosen.extend(s for s in readable if s not in chosen)
-        skipped.extend(s for s in of_user if not has_screen(s) and s not in skipped)
+        skipped.extend(s for s in of_user if not has_screen(s, be) and s not in skipped)
     return chosen, [s for s in skipped if s not in chosen]
 
 
-def _sender() -> tuple[str, str]:
-    """(user name, terminal) of the caller, as the kernel knows them (not claimed)."""
-    line = ""
+def has_screen(session: Session, backend: Backend) -> bool:
+    """The session has somewhere to show a message: a terminal or desktop, or (a backend
+    that shows messages itself) a user signed in to it. One copy: msg's ``*`` and a user's
+    sessions, and the fleet dry run, all ask here."""
+    if backend.shows_messages:
+        return bool(session.user)
+    from ..linux import desktop
+
+    return bool(session.ttys) or desktop.is_graphical(session)
+
+
+def _sender_tty() -> str:
+    """The caller's terminal, as the kernel knows it (not claimed); "" if none."""
     for fd in (0, 1, 2):
         try:
-            line = os.ttyname(fd).removeprefix("/dev/")
-            break
-        except OSError:
+            return os.ttyname(fd).removeprefix("/dev/")
+        except (OSError, AttributeError):  # AttributeError: no ttys on Windows
             continue
-    return user_name(os.getuid()), line
+    return ""
 
 
 def frame(body: str, *, sender: str, sender_tty: str, host: str, when: datetime,
@@ -211,21 +223,25 @@ def send_message(
     body = checked_message(text)
     be = get_backend(backend)
     targets, skipped = resolve_targets(target, be)
-    caller = os.getuid()
-    who, who_tty = _sender()
+    me = be.caller()
+    who, who_tty = me.name, _sender_tty()
     shown = sender or who
+    when = datetime.now().astimezone()
+    if be.shows_messages:
+        return _send_boxes(be, targets, body, shown, when, wait, timeout, progress,
+                           audit_log, me, target)
     token = secrets.token_hex(6) if wait else None
     listener = _ack_listener(token) if token else None
-    report = MessageReport(targets, token=token, skipped=skipped)
+    report = MessageReport(targets, token=token, ack_requested=wait, skipped=skipped)
     data = frame(body, sender=shown, sender_tty=who_tty if sender is None else "",
-                 host=socket.gethostname(), when=datetime.now().astimezone(), token=token)
+                 host=socket.gethostname(), when=when, token=token)
     try:
         for session in targets:
-            for d in _deliver(session, data, body, shown, caller, timeout):
+            for d in _deliver(session, data, body, shown, me.uid, timeout):
                 report.deliveries.append(d)
                 if progress:
                     progress(d)
-        _audit(audit_log, report, who, target, body)
+        _audit(audit_log, report, me.uid, who, target, body)
         if listener is not None:
             t0 = time.monotonic()
             _wait_acks(listener, report, be, timeout)
@@ -237,8 +253,43 @@ def send_message(
     return report
 
 
+def _send_boxes(be: Backend, targets: list[Session], body: str, sender: str,
+                when: datetime, wait: bool, timeout: float, progress, audit_log,
+                caller: Caller, target: str) -> MessageReport:
+    """Each target gets a message box from the backend; with ``wait`` all boxes are up at
+    once and each reply says whether its user pressed OK within ``timeout``."""
+    report = MessageReport(targets, ack_requested=wait)
+    title = f"Message from {sender} ({when.strftime('%Y-%m-%d %H:%M')})"
+    seconds = max(1, math.ceil(timeout))
+
+    def show(session: Session) -> BoxReply | None:
+        return be.message_box(session, title, body, timeout=seconds, wait=wait)
+
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(targets)))) as pool:
+        replies = list(pool.map(show, targets))
+    if wait:
+        report.waited = time.monotonic() - t0
+    for session, reply in zip(targets, replies, strict=True):
+        assert reply is not None  # shows_messages backends answer every call
+        ok = reply.status == "delivered"
+        d = Delivery(session.id, session.user, session.name or f"session {session.id}",
+                     reply.status, "" if ok and not wait else reply.detail)
+        report.deliveries.append(d)
+        if reply.acknowledged:
+            report.acknowledged_by[session.id] = session.user
+        if progress:
+            progress(d)
+    _audit(audit_log, report, caller.uid, caller.name, target, body)
+    if wait:
+        _audit_acks(audit_log, report, caller.name)
+    return report
+
+
 def _deliver(session: Session, data: bytes, body: str, sender: str, caller: int,
              timeout: float) -> list[Delivery]:
+    from ..linux import desktop, tty, ttywrite
+
     out = []
     devices = [path for path in map(tty.device_path, session.ttys) if path]
     for device in devices:
@@ -266,6 +317,8 @@ def _ack_listener(token: str) -> socket.socket:
 
 def _wait_acks(listener: socket.socket, report: MessageReport, be: Backend,
                timeout: float) -> None:
+    from ..linux import unixsock
+
     reached = {s.id: s for s in report.sessions if report.reached(s.id)}
     deadline = time.monotonic() + timeout
     while reached and set(reached) - set(report.acknowledged_by):
@@ -312,6 +365,8 @@ def acknowledge(token: str | None = None) -> list[tuple[str, str]]:
     """
     if token is not None and not token.isalnum():
         raise InvalidArgument(f"{token!r} is not an acknowledgement token")
+    from ..linux import unixsock
+
     names = unixsock.abstract_names(ACK_PREFIX + (token or ""))
     replies = []
     for name in names:
@@ -323,15 +378,16 @@ def acknowledge(token: str | None = None) -> list[tuple[str, str]]:
     return replies
 
 
-def _audit(path, report: MessageReport, who: str, target: str, body: str) -> None:
+def _audit(path, report: MessageReport, caller_uid: int, who: str, target: str,
+           body: str) -> None:
     fields = {
-        "caller_uid": os.getuid(),
+        "caller_uid": caller_uid,
         "caller": who,
         "target": target,
         "sessions": [s.id for s in report.sessions],
         "chars": len(body),
         "deliveries": [asdict(d) for d in report.deliveries],
-        "ack_requested": report.token is not None,
+        "ack_requested": report.ack_requested,
     }
     with contextlib.suppress(OSError):
         audit.record("message", fields, path)

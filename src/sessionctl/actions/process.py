@@ -94,7 +94,7 @@ def end_process(
     base = {"caller_uid": caller, "pid": pid, "comm": ref.comm, "session": session.id,
             "session_user": session.user, "backend": be.name}
     try:
-        check_permission(session, caller)
+        check_permission(session, be.caller(caller))
     except Exception as exc:
         _audit(audit_log, {**base, "outcome": "refused", "reason": str(exc)})
         raise

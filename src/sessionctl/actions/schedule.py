@@ -29,8 +29,7 @@ from ..backends import get_backend
 from ..backends.base import Backend
 from ..durations import format_duration
 from ..errors import AccessDenied, InvalidArgument, NoSuchSession, SessionctlError
-from ..linux import proc, unixsock
-from ..linux.accounts import user_name
+from ..host import posix_caller
 from ..sanitize import checked_message
 from . import audit
 from .logoff import DEFAULT_GRACE, MAX_GRACE, check_permission
@@ -79,6 +78,8 @@ class PendingLogoff:
     def worker_alive(self) -> bool:
         if self.worker_pid is None:
             return False
+        from ..linux import proc  # pending logoffs exist only on Linux
+
         stat = proc.stat(self.worker_pid)
         return stat is not None and stat.start_ticks == self.worker_start and stat.state != "Z"
 
@@ -218,7 +219,7 @@ def schedule_logoff(
         )
     be = get_backend(backend)
     session = find_session(target, backend=be)
-    check_permission(session, caller)
+    check_permission(session, be.caller(caller))
     if session.console and not allow_console:
         raise AccessDenied(
             f"session {session.id} ({session.name}) is the console session: "
@@ -228,7 +229,7 @@ def schedule_logoff(
     p = PendingLogoff(
         session_id=session.id, user=session.user, uid=session.uid,
         session_name=session.name, logoff_at=now + notice, original_at=now + notice,
-        max_postpone=max_postpone, message=text, scheduled_by=user_name(caller),
+        max_postpone=max_postpone, message=text, scheduled_by=be.caller(caller).name,
         scheduled_by_uid=caller, scheduled_at=now, grace=grace,
         allow_console=allow_console, reason=reason, last_mark=notice,
         audit_log=str(audit_log) if audit_log else None,
@@ -291,6 +292,8 @@ def start_worker(session_id: str, backend_name: str) -> tuple[int, int | None]:
     child.wait()  # the launcher exits once the worker (its child) has detached
     if word != "ready" or not pid_text.isdigit():
         raise SessionctlError(f"the countdown worker did not start: {reply.strip() or 'timeout'}")
+    from ..linux import proc
+
     stat = proc.stat(int(pid_text))
     return int(pid_text), stat.start_ticks if stat else None
 
@@ -306,6 +309,8 @@ def get_pending(session_id: str) -> PendingLogoff | None:
 
 
 def _ask_worker(p: PendingLogoff, request: dict[str, object]) -> dict[str, object]:
+    from ..linux import unixsock
+
     path = socket_path(p.session_id)
     try:
         raw, server_uid = unixsock.request(str(path), json.dumps(request).encode(), timeout=15)
@@ -370,7 +375,8 @@ def cancel_logoff(session_id: str, note: str = "") -> PendingLogoff:
         )
     if not p.worker_alive:
         state.delete_pending(session_id)
-        record(p, "logoff-cancelled", by=user_name(caller), note="countdown was not running")
+        record(p, "logoff-cancelled", by=posix_caller(caller).name,
+               note="countdown was not running")
         return p
     _ask_worker(p, {"op": "cancel", "note": note[:200]})
     return p

@@ -21,12 +21,15 @@ import time
 from dataclasses import dataclass, replace
 
 from ..backends import Backend, get_backend
-from ..linux import proc
-from ..linux import usage as counters_io
-from ..linux.proc import CLOCK_TICKS
-from ..linux.usage import Counters, read_counters
 from ..model import ProcessRef, Session
-from ..usage_model import IDLE_AFTER, ProcessUsage, SessionUsage, UsageSnapshot, group_by_user
+from ..usage_model import (
+    IDLE_AFTER,
+    Counters,
+    ProcessUsage,
+    SessionUsage,
+    UsageSnapshot,
+    group_by_user,
+)
 
 DEFAULT_INTERVAL = 1.0
 MIN_INTERVAL = 0.1
@@ -37,12 +40,8 @@ NEW_LIMIT = 4096  # more PIDs handed out than this between samples: look at ever
 @dataclass
 class _Reading:
     at: float  # monotonic
-    btime_ticks: float  # clock ticks since boot at the reading
+    btime_ticks: float  # the reader's clock (start_ticks) at the reading
     counters: dict[tuple[int, int], Counters]
-
-
-def _uptime_ticks() -> float:
-    return time.clock_gettime(time.CLOCK_BOOTTIME) * CLOCK_TICKS
 
 
 class UsageSampler:
@@ -71,8 +70,8 @@ class UsageSampler:
         self.rescan = rescan
         self._last: _Reading | None = None
         self._looked_at = 0.0
-        self._counters: tuple[int, int] | None = None
-        self._pid_max = proc.pid_max()
+        self._counters: object | None = None
+        self.reader = self.backend.counter_reader()
         if rescan > 0:
             self.backend.remember_ids()
         self.sessions: list[Session] = []
@@ -81,8 +80,9 @@ class UsageSampler:
     def _list(self) -> list[Session]:
         from ..api import sessions
 
-        self._counters = proc.pid_counters() if self.rescan > 0 else None
-        found = sessions(self.target, backend=self.backend)
+        self._counters = self.reader.pid_marks() if self.rescan > 0 else None
+        # sessions nobody is signed in to (Windows' services and listeners) are no user's
+        found = [s for s in sessions(self.target, backend=self.backend) if s.user]
         self.full_looks += 1
         self._looked_at = time.monotonic()
         return found
@@ -94,10 +94,10 @@ class UsageSampler:
     def _update(self) -> list[Session] | None:
         """The last listing with the processes created since placed in their sessions;
         None if that cannot be told cheaply (a full look is needed)."""
-        now = proc.pid_counters()
+        now = self.reader.pid_marks()
         if now is None or self._counters is None:
             return None
-        new = counters_io.pids_since(self._counters, now, NEW_LIMIT, self._pid_max)
+        new = self.reader.pids_since(self._counters, now, NEW_LIMIT)
         if new is None:
             return None
         self._counters = now
@@ -107,10 +107,8 @@ class UsageSampler:
             if pid in known:
                 continue
             s = self.backend.session_of(pid, self.sessions)  # None for most (gone, threads)
-            if s is None or not counters_io.is_process(pid):
-                continue
-            ref = proc.process_ref(pid)
-            if ref is not None and ref.state not in "ZX":
+            ref = self.reader.process_ref(pid) if s is not None else None
+            if s is not None and ref is not None:
                 added.setdefault(s.id, []).append(ref)
         return [
             replace(s, processes=s.processes + tuple(added[s.id])) if s.id in added else s
@@ -121,10 +119,10 @@ class UsageSampler:
         counters: dict[tuple[int, int], Counters] = {}
         unreadable = vanished = 0
         at = time.monotonic()
-        now_ticks = _uptime_ticks()
+        now_ticks = self.reader.now_ticks()
         for s in found:
             for ref in s.processes:
-                c, denied = read_counters(ref.pid, ref.start_ticks, io=self.io, pss=self.pss)
+                c, denied = self.reader.read(ref.pid, ref.start_ticks, io=self.io, pss=self.pss)
                 unreadable += denied
                 if c is None or c.state in "ZX":  # gone, or a zombie (holds nothing)
                     vanished += 1
@@ -196,16 +194,15 @@ class UsageSampler:
             notes=notes,
         )
 
-    @staticmethod
     def _rates(
-        c: Counters, old: Counters | None, elapsed: float, since_ticks: float
+        self, c: Counters, old: Counters | None, elapsed: float, since_ticks: float
     ) -> ProcessUsage:
         """Rates over ``elapsed`` s; a process born during it counts from its start."""
         if old is None and c.start_ticks >= since_ticks:
             old = Counters(c.pid, c.start_ticks, c.comm, c.state, 0, 0, 0, 0)
         cpu = rd = wr = None
         if old is not None and elapsed > 0:
-            cpu = max(0, c.cpu_ticks - old.cpu_ticks) / CLOCK_TICKS / elapsed * 100
+            cpu = max(0, c.cpu_ticks - old.cpu_ticks) / self.reader.ticks_per_second / elapsed * 100
             if c.read_bytes is not None and old.read_bytes is not None:
                 rd = max(0, c.read_bytes - old.read_bytes) / elapsed
             if c.write_bytes is not None and old.write_bytes is not None:

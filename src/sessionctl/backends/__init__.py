@@ -1,4 +1,5 @@
-"""Backends: one interface, several implementations, chosen once per process.
+"""Backends: one interface, several implementations, chosen once per process (Windows:
+the WTS API; Linux: logind where it answers, else procfs).
 
 As psutil picks its platform module once, ``get_backend()`` decides which backend
 answers here the first time it is asked and hands out that same object afterwards (the
@@ -25,10 +26,18 @@ from .base import Backend
 REGISTRY: dict[str, tuple[str, str]] = {
     "procfs": ("procfs", "ProcfsBackend"),
     "logind": ("logind", "LogindBackend"),
+    "windows": ("windows", "WindowsBackend"),
+}
+#: name → (sys.platform prefix it runs on, the platform's name in messages)
+PLATFORMS: dict[str, tuple[str, str]] = {
+    "procfs": ("linux", "Linux"),
+    "logind": ("linux", "Linux"),
+    "windows": ("win32", "Windows"),
 }
 #: sys.platform prefix → the backends ``auto`` tries, best first.
 AUTO_ORDER: dict[str, tuple[str, ...]] = {
     "linux": ("logind", "procfs"),
+    "win32": ("windows",),
 }
 ENV = "SESSIONCTL_BACKEND"
 
@@ -64,6 +73,9 @@ def get_backend(backend: Backend | str | None = None) -> Backend:
     name = (backend or os.environ.get(ENV) or "auto").lower()
     if name != "auto" and name not in REGISTRY:
         raise BackendUnavailable(f"unknown backend {name!r} (choose from {', '.join(names())})")
+    where, platform = PLATFORMS.get(name, ("", ""))
+    if not sys.platform.startswith(where):
+        raise BackendUnavailable(f"the {name} backend runs on {platform} only")
     with _lock:
         found = _cache.get(name)
         if found is not None:
@@ -101,4 +113,5 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_in_child)
 
 
-__all__ = ["AUTO_ORDER", "REGISTRY", "Backend", "close_backends", "get_backend", "names"]
+__all__ = ["AUTO_ORDER", "PLATFORMS", "REGISTRY", "Backend", "close_backends", "get_backend",
+           "names"]

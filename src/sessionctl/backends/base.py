@@ -3,15 +3,75 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from ..model import ProcessRef, Session
+from ..host import Caller, posix_caller
+from ..model import ProcessRef, Session, State
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (startup time)
 if TYPE_CHECKING:
-    from typing import Self
+    from typing import Protocol, Self
 
+    from ..usage_model import Counters
+
+    class CounterReader(Protocol):
+        """Per-process figures for the users view, from the platform's own source."""
+
+        #: units of ``start_ticks`` and ``cpu_ticks`` per second
+        ticks_per_second: float
+
+        def now_ticks(self) -> float:
+            """Now, on the clock that ``start_ticks`` counts on."""
+            ...
+
+        def read(self, pid: int, start: int | None, *, io: bool = True,
+                 pss: bool = False) -> tuple[Counters | None, bool]:
+            """(counters, denied): one reading; None if gone or the PID names another process."""
+            ...
+
+        def pid_marks(self) -> object | None:
+            """A mark of the PIDs handed out so far; None: new processes need a full look."""
+            ...
+
+        def pids_since(self, before: object, after: object, limit: int) -> list[int] | None:
+            """PIDs handed out between two marks; None if more than ``limit`` (look at all)."""
+            ...
+
+        def process_ref(self, pid: int) -> ProcessRef | None:
+            """A live process (not a thread, not a zombie) with that PID, or None."""
+            ...
+
+
+@dataclass
+class NativeLogoff:
+    """What a backend's own sign-out did (Windows: WTSLogoffSession), read back after."""
+
+    call: str  # the system call that did it
+    processes: int  # members before
+    remaining: list[int]  # members found afterwards
+    seconds: float
+    detail: str = ""
+
+
+@dataclass
+class BoxReply:
+    """One message shown through the system's own means (Windows: WTSSendMessageW)."""
+
+    status: str  # delivered, denied, gone, error
+    detail: str = ""
+    acknowledged: bool = False  # the user answered (pressed OK) before the time ran out
+    response: int | None = None  # the raw response code (IDOK, IDTIMEOUT, IDASYNC, ...)
+
+
+@dataclass
+class DisconnectReport:
+    """A disconnect through the backend, with the state read back afterwards."""
+
+    verified: bool  # the session was read back as Disc (or gone)
+    state: State | None  # what was read back; None: it could not be read
+    detail: str = ""
 
 class Backend(ABC):
     """A source of truth about login sessions on this machine.
@@ -21,6 +81,8 @@ class Backend(ABC):
     """
 
     name: str = ""
+    #: the backend shows messages itself (message_box), not on the session's terminals
+    shows_messages: bool = False
 
     @classmethod
     def open(cls, required: bool = False) -> Self | None:
@@ -95,3 +157,29 @@ class Backend(ABC):
     def warnings(self) -> list[str]:
         """Things the last look skipped or could not read, for the front end to show."""
         return []
+
+    def caller(self, uid: int | None = None) -> Caller:
+        """Who this process acts as (``uid`` overrides the POSIX uid, for tests)."""
+        return posix_caller(uid)
+
+    def counter_reader(self) -> CounterReader:
+        """Where the users view reads CPU, memory and disk figures (Linux: /proc)."""
+        from ..linux.usage import ProcCounters
+
+        return ProcCounters()
+
+    def sign_out(self, session: Session) -> NativeLogoff | None:
+        """Sign the session out through the system's own means and report what is left;
+        None: the backend has none (the shared Linux sequence in actions/ does it)."""
+        return None
+
+    def message_box(self, session: Session, title: str, text: str, *, timeout: int,
+                    wait: bool) -> BoxReply | None:
+        """Show a message through the system's own means (``shows_messages``); None: the
+        backend has none (actions/message.py writes to the session's terminals)."""
+        return None
+
+    def disconnect(self, session: Session) -> DisconnectReport | None:
+        """Disconnect the session (its work runs on), checked by reading the state back;
+        None: the backend has no way of its own."""
+        return None

@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 
-from ..errors import InvalidArgument
+from ..errors import InvalidArgument, NotSupported
 from .args import Parser, UsageError, is_local_server
 from .render import printable
 
@@ -77,7 +77,11 @@ def add_options(parser: Parser, *, selection: bool = False) -> None:
 def wanted(ns: argparse.Namespace) -> bool:
     """True when the command line names remote hosts."""
     many = ns.servers is not None or ns.hosts_file is not None or ns.inventory is not None
-    return many or not is_local_server(ns.server)
+    remote = many or not is_local_server(ns.server)
+    if remote and sys.platform == "win32":
+        raise NotSupported("not supported here: remote hosts (/server, --servers) need the "
+                           "Linux fleet runner; run the command on the host itself")
+    return remote
 
 
 def single(ns: argparse.Namespace) -> bool:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from ..actions.logoff import DEFAULT_GRACE, MAX_GRACE, LogoffResult, Step
 from ..actions.logoff import logoff as do_logoff
+from ..errors import NotSupported
 from . import fleet as fleet_cli
 from .args import COMMON_WINDOWS_FLAGS, Parser, UsageError, add_common, parse_session_command
 from .render import emit
@@ -39,7 +40,7 @@ LOGOFF [sessionid | sessionname] [/SERVER:servername] [/V]
                       in total (default 30m; 0 forbids it); root or you may
                       `sessionctl cancel ID`. The countdown survives your terminal closing.
   --message TEXT      Your words in the warning (with --notice).
-  --backend NAME      auto (default), procfs or logind.
+  --backend NAME      auto (default), procfs, logind or windows.
   /?                  This help; also -h, --help.
 
 Warn the user first with msg: unsaved work is saved only by programs that handle
@@ -134,6 +135,9 @@ def _body(prog: str, argv: Sequence[str]) -> int:
     if ns.user or ns.state or ns.idle_over or ns.older_than or ns.dry_run:
         raise UsageError("--user/--state/--idle-over/--older-than/--dry-run need remote hosts")
     if ns.notice is not None:
+        if sys.platform == "win32":
+            raise NotSupported("not supported here: a warned logoff (--notice) needs the "
+                               "Linux countdown worker; warn with msg, then logoff")
         ns.prog = prog
         return _schedule(ns)
     if ns.message is not None or ns.max_postpone is not None:

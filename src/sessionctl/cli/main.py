@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Callable, Sequence
 
-from . import query
 from .args import HELP_TOKENS
 
 USAGE = """\
@@ -47,31 +47,31 @@ sessionctl query {session | user} [username | sessionname | sessionid] [/SERVER:
 Run 'sessionctl query session --help' or 'sessionctl query user --help' for the options."""
 
 
-def _commands() -> dict[str, Callable[[Sequence[str], str], int]]:
-    from . import logoff, msg, pending, policy, status, top, users
+#: command → (module under sessionctl.cli, function); a command's module is imported only
+#: when it runs, so one command's platform needs never stop another from starting.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "status": ("status", "status"),
+    "qwinsta": ("query", "qwinsta"),
+    "quser": ("query", "quser"),
+    "logoff": ("logoff", "logoff"),
+    "users": ("users", "users"),
+    "top": ("top", "top"),
+    "msg": ("msg", "msg"),
+    "ack": ("msg", "ack"),
+    "postpone": ("pending", "postpone"),
+    "cancel": ("pending", "cancel"),
+    "pending": ("pending", "pending"),
+    "daemon": ("policy", "daemon"),
+    "policy": ("policy", "policy"),
+    "disconnect": ("fleet_close", "disconnect"),
+}
+#: what needs Linux (unix sockets, fork, signals, ssh control sockets): refused on Windows
+LINUX_ONLY = {"ack", "postpone", "cancel", "pending", "daemon", "disconnect", "top"}
 
-    return {
-        "status": status.status,
-        "qwinsta": query.qwinsta,
-        "quser": query.quser,
-        "logoff": logoff.logoff,
-        "users": users.users,
-        "top": top.top,
-        "msg": msg.msg,
-        "ack": msg.ack,
-        "postpone": pending.postpone,
-        "cancel": pending.cancel,
-        "pending": pending.pending,
-        "daemon": policy.daemon,
-        "policy": policy.policy,
-        "disconnect": _disconnect,
-    }
 
-
-def _disconnect(argv: Sequence[str], prog: str) -> int:
-    from .fleet_close import disconnect
-
-    return disconnect(argv, prog)
+def _command(name: str) -> Callable[[Sequence[str], str], int]:
+    module, function = COMMANDS[name]
+    return getattr(importlib.import_module(f"{__package__}.{module}"), function)
 
 
 def _usage_error(prog: str, usage: str, message: str) -> int:
@@ -103,13 +103,15 @@ def dispatch(argv: Sequence[str]) -> int:
         if not rest or rest[0].lower() not in kinds:
             what = f"unknown query {rest[0]!r}" if rest else "query what: session or user?"
             return _usage_error("sessionctl query", QUERY_USAGE, what)
-        return _commands()[kinds[rest[0].lower()]](
-            rest[1:], f"sessionctl query {rest[0].lower()}"
-        )
-    commands = _commands()
-    if head not in commands:
+        head, rest, prog = kinds[rest[0].lower()], rest[1:], f"sessionctl query {rest[0].lower()}"
+    else:
+        prog = f"sessionctl {head}"
+    if head not in COMMANDS:
         return _usage_error("sessionctl", USAGE, f"unknown command {head!r}")
-    return commands[head](rest, f"sessionctl {head}")
+    if sys.platform == "win32" and head in LINUX_ONLY:
+        print(f"{prog}: not supported on Windows", file=sys.stderr)
+        return 1
+    return _command(head)(rest, prog)
 
 
 def main() -> None:

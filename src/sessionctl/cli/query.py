@@ -16,7 +16,7 @@ QWINSTA_USAGE = """\
 Display information about login sessions.
 
 QWINSTA [sessionname | username | sessionid] [/SERVER:servername] [/V]
-        [--json] [--backend auto|procfs|logind]
+        [--json] [--backend auto|procfs|logind|windows]
 
   sessionname         The session with this name (pts/3, tty1).
   username            The sessions of this user.
@@ -37,7 +37,7 @@ QUSER_USAGE = """\
 Display information about users logged on to the system.
 
 QUSER [username | sessionname | sessionid] [/SERVER:servername] [/V]
-      [--json] [--backend auto|procfs|logind]
+      [--json] [--backend auto|procfs|logind|windows]
 
   username            The sessions of this user.
   sessionname         The session with this name (pts/3, tty1).
@@ -71,6 +71,8 @@ def _query(prog: str, argv: Sequence[str], kind: str) -> int:
         return remote_query(prog, ns, kind)
     backend = get_backend(ns.backend)
     found = api.sessions(ns.target, backend=backend)
+    if kind == "user":  # as quser: sessions nobody is signed in to (listeners, services) stay out
+        found = [s for s in found if s.user]
     for warning in backend.warnings():
         say(prog, f"warning: {warning}")
     if ns.json:

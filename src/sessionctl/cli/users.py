@@ -28,7 +28,7 @@ sessionctl users [username | sessionname | sessionid] [--sessions] [--processes]
   --pss               Also read PSS (proportional memory; costs more on big hosts).
   --idle-after SECONDS  A session idle this long counts as Idle (default 300).
   --json              JSON instead of the table.
-  --backend NAME      auto (default), procfs or logind.
+  --backend NAME      auto (default), procfs, logind or windows.
   /?                  This help; also -h, --help.
 
 CPU% 100 = one core. RSS sums resident memory per process (shared pages count once per

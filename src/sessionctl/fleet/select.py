@@ -26,7 +26,7 @@ class Selection:
         for state in self.states:
             if state.lower() not in known:
                 raise InvalidArgument(
-                    f"unknown state {state!r} (one of {', '.join(known.values())})"
+                    f"unknown state {state!r} (use one of {', '.join(s.value for s in State)})"
                 )
             states.append(known[state.lower()])
         object.__setattr__(self, "states", tuple(states))

@@ -7,27 +7,15 @@ No policy and no rates here: one reading of one process. The sampler
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import time
 
-from .proc import PROC, split_stat
+from ..model import ProcessRef
+from ..usage_model import Counters
+from . import proc as proc_mod
+from .proc import CLOCK_TICKS, PROC, split_stat
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 _FLAGS = os.O_RDONLY | os.O_CLOEXEC
-
-
-@dataclass(frozen=True, slots=True)
-class Counters:
-    """One reading of one process. ``None``: that figure could not be read (permission)."""
-
-    pid: int
-    start_ticks: int
-    comm: str
-    state: str
-    cpu_ticks: int  # utime + stime, in clock ticks
-    rss_bytes: int
-    read_bytes: int | None = None  # bytes this process caused to be fetched from storage
-    write_bytes: int | None = None  # bytes it caused to be sent to storage
-    pss_bytes: int | None = None
 
 
 def _read(path: str, size: int) -> bytes:
@@ -143,3 +131,34 @@ def is_process(pid: int, proc: str = PROC) -> bool:
         return False
     end = raw.find(b"\n", start + 1)
     return raw[start + 6 : end].strip() == str(pid).encode()
+
+
+class ProcCounters:
+    """The Linux ``CounterReader`` (backends.base): /proc readings, clock ticks since boot."""
+
+    ticks_per_second = float(CLOCK_TICKS)
+
+    def __init__(self, proc: str = PROC) -> None:
+        self.proc = proc
+        self.pid_max = proc_mod.pid_max(proc)
+
+    def now_ticks(self) -> float:
+        return time.clock_gettime(time.CLOCK_BOOTTIME) * CLOCK_TICKS
+
+    def read(self, pid: int, start: int | None, *, io: bool = True,
+             pss: bool = False) -> tuple[Counters | None, bool]:
+        return read_counters(pid, start, io=io, pss=pss, proc=self.proc)
+
+    def pid_marks(self) -> tuple[int, int] | None:
+        return proc_mod.pid_counters(self.proc)
+
+    def pids_since(self, before: object, after: object, limit: int) -> list[int] | None:
+        if not (isinstance(before, tuple) and isinstance(after, tuple)):
+            return None  # not marks of ours: look at everything
+        return pids_since(before, after, limit, self.pid_max)
+
+    def process_ref(self, pid: int) -> ProcessRef | None:
+        if not is_process(pid, self.proc):
+            return None
+        ref = proc_mod.process_ref(pid, self.proc)
+        return ref if ref is not None and ref.state not in "ZX" else None

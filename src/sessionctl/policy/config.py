@@ -15,13 +15,12 @@ Shape (all documented in docs/policy.md)::
 from __future__ import annotations
 
 import fnmatch
-import grp
-import pwd
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import host
 from ..durations import parse_duration
 from ..errors import InvalidArgument
 from ..sanitize import checked_message
@@ -233,19 +232,18 @@ def _common(table: dict, fail, base: dict) -> dict:
 def _check_user(name: str, fail) -> None:
     if GLOB.search(name):
         return
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        raise fail(f"user {name!r} does not exist") from None
+    if host.user_exists(name) is False:  # None: cannot be told here (Windows)
+        raise fail(f"user {name!r} does not exist")
 
 
 def _check_group(name: str, fail) -> None:
     if GLOB.search(name):
         return
-    try:
-        grp.getgrnam(name)
-    except KeyError:
-        raise fail(f"group {name!r} does not exist") from None
+    exists = host.group_exists(name)
+    if exists is None:
+        raise fail(f"group {name!r}: groups cannot be looked up on this platform")
+    if not exists:
+        raise fail(f"group {name!r} does not exist")
 
 
 def _may_meet(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
@@ -264,9 +262,7 @@ def _who(rule: Rule) -> set[str] | None:
         return None
     who = set(rule.users)
     for g in rule.groups:
-        entry = grp.getgrnam(g)
-        who.update(entry.gr_mem)
-        who.update(p.pw_name for p in pwd.getpwall() if p.pw_gid == entry.gr_gid)
+        who.update(host.group_members(g))
     return who
 
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import fnmatch
-import grp
-import pwd
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from ..durations import format_duration
+from ..host import groups_of
 from ..model import Session, State
 from .config import Policy, Rule
 
@@ -47,18 +45,6 @@ class Decision:
             "reason": self.reason,
             "notice": self.notice or None,
         }
-
-
-def groups_of(user: str) -> set[str]:
-    """Names of every group a user is in (primary included)."""
-    try:
-        entry = pwd.getpwnam(user)
-    except KeyError:
-        return set()
-    names = {g.gr_name for g in grp.getgrall() if user in g.gr_mem}
-    with contextlib.suppress(KeyError):
-        names.add(grp.getgrgid(entry.pw_gid).gr_name)
-    return names
 
 
 def _any(patterns: tuple[str, ...], value: str) -> bool:
