@@ -94,7 +94,8 @@ def _masters(fleet: Fleet) -> set[int]:
 
 def _query_servers(user_uid: int) -> set[int]:
     """Our remote query servers: the admin's python processes running the shipped agent."""
-    return {p for p in procs.all_pids() if procs.uids_of(p) and procs.uids_of(p)[0] == user_uid
+    # uids read once: a process may exit between two reads (it used to crash the test)
+    return {p for p in procs.all_pids() if (uids := procs.uids_of(p)) and uids[0] == user_uid
             and procs.comm_of(p) == "python3"}
 
 
