@@ -20,8 +20,10 @@ import argparse
 import contextlib
 import importlib
 import io
+import os
 import re
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -381,7 +383,11 @@ def main(argv: list[str] | None = None) -> int:
                         default=Path(__file__).resolve().parents[1] / "docs" / "policy.md")
     ns = parser.parse_args(argv)
     version = importlib.import_module("sessionctl").__version__
-    commands = collect()
+    with tempfile.TemporaryDirectory() as private:  # asking for help changes nothing here
+        for name in ("SESSIONCTL_STATE_DIR", "SESSIONCTL_RUN_DIR"):
+            os.environ[name] = os.path.join(private, name.lower())
+        os.environ["SESSIONCTL_AUDIT_LOG"] = os.path.join(private, "audit.jsonl")
+        commands = collect()
     scripts = [c.name for c in commands if len(c.words) == 1]
     by_script: dict[str, list[Command]] = {}
     for cmd in commands:

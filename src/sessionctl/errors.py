@@ -31,3 +31,7 @@ class NotSupported(SessionctlError):
 
 class SourceError(SessionctlError):
     """A system source (utmp, /proc, D-Bus) could not be read or made no sense."""
+
+
+class UnsafePath(SessionctlError):
+    """Root was pointed at a file or directory someone else owns or can change."""

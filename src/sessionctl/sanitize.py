@@ -84,3 +84,11 @@ def checked_message(text: str | bytes, *, ascii_only: bool = False) -> str:
 def tty_bytes(text: str) -> bytes:
     """Bytes for a raw tty write: clean text, CRLF line ends, UTF-8."""
     return clean_text(text).replace("\n", "\r\n").encode("utf-8")
+
+
+def one_line(text: str | bytes, limit: int = 200) -> str:
+    """Untrusted text as one short printable line (for an error shown to the admin):
+    clean_text, line breaks and runs of spaces as one space, cut to ``limit`` characters
+    with a trailing "..." marking the cut."""
+    flat = " ".join(clean_text(text[: limit * 8]).split())
+    return flat if len(flat) <= limit else flat[: max(0, limit - 3)] + "..."

@@ -4,7 +4,8 @@ Pending (warned) logoffs live here, written by the scheduling command and its co
 worker, read by every query (``logoff_at``); the policy daemon keeps its state here too.
 Rows carry the boot id, so nothing from before a reboot is taken for current.
 Root's file is /var/lib/sessionctl/state.db (mode 644: queries by other users read it);
-``SESSIONCTL_STATE_DIR`` moves it.
+``SESSIONCTL_STATE_DIR`` moves it. Root refuses a directory or file that is not root's
+alone (see linux/safepath.py), so nobody else can swap the database or plant a symlink.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-from .host import O_CLOEXEC, default_state_dir
+from .host import O_CLOEXEC, WINDOWS, default_state_dir
 
+DB_NAME = "state.db"
 BUSY_TIMEOUT_MS = 10000
 
 _SCHEMA = """
@@ -40,7 +42,7 @@ def state_dir() -> Path:
 
 
 def db_path() -> Path:
-    return state_dir() / "state.db"
+    return state_dir() / DB_NAME
 
 
 def boot_id() -> str:
@@ -50,19 +52,50 @@ def boot_id() -> str:
         return "unknown"
 
 
+def _db_file(readonly: bool) -> str | None:
+    """The database path to give SQLite; None (read-only) when there is no state yet.
+
+    For root the directory chain and the file are checked first (linux/safepath: owned by
+    root, nobody else can write, no symlinks), so the path names what was checked.
+    """
+    if WINDOWS or os.geteuid() != 0:
+        path = db_path()
+        if readonly:
+            return str(path) if path.exists() else None
+        path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | O_CLOEXEC, 0o644))
+        return str(path)
+    from .linux import safepath
+
+    try:
+        directory = safepath.open_dir(state_dir(), None if readonly else 0o755)
+    except FileNotFoundError:
+        if readonly:
+            return None
+        raise
+    with directory:
+        flags = os.O_RDONLY if readonly else os.O_RDWR | os.O_CREAT
+        try:
+            os.close(safepath.open_file(directory, DB_NAME, flags, 0o644))
+        except FileNotFoundError:
+            return None
+        return directory.join(DB_NAME)
+
+
 @contextlib.contextmanager
 def connect(readonly: bool = False) -> Iterator[sqlite3.Connection | None]:
-    """A connection in one transaction; ``None`` (read-only) when there is no state yet."""
-    path = db_path()
+    """A connection in one transaction; ``None`` (read-only) when there is no state yet.
+
+    Raises UnsafePath when root is pointed at a state directory or file it cannot trust.
+    """
+    path = _db_file(readonly)
+    if path is None:
+        yield None
+        return
     if readonly:
-        if not path.exists():
-            yield None
-            return
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+        uri = "file:" + path.replace("%", "%25").replace("?", "%3f").replace("#", "%23")
+        conn = sqlite3.connect(uri + "?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
     else:
-        path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | O_CLOEXEC, 0o644)
-        os.close(fd)
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         conn.executescript(_SCHEMA)
     try:
@@ -139,14 +172,19 @@ def delete_pending(session_id: str) -> None:
         conn.execute("DELETE FROM pending WHERE session_id = ?", (session_id,))
 
 
-def update_pending(session_id: str, **changes: object) -> dict[str, object] | None:
-    """Change fields of a current row in one transaction; the new data, None if gone."""
+def update_pending(session_id: str, only_if: dict[str, object] | None = None,
+                   **changes: object) -> dict[str, object] | None:
+    """Change fields of a current row in one transaction; the new data, None if gone (or
+    if a field named in ``only_if`` no longer has that value)."""
     with connect() as conn:
         assert conn is not None
         row = _current_row(conn, session_id)
         if not row:
             return None
-        data = {**json.loads(row[0]), **changes}
+        old = json.loads(row[0])
+        if only_if and any(old.get(k) != v for k, v in only_if.items()):
+            return None
+        data = {**old, **changes}
         conn.execute("UPDATE pending SET data = ? WHERE session_id = ?",
                      (json.dumps(data), session_id))
     return data

@@ -111,7 +111,9 @@ class Fleet:
 
     def _write_client_files(self) -> None:
         assert self.workdir is not None
-        wrong = _keygen(self.workdir / "wrong_host_key", "sctest-wrong")
+        wrong = self.workdir / "wrong_host_key"
+        if not wrong.exists():  # written again when hosts are added (lab/hostile.py)
+            _keygen(wrong, "sctest-wrong")
         lines = []
         for name, server in self.hosts.items():
             lines.append(server.host_key_line(wrong if name == "badkey" else None))

@@ -327,6 +327,20 @@ def test_warned_logoff_on_a_remote_host_outlives_the_connection(fleet, lab_user,
         # It runs from the zip shipped to the host, not from this machine's install.
         environ = Path(f"/proc/{worker}/environ").read_bytes().split(b"\0")
         assert any(e.startswith(b"PYTHONPATH=") and b".pyz" in e for e in environ)
+        # Remote records carry every field of the local JSON: qwinsta /v shows the same
+        # LOGOFF AT remotely as locally (it used to show "-").
+        local = subprocess.run([str(tool_path("qwinsta")), sid, "/v"], capture_output=True,
+                               text=True, check=True).stdout.splitlines()
+        remote = sctl(fleet, "qwinsta", "/server:rnode07", sid, "/v")
+        assert remote.returncode == 0, remote.stderr
+        at = local[1][111:121].strip()
+        assert at not in ("", "-") and remote.stdout.splitlines()[1][111:121].strip() == at
+        local_json = json.loads(subprocess.run([str(tool_path("qwinsta")), sid, "--json"],
+                                               capture_output=True, text=True).stdout)[0]
+        remote_json = json.loads(sctl(fleet, "qwinsta", "/server:rnode07", sid,
+                                      "--json").stdout)[0]
+        assert set(remote_json) == set(local_json)
+        assert remote_json["logoff_at"] == local_json["logoff_at"] is not None
         bad = sctl(fleet, "logoff", sid, "/server:rnode07", "--notice", "soon")
         assert bad.returncode == 1 and "is not a duration" in bad.stderr
     finally:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from lab import procs, tool_path
+from lab.countdown import pending_row
 
 pytestmark = pytest.mark.real
 
@@ -237,13 +238,16 @@ users = ["{user.name}"]
     login.wait_output(rf"Your session {sid} will be signed out in", 20)
     row = pending(sid)
     deadline = row["logoff_at"]
-    # The whole service dies at once (daemon and countdown), mid-countdown.
+    # The whole service dies at once (daemon and countdown: its supervisor, which would
+    # resume a worker that died alone, and the worker), mid-countdown.
     d.proc.kill()
     d.proc.wait(5)
+    _kill_worker(int(row["supervisor_pid"]))
     _kill_worker(int(row["worker_pid"]))
-    assert procs.wait_until(lambda: not pending(sid)["worker_alive"], 5)
+    # (read without a root command: one would resume it first)
+    assert procs.wait_until(lambda: not pending_row(sid)["worker_alive"], 5)
     d2 = daemons(config, audit_log)
-    d2.wait_log(f"resume the countdown of session {sid}", 5)
+    d2.wait_log(f"resumed the countdown of session {sid}", 5)
     assert pending(sid)["logoff_at"] == deadline and pending(sid)["worker_alive"]
     login.wait_output(rf"Reminder: your session {sid} will be signed out in \d+ s", 15)
     status, out = login.run_status(f"{tool_path('sessionctl')} postpone 5s")

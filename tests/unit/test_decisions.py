@@ -15,7 +15,7 @@ from sessionctl.actions.schedule import (
     marks_left,
     notice_text,
 )
-from sessionctl.fleet.records import session_from_dict, sessions_of
+from sessionctl.fleet.records import BadRecord, check_result, session_from_dict, sessions_of
 from sessionctl.model import Session, State
 from sessionctl.policy.config import ConfigError, parse
 from sessionctl.policy.engine import POLICY_REASON, decide
@@ -129,21 +129,30 @@ def test_notice_text_says_when_why_and_how_to_postpone() -> None:
     assert "Save your work" not in moved
 
 
-def test_remote_records_parse_and_bad_fields_read_as_absent() -> None:
+def test_remote_records_parse_and_bad_ones_are_refused_with_a_reason() -> None:
     good = {"id": "1212", "name": "pts/2", "user": "ann", "uid": 1001, "state": "Disc",
             "type": "ssh", "login_time": "2026-11-22T04:09:00+00:00", "idle_seconds": 12.5,
-            "leader_pid": 4242, "pids": [4242, 4243], "ttys": ["pts/2"], "scope": "s-1.scope"}
+            "leader_pid": 4242, "pids": [4242, 4243], "ttys": ["pts/2"], "scope": "s-1.scope",
+            "logoff_at": "2026-11-22T05:00:00+00:00",
+            "multiplexers": [{"kind": "tmux", "pid": 77, "clients": [{"pid": 78}]}]}
     s = session_from_dict(good)
     assert (s.id, s.user, s.uid, s.state, s.idle_seconds, s.leader_pid) == (
         "1212", "ann", 1001, State.DISC, 12.5, 4242)
     assert s.pids == [4242, 4243] and s.ttys == ("pts/2",) and s.extra == {"scope": "s-1.scope"}
     assert s.login_time is not None and s.login_time.year == 2026
-    odd = session_from_dict({"id": 7, "uid": "1001", "idle_seconds": "soon", "leader_pid": True,
-                             "pids": "1 2", "ttys": [1, "pts/9"]})
-    assert (odd.id, odd.uid, odd.idle_seconds, odd.leader_pid) == ("7", -1, None, None)
-    assert odd.pids == [] and odd.ttys == ("pts/9",) and odd.state is State.ACTIVE
-    assert [x.id for x in sessions_of([good, {"no": "id"}, "junk"])] == ["1212"]
+    assert s.logoff_at is not None and s.logoff_at.hour == 5
+    assert s.multiplexers[0].kind == "tmux" and s.multiplexers[0].clients[0].pid == 78
+    for bad, why in (({**good, "uid": "1001"}, "uid is not an integer"),
+                     ({**good, "state": "Sleeping"}, "state is not a session state"),
+                     ({**good, "pids": [1, -2]}, "is not a process id"),
+                     ({k: v for k, v in good.items() if k != "uid"}, "has no uid")):
+        with pytest.raises(BadRecord, match=why):
+            session_from_dict(bad)
+    assert [x.id for x in sessions_of([good, "junk"])] == ["1212"]
     assert sessions_of({"error": "x"}) == []
+    report = {"sessions": ["1"], "skipped": ["2"], "deliveries": [], "acknowledged": None,
+              "acknowledged_by": {}, "waited_seconds": None}
+    assert check_result("msg", report) is report  # msg's report, skipped sessions and all
 
 
 @pytest.mark.parametrize(("text", "line"), [

@@ -96,6 +96,7 @@ def logoff(
     """
     if not 0 <= grace <= MAX_GRACE:  # also refuses NaN
         raise InvalidArgument(f"grace must be between 0 and {MAX_GRACE:g} seconds, not {grace}")
+    audit.check_path(audit_log)
     be = get_backend(backend)
     caller = be.caller(caller_uid)
     session = find_session(target, backend=be)

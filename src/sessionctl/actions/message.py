@@ -221,6 +221,7 @@ def send_message(
     if not 0 < timeout <= MAX_TIME:
         raise InvalidArgument(f"time must be between 1 and {MAX_TIME:g} seconds, not {timeout}")
     body = checked_message(text)
+    audit.check_path(audit_log)
     be = get_backend(backend)
     targets, skipped = resolve_targets(target, be)
     me = be.caller()

@@ -88,6 +88,7 @@ def end_process(
         raise InvalidArgument(f"grace must be between 0 and {MAX_GRACE:g} seconds, not {grace}")
     if pid == os.getpid():
         raise InvalidArgument("will not end sessionctl's own process")
+    audit.check_path(audit_log)
     be = get_backend(backend)
     caller = os.getuid() if caller_uid is None else caller_uid
     session, ref = _locate(be.sessions(), pid, start_ticks, session_id)

@@ -1,12 +1,16 @@
 """Warned logoff: announce, remind, let the user postpone, then sign out.
 
 ``schedule_logoff`` records the pending logoff (state.db), starts a detached countdown
-worker (actions/countdown.py) that owns a control socket in the run directory, and
-sends the first notice. The worker sends reminders, takes ``postpone`` from the
-session's own user and ``cancel`` from root or whoever scheduled it (the kernel tells it
-who is asking: SO_PEERCRED), and at the deadline runs the shared sign-out sequence. It
-runs in its own kernel session with no terminal, so the admin's terminal closing does
-not stop it.
+(actions/countdown.py: a supervisor and its worker) that owns a control socket in the run
+directory, and sends the first notice. The worker sends reminders, takes ``postpone``
+from the session's own user and ``cancel`` from root or whoever scheduled it (the kernel
+tells it who is asking: SO_PEERCRED; only that user and root can reach the socket), and at
+the deadline runs the shared sign-out sequence. It runs in its own kernel session with no
+terminal, so the admin's terminal closing does not stop it.
+
+A worker that dies is resumed: by its supervisor at once; if the supervisor is gone too,
+by ``resume_countdowns``, which every root sessionctl command and each policy daemon tick
+call. Every death and resumption is audited.
 """
 
 from __future__ import annotations
@@ -28,13 +32,14 @@ from ..api import find_session
 from ..backends import get_backend
 from ..backends.base import Backend
 from ..durations import format_duration
-from ..errors import AccessDenied, InvalidArgument, NoSuchSession, SessionctlError
+from ..errors import AccessDenied, InvalidArgument, NoSuchSession, SessionctlError, UnsafePath
 from ..host import posix_caller
 from ..sanitize import checked_message
 from . import audit
 from .logoff import DEFAULT_GRACE, MAX_GRACE, check_permission
 
 if TYPE_CHECKING:
+    from ..linux.safepath import SafeDir
     from .message import MessageReport
 
 DEFAULT_RUN_DIR = "/run/sessionctl"
@@ -68,6 +73,9 @@ class PendingLogoff:
     worker_pid: int | None = None
     worker_start: int | None = None
     audit_log: str | None = None
+    supervisor_pid: int | None = None  # the worker's parent, which resumes it if it dies
+    supervisor_start: int | None = None
+    backend: str = ""
 
     @property
     def allowance(self) -> float:
@@ -76,12 +84,9 @@ class PendingLogoff:
 
     @property
     def worker_alive(self) -> bool:
-        if self.worker_pid is None:
-            return False
-        from ..linux import proc  # pending logoffs exist only on Linux
-
-        stat = proc.stat(self.worker_pid)
-        return stat is not None and stat.start_ticks == self.worker_start and stat.state != "Z"
+        """True while the worker or its supervisor (which restarts it) runs."""
+        return _running(self.worker_pid, self.worker_start) or _running(
+            self.supervisor_pid, self.supervisor_start)
 
     def to_dict(self) -> dict[str, object]:
         out = asdict(self)
@@ -132,6 +137,15 @@ class PendingLogoff:
         )
 
 
+def _running(pid: int | None, start: int | None) -> bool:
+    if pid is None:
+        return False
+    from ..linux import proc  # pending logoffs exist only on Linux
+
+    stat = proc.stat(pid)
+    return stat is not None and stat.start_ticks == start and stat.state != "Z"
+
+
 def iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch).astimezone().isoformat(timespec="seconds")
 
@@ -140,8 +154,26 @@ def run_dir() -> Path:
     return Path(os.environ.get("SESSIONCTL_RUN_DIR") or DEFAULT_RUN_DIR)
 
 
+def socket_name(session_id: str) -> str:
+    return f"logoff-{session_id}.sock"
+
+
+def lock_name(session_id: str) -> str:
+    return f"logoff-{session_id}.lock"
+
+
 def socket_path(session_id: str) -> Path:
-    return run_dir() / f"logoff-{session_id}.sock"
+    return run_dir() / socket_name(session_id)
+
+
+def open_run_dir(create: bool = False) -> SafeDir:
+    """The run directory, checked (root's alone, no symlinks; created 0755 if asked).
+
+    Raises UnsafePath, or FileNotFoundError when it is missing and not to be created.
+    """
+    from ..linux import safepath
+
+    return safepath.open_dir(run_dir(), 0o755 if create else None)
 
 
 def marks_left(p: PendingLogoff) -> list[float]:
@@ -217,6 +249,8 @@ def schedule_logoff(
             "Access is denied: a warned logoff needs root (its countdown runs as a "
             "root-owned worker); log off your own session with plain logoff"
         )
+    audit.check_path(audit_log)
+    open_run_dir(create=True).close()  # refuse an unsafe run directory before anything
     be = get_backend(backend)
     session = find_session(target, backend=be)
     check_permission(session, be.caller(caller))
@@ -232,12 +266,12 @@ def schedule_logoff(
         max_postpone=max_postpone, message=text, scheduled_by=be.caller(caller).name,
         scheduled_by_uid=caller, scheduled_at=now, grace=grace,
         allow_console=allow_console, reason=reason, last_mark=notice,
-        audit_log=str(audit_log) if audit_log else None,
+        audit_log=str(audit_log) if audit_log else None, backend=be.name,
     )
     existing = state.insert_pending(session.id, p.to_dict())
     if existing is not None:
         old = PendingLogoff.from_dict(existing)
-        if old.worker_alive:
+        if countdown_alive(old):
             raise InvalidArgument(
                 f"a sign-out of session {session.id} is already scheduled for "
                 f"{iso(old.logoff_at)}; cancel it first (sessionctl cancel {session.id})"
@@ -256,22 +290,24 @@ def schedule_logoff(
     return p, report
 
 
-def start_worker(session_id: str, backend_name: str) -> tuple[int, int | None]:
-    """Start the detached countdown worker and wait until it listens; (pid, start ticks).
+def start_worker(session_id: str, backend_name: str | None) -> tuple[int, int | None]:
+    """Start the detached countdown (supervisor + worker) and wait until it listens;
+    (worker pid, its start ticks).
 
-    Also resumes a pending logoff whose worker died: the worker continues from the
-    row (deadline, last reminder sent) without a new first notice.
+    Also resumes a pending logoff whose countdown is gone: the worker continues from the
+    row (deadline, last reminder sent) without a new first notice. Raises SessionctlError
+    when it does not start (e.g. another countdown already serves the session).
     """
-    run = run_dir()
-    run.mkdir(mode=0o755, parents=True, exist_ok=True)
+    open_run_dir(create=True).close()
     read_end, write_end = os.pipe()
     # The package root (a site-packages dir, or the zip a fleet run shipped) must be
     # importable by the worker, which is not started the way we were (python -I -S ...).
     archive = getattr(sys.modules[__name__].__loader__, "archive", None)  # set from a zip
     root = archive or str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "SESSIONCTL_READY_FD": str(write_end),
-           "SESSIONCTL_BACKEND": backend_name,
            "PYTHONPATH": os.pathsep.join(x for x in (root, os.environ.get("PYTHONPATH")) if x)}
+    if backend_name:
+        env["SESSIONCTL_BACKEND"] = backend_name
     with open(os.devnull, "r+b") as devnull:
         child = subprocess.Popen(
             [sys.executable, "-m", "sessionctl.actions.countdown", session_id],
@@ -289,13 +325,78 @@ def start_worker(session_id: str, backend_name: str) -> tuple[int, int | None]:
     word, _, pid_text = reply.strip().partition(" ")
     if child.poll() is None and word != "ready":
         child.kill()  # our own child, not reaped yet
-    child.wait()  # the launcher exits once the worker (its child) has detached
+    child.wait()  # the launcher exits once the supervisor (its child) has detached
     if word != "ready" or not pid_text.isdigit():
         raise SessionctlError(f"the countdown worker did not start: {reply.strip() or 'timeout'}")
     from ..linux import proc
 
     stat = proc.stat(int(pid_text))
     return int(pid_text), stat.start_ticks if stat else None
+
+
+def countdown_running(session_id: str) -> bool:
+    """True while some process of the countdown holds its lock (root only; the lock file
+    is root's). False when it is free or there is none."""
+    import fcntl
+
+    from ..linux import safepath
+
+    try:
+        with open_run_dir() as run:
+            fd = safepath.open_file(run, lock_name(session_id), os.O_RDWR)
+    except (FileNotFoundError, PermissionError):
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # also drops the lock if we took it
+    return False
+
+
+def countdown_alive(p: PendingLogoff) -> bool:
+    """The countdown of ``p`` runs: its worker or supervisor is alive, or holds the lock."""
+    return p.worker_alive or (os.geteuid() == 0 and countdown_running(p.session_id))
+
+
+def resume_countdown(p: PendingLogoff, noticed_by: str) -> bool:
+    """Start a new countdown for ``p`` whose worker and supervisor are gone; audit the
+    death and the resumption. False if it did not start (the reason is audited)."""
+    record(p, "logoff-worker-died", worker_pid=p.worker_pid, supervisor_pid=p.supervisor_pid,
+           how="worker and supervisor gone", noticed_by=noticed_by)
+    try:
+        pid, _ = start_worker(p.session_id, p.backend or None)
+    except SessionctlError as exc:
+        if "already serves" in str(exc):
+            return True  # another command resumed it meanwhile
+        record(p, "logoff-resume-failed", error=str(exc), noticed_by=noticed_by)
+        return False
+    record(p, "logoff-worker-resumed", worker_pid=pid, noticed_by=noticed_by,
+           late_by=round(max(0.0, time.time() - p.logoff_at), 1))
+    return True
+
+
+def resume_countdowns(noticed_by: str) -> list[PendingLogoff]:
+    """Resume every pending logoff whose countdown is gone (root only; a no-op otherwise).
+
+    Called by every root sessionctl command and each policy daemon tick, so a countdown
+    whose supervisor was lost too (killed by root, a crash) is picked up again; a logoff
+    past its deadline then happens at once. A row no supervisor has taken yet is left
+    alone during the worker's start-up time (it is being scheduled). Returns the ones
+    resumed.
+    """
+    if os.geteuid() != 0:
+        return []
+    now = time.time()
+    out = []
+    for p in pending_logoffs():
+        starting = p.supervisor_pid is None and now - p.scheduled_at < WORKER_READY_TIMEOUT + 1
+        if starting or countdown_alive(p):
+            continue
+        if resume_countdown(p, noticed_by):
+            out.append(p)
+    return out
 
 
 def pending_logoffs() -> list[PendingLogoff]:
@@ -311,19 +412,31 @@ def get_pending(session_id: str) -> PendingLogoff | None:
 def _ask_worker(p: PendingLogoff, request: dict[str, object]) -> dict[str, object]:
     from ..linux import unixsock
 
-    path = socket_path(p.session_id)
+    payload = json.dumps(request).encode()
     try:
-        raw, server_uid = unixsock.request(str(path), json.dumps(request).encode(), timeout=15)
+        if os.geteuid() == 0:  # root connects only through the checked run directory
+            with open_run_dir() as run:
+                raw, server_uid = unixsock.request(
+                    f"{run.proc_path}/{socket_name(p.session_id)}", payload, timeout=15)
+        else:
+            raw, server_uid = unixsock.request(str(socket_path(p.session_id)), payload,
+                                               timeout=15)
+    except PermissionError:
+        raise AccessDenied(f"Access is denied: only {p.user} (or root) may postpone the "
+                           f"sign-out of session {p.session_id}") from None
     except OSError as exc:
         raise SessionctlError(
             f"the countdown for session {p.session_id} is not answering ({exc.strerror or exc})"
         ) from None
     if server_uid != 0:
-        raise SessionctlError(f"{path} is not served by root; refusing to trust it")
+        raise SessionctlError(f"{socket_path(p.session_id)} is not served by root; "
+                              "refusing to trust it")
     try:
         reply = json.loads(raw)
     except ValueError:
         raise SessionctlError("the countdown worker sent an unreadable reply") from None
+    if not isinstance(reply, dict):
+        raise SessionctlError("the countdown worker sent an unreadable reply")
     if not reply.get("ok"):
         error = str(reply.get("error", "refused"))
         kind = AccessDenied if reply.get("denied") else InvalidArgument
@@ -373,7 +486,7 @@ def cancel_logoff(session_id: str, note: str = "") -> PendingLogoff:
         raise AccessDenied(
             f"Access is denied: only root or {p.scheduled_by} may cancel this sign-out"
         )
-    if not p.worker_alive:
+    if not countdown_alive(p):
         state.delete_pending(session_id)
         record(p, "logoff-cancelled", by=posix_caller(caller).name,
                note="countdown was not running")
@@ -389,5 +502,5 @@ def record(p: PendingLogoff, event: str, **extra: object) -> None:
         "logoff_at": iso(p.logoff_at), "scheduled_by": p.scheduled_by,
         "reason": p.reason, **extra,
     }
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError, UnsafePath):  # the countdown goes on regardless
         audit.record(event, fields_, p.audit_log)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from collections.abc import Sequence
 
@@ -22,7 +21,7 @@ sessionctl disconnect {{--servers NODESET | --hosts-file PATH | --inventory PATH
 
 
 def _body(prog: str, argv: Sequence[str]) -> int:
-    from ..fleet.ssh import _reuse_paths, close_connections
+    from ..fleet.ssh import close_connections
 
     parser = Parser(prog, {})
     parser.add_argument("--server")
@@ -33,9 +32,6 @@ def _body(prog: str, argv: Sequence[str]) -> int:
     hosts = fleet_cli.hosts_of(ns)
     opts = fleet_cli.options_of(ns)
     stopped = close_connections(hosts, opts)
-    for host in hosts:
-        with contextlib.suppress(OSError):
-            _reuse_paths(host, opts)[0].unlink()
     count = sum(stopped.values())
     print(f"{count} connection(s) closed; {len(hosts) - count} host(s) had none.",
           file=sys.stderr)

@@ -110,7 +110,7 @@ def postpone(argv: Sequence[str], prog: str = "sessionctl postpone") -> int:
 
 
 def cancel(argv: Sequence[str], prog: str = "sessionctl cancel") -> int:
-    return run(prog, CANCEL_USAGE, lambda: _cancel(prog, argv))
+    return run(prog, CANCEL_USAGE, lambda: _cancel(prog, argv), resume=False)
 
 
 def pending(argv: Sequence[str], prog: str = "sessionctl pending") -> int:

@@ -10,6 +10,22 @@ from ..errors import SessionctlError
 from .args import INVALID, HelpRequested, UsageError
 
 
+def _resume_countdowns(prog: str) -> None:
+    """Root: resume warned logoffs whose countdown died with its supervisor (one line
+    each on stderr). Never in the way of the command itself."""
+    try:
+        from ..actions.resume import resume_dead_countdowns
+
+        resumed = resume_dead_countdowns(noticed_by=prog)
+    except Exception:
+        return
+    from .render import printable
+
+    for p in resumed:
+        print(printable(f"{prog}: resumed the countdown of session {p.session_id} "
+                        f"({p.user}); its worker had died"), file=sys.stderr)
+
+
 def synopsis(usage: str) -> str:
     """The synopsis of a command's help: its second paragraph (the first says what the
     command does), or the first if that one starts with 'usage:'."""
@@ -31,14 +47,20 @@ def short_usage(prog: str, usage: str) -> str:
     return f"Usage: {body}\nType {more} for the options."
 
 
-def run(prog: str, usage: str, body: Callable[[], int], argv: Sequence[str] | None = None) -> int:
+def run(prog: str, usage: str, body: Callable[[], int], argv: Sequence[str] | None = None,
+        *, resume: bool = True) -> int:
     """Run a command body, mapping every failure to a message and an exit code.
+
+    As root, dead countdowns are resumed first (``resume=False``: not for `cancel`, which
+    must be able to stop an overdue one without setting it off).
 
     Exit codes: 0 done; 1 refused, not found, not (fully) done, or a bad command line;
     2 a remote host failed (fleet); 70 an internal error; 130 interrupted.
     """
     del argv
     try:
+        if resume:
+            _resume_countdowns(prog)
         return body()
     except HelpRequested:
         print(usage)

@@ -156,8 +156,17 @@ def _msg(req: dict[str, object]) -> dict[str, object]:
     return merged.to_dict()
 
 
+def _resume_countdowns() -> None:
+    """As every root sessionctl command does: resume countdowns whose worker died."""
+    with contextlib.suppress(Exception):
+        from ..actions.resume import resume_dead_countdowns
+
+        resume_dead_countdowns(noticed_by="sessionctl fleet agent")
+
+
 def main(argv: Sequence[str]) -> int:
     """Answer one request; errors become {"ok": false, "error": ...}, never a traceback."""
+    _resume_countdowns()
     try:
         req = json.loads(argv[0]) if argv else {}
         if not isinstance(req, dict):

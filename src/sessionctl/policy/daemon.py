@@ -28,8 +28,9 @@ from ..actions.schedule import (
     PendingLogoff,
     cancel_logoff,
     pending_logoffs,
+    resume_countdown,
+    resume_countdowns,
     schedule_logoff,
-    start_worker,
 )
 from ..api import sessions as list_sessions
 from ..backends import get_backend
@@ -50,6 +51,7 @@ class Daemon:
         self.config_path = config_path
         self.dry_run = dry_run
         self.audit_log = audit_log
+        audit.check_path(audit_log)  # a log root cannot trust stops the daemon at start
         self.backend = get_backend(backend)
         self.id_cache = self.backend.remember_ids()
         self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
@@ -64,6 +66,10 @@ class Daemon:
     # -- one pass --------------------------------------------------------------------
     def tick(self, now: float | None = None) -> list[Decision]:
         now = time.time() if now is None else now
+        if not self.dry_run:  # every dead countdown, the admins' too
+            for p in resume_countdowns("policy daemon"):
+                self.log(f"sessionctl-policy: resumed the countdown of session "
+                         f"{p.session_id} ({p.user}); its worker had died")
         found = list_sessions(backend=self.backend)
         memory = _memory()
         ids = {s.id for s in found}
@@ -121,8 +127,8 @@ class Daemon:
                 self._report("policy-cancel", f"{rule}{would}cancel the sign-out of {who}: "
                              f"{d.reason}", d)
             elif d.action == "resume":
-                if not self.dry_run:
-                    start_worker(s.id, self.backend.name)
+                if not self.dry_run and p is not None:
+                    resume_countdown(p, "policy daemon")
                 self._report("policy-resume", f"{rule}{would}resume the countdown of {who} "
                              f"(sign-out at {_hms(p.logoff_at) if p else '?'})", d)
             elif d.action == "logoff":
