@@ -82,9 +82,6 @@ def test_import_is_cheap_actions_load_on_first_use() -> None:
 
 def test_no_module_imports_another_modules_private_names() -> None:
     """Private helpers stay private (actions used to import api._backend)."""
-    known = {  # issue 18 moves the forwarded-socket cleanup into fleet.ssh
-        ("cli/fleet_close.py", "_reuse_paths"),
-    }
     found = set()
     for path in SRC.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
@@ -92,7 +89,7 @@ def test_no_module_imports_another_modules_private_names() -> None:
                 for alias in node.names:
                     if alias.name.startswith("_") and not alias.name.startswith("__"):
                         found.add((path.relative_to(SRC).as_posix(), alias.name))
-    assert found <= known
+    assert found == set()
 
 
 def test_one_backend_per_name_and_process(monkeypatch: pytest.MonkeyPatch) -> None:
