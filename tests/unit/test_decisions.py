@@ -164,3 +164,22 @@ def test_config_errors_point_at_the_line(text: str, line: int) -> None:
     with pytest.raises(ConfigError) as caught:
         parse(text, "p.toml")
     assert str(caught.value).startswith(f"p.toml:{line}:"), caught.value
+
+
+def test_pending_logoff_records_round_trip_with_every_field() -> None:
+    """Every field comes back (a record reader that listed fields by hand dropped the
+    supervisor's when they were added); wrong types are refused, not passed on."""
+    from sessionctl.errors import SessionctlError
+
+    p = replace(pending(600, last_mark=3600.0, allowance=900, message="m"), worker_pid=41,
+                worker_start=7, supervisor_pid=40, supervisor_start=6, backend="procfs",
+                audit_log="/tmp/a", allow_console=True, grace=0.0)
+    assert PendingLogoff.from_dict(p.to_dict()) == p
+    data = {**p.to_dict(), "logoff_at": int(p.logoff_at)}  # JSON may hold an integer
+    assert PendingLogoff.from_dict(data).logoff_at == float(int(p.logoff_at))
+    for key, bad in (("uid", "0"), ("worker_pid", 1.5), ("allow_console", 1),
+                     ("logoff_at", True)):
+        with pytest.raises(SessionctlError, match=key):
+            PendingLogoff.from_dict({**p.to_dict(), key: bad})
+    with pytest.raises(SessionctlError, match="lacks scheduled_by"):
+        PendingLogoff.from_dict({k: v for k, v in p.to_dict().items() if k != "scheduled_by"})

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import MISSING, asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -96,45 +96,13 @@ class PendingLogoff:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> PendingLogoff:
-        """The record as state.db or the countdown worker hold it; SessionctlError if a
-        required field is missing or of the wrong type (unknown fields are ignored)."""
-        missing = [
-            f.name for f in fields(cls)
-            if f.default is MISSING and data.get(f.name) is None
-        ]
-        if missing:
-            raise SessionctlError(f"pending logoff record lacks {', '.join(missing)}")
-
-        def num(key: str) -> float:
-            value = jsonvalues.number(data, key)
-            if value is None:
-                raise SessionctlError(f"pending logoff record: {key} is not a number")
-            return value
-
-        def whole(key: str) -> int:
-            value = jsonvalues.whole(data, key)
-            if value is None:
-                raise SessionctlError(f"pending logoff record: {key} is not an integer")
-            return value
-
-        def txt(key: str) -> str:
-            return jsonvalues.text(data, key) or ""
-
-        grace = jsonvalues.number(data, "grace")
-        return cls(
-            session_id=str(data["session_id"]), user=txt("user"), uid=whole("uid"),
-            session_name=txt("session_name"), logoff_at=num("logoff_at"),
-            original_at=num("original_at"), max_postpone=num("max_postpone"),
-            message=txt("message"), scheduled_by=txt("scheduled_by"),
-            scheduled_by_uid=whole("scheduled_by_uid"), scheduled_at=num("scheduled_at"),
-            grace=DEFAULT_GRACE if grace is None else grace,
-            allow_console=data.get("allow_console") is True, reason=txt("reason"),
-            last_mark=jsonvalues.number(data, "last_mark"),
-            postponed=jsonvalues.number(data, "postponed") or 0.0,
-            worker_pid=jsonvalues.whole(data, "worker_pid"),
-            worker_start=jsonvalues.whole(data, "worker_start"),
-            audit_log=jsonvalues.text(data, "audit_log"),
-        )
+        """The record as state.db or the countdown worker hold it, each field checked
+        against its type; SessionctlError if one is missing or mistyped (unknown fields
+        are ignored)."""
+        try:
+            return jsonvalues.build(cls, data)
+        except ValueError as exc:
+            raise SessionctlError(f"pending logoff record: {exc}") from None
 
 
 def _running(pid: int | None, start: int | None) -> bool:
