@@ -12,7 +12,8 @@ apt_pkgs=(python3 python3-venv man-db bash-completion)
 if [ "${1:-}" = "--test" ]; then
   extras="[test]"
   apt_pkgs+=(openssh-server openssh-client sshpass tmux nano procps psmisc
-             debootstrap systemd-container iproute2 dbus util-linux htop zsh)
+             debootstrap systemd-container iproute2 dbus util-linux htop prometheus
+             tesseract-ocr tesseract-ocr-eng zsh)
 fi
 
 "$here/scripts/apt-ensure.sh" bootstrap "${apt_pkgs[@]}"
@@ -23,6 +24,9 @@ fi
 chmod 755 "$venv"
 "$venv/bin/pip" install -q --disable-pip-version-check --upgrade pip >/dev/null
 # Not editable: the code must be readable by the test users wherever the clone lives.
+# setuptools reuses build/ from an earlier build: a module removed from src/ (another
+# branch's) would be installed again from it.
+rm -rf "$here/build"
 "$venv/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps "$here"
 "$venv/bin/pip" install -q --disable-pip-version-check "$here$extras"
 # The commands, their man pages and shell completion go under /usr/local only for the

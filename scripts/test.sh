@@ -7,6 +7,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 venv=${SESSIONCTL_VENV:-/opt/sessionctl-venv}
 "$here/scripts/bootstrap.sh" --test
 "$here/scripts/lab-rootfs.sh" >/dev/null
+"$here/scripts/lab-desktop-layer.sh" >/dev/null   # TigerVNC/Xfce/xrdp layer (cached)
 "$here/scripts/wine-lab.sh"   # Wine + a Windows CPython for the windows backend's tests
 cd "$here"
 "$venv/bin/ruff" check src tests bench scripts

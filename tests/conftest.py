@@ -124,3 +124,15 @@ def systemd_container() -> Iterator[object]:
     from lab.container import container_fixture
 
     yield from container_fixture()
+
+
+@pytest.fixture(scope="session")
+def desktop_container() -> Iterator[object]:
+    """A systemd container with the desktop layer (TigerVNC, Xfce, xrdp) for the session."""
+    from lab.container import container_fixture, unavailable_reason
+    from lab.desktop import ensure_desktop_layer
+
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    yield from container_fixture(layers=[ensure_desktop_layer()])

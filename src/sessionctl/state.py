@@ -97,7 +97,7 @@ def connect(readonly: bool = False) -> Iterator[sqlite3.Connection | None]:
         conn = sqlite3.connect(uri + "?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
     else:
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-        conn.executescript(_SCHEMA)
+        conn.executescript(_SCHEMA + _POLICY_SCHEMA)
     try:
         if not readonly:
             conn.execute("BEGIN IMMEDIATE")
@@ -218,3 +218,100 @@ def kv_delete(keys: list[str]) -> None:
     with connect() as conn:
         assert conn is not None
         conn.executemany("DELETE FROM kv WHERE key = ?", [(k,) for k in keys])
+
+
+def kv_put_many(rows: dict[str, dict[str, object]]) -> None:
+    """Several kv rows in one transaction."""
+    if not rows:
+        return
+    with connect() as conn:
+        assert conn is not None
+        conn.executemany("INSERT OR REPLACE INTO kv (key, boot_id, data) VALUES (?, ?, ?)",
+                         [(k, boot_id(), json.dumps(v)) for k, v in rows.items()])
+
+
+# -- what sessionctl wrote to terminals, and what the policy reclaimed --------------------
+# Terminal writes are kv rows "tty-write:LINE" (this boot only). Policy events (warnings,
+# postponements, cancels, sign-outs with what the session held) are kept across boots for
+# `sessionctl report` and the metrics.
+
+TTY_WRITE_PREFIX = "tty-write:"
+
+_POLICY_SCHEMA = """
+CREATE TABLE IF NOT EXISTS policy_events (
+    id INTEGER PRIMARY KEY,
+    at REAL NOT NULL,
+    event TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    user TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    outcome TEXT NOT NULL DEFAULT '',
+    rss_bytes INTEGER,
+    pss_bytes INTEGER,
+    processes INTEGER,
+    idle_seconds REAL
+);
+CREATE INDEX IF NOT EXISTS policy_events_at ON policy_events (at);
+"""
+
+POLICY_EVENT_FIELDS = ("at", "event", "rule", "user", "session_id", "outcome", "rss_bytes",
+                       "pss_bytes", "processes", "idle_seconds")
+
+
+def note_tty_writes(lines: list[str], at: float) -> None:
+    """Remember that sessionctl wrote to these terminal lines at ``at`` (so the policy's
+    "output" activity does not take its own notices for the user's)."""
+    kv_put_many({TTY_WRITE_PREFIX + line: {"at": at} for line in lines})
+
+
+def tty_writes() -> dict[str, float]:
+    """Terminal line → when sessionctl last wrote to it (this boot)."""
+    out = {}
+    for key, data in kv_all(TTY_WRITE_PREFIX).items():
+        at = data.get("at")
+        if isinstance(at, int | float):
+            out[key[len(TTY_WRITE_PREFIX):]] = float(at)
+    return out
+
+
+def add_policy_event(**fields: object) -> None:
+    """Append one policy event (keys: POLICY_EVENT_FIELDS; ``at`` and ``event`` needed)."""
+    unknown = set(fields) - set(POLICY_EVENT_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown policy event fields: {sorted(unknown)}")
+    names = [f for f in POLICY_EVENT_FIELDS if f in fields]
+    with connect() as conn:
+        assert conn is not None
+        conn.execute(f"INSERT INTO policy_events ({', '.join(names)}) "
+                     f"VALUES ({', '.join('?' * len(names))})", [fields[n] for n in names])
+
+
+def policy_events(since: float = 0.0, event: str | None = None) -> list[dict[str, object]]:
+    """Policy events at or after ``since`` (epoch seconds), oldest first."""
+    query = f"SELECT {', '.join(POLICY_EVENT_FIELDS)} FROM policy_events WHERE at >= ?"
+    args: list[object] = [since]
+    if event is not None:
+        query += " AND event = ?"
+        args.append(event)
+    try:
+        with connect(readonly=True) as conn:
+            if conn is None:
+                return []
+            rows = conn.execute(query + " ORDER BY at, id", args).fetchall()
+    except sqlite3.Error:  # no table yet
+        return []
+    return [dict(zip(POLICY_EVENT_FIELDS, r, strict=True)) for r in rows]
+
+
+def policy_event_counts() -> list[tuple[str, str, str, int, int]]:
+    """(event, rule, outcome, count, rss_bytes summed) over every policy event kept."""
+    try:
+        with connect(readonly=True) as conn:
+            if conn is None:
+                return []
+            return conn.execute(
+                "SELECT event, rule, outcome, COUNT(*), COALESCE(SUM(rss_bytes), 0) "
+                "FROM policy_events GROUP BY event, rule, outcome ORDER BY 1, 2, 3"
+            ).fetchall()
+    except sqlite3.Error:
+        return []

@@ -221,10 +221,19 @@ class UsageSnapshot:
     def sessions(self) -> list[SessionUsage]:
         return [s for u in self.users for s in u.sessions]
 
+    def idle_held(self) -> dict[str, object]:
+        """What the Idle and Disc sessions hold together (what a policy could reclaim)."""
+        idle = [s for s in self.sessions if s.status != "Active"]
+        return {"sessions": len(idle), "processes": sum(len(s.processes) for s in idle),
+                "rss_bytes": sum(s.rss_bytes for s in idle),
+                "pss_bytes": _total(s.pss_bytes for s in idle) if self.pss else None,
+                "cpu_percent": round(sum(s.cpu_percent for s in idle), 1)}
+
     def to_dict(
         self, with_sessions: bool = False, with_processes: bool = False
     ) -> dict[str, object]:
         return {
+            "idle_held": self.idle_held(),
             "interval": round(self.interval, 3),
             "taken_at": self.taken_at,
             "unreadable": self.unreadable,

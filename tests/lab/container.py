@@ -321,6 +321,7 @@ class SystemdContainer:
         bind_ro: Sequence[str | Path] | None = None,
         bind_venv: bool = True,
         extra_nspawn_args: Sequence[str] = (),
+        layers: Sequence[str | Path] = (),
     ) -> None:
         if copy_mode not in ("overlay", "copy"):
             raise ValueError("copy_mode must be 'overlay' or 'copy'")
@@ -335,6 +336,11 @@ class SystemdContainer:
             binds.insert(0, VENV)
         self.bind_ro = [p for p in binds if p.exists()]
         self.extra_nspawn_args = list(extra_nspawn_args)
+        # Read-only layers stacked over the rootfs, topmost first (e.g. the desktop layer
+        # of scripts/lab-desktop-layer.sh); overlay mode only.
+        self.layers = [Path(p) for p in layers]
+        if self.layers and copy_mode != "overlay":
+            raise ValueError("layers need copy_mode='overlay'")
 
         self.run_dir = RUN_BASE / self.name
         self.log_path = self.run_dir / "nspawn.log"
@@ -443,7 +449,7 @@ class SystemdContainer:
         st = self.rootfs.stat()
         os.chmod(upper, st.st_mode & 0o7777)
         os.chown(upper, st.st_uid, st.st_gid)
-        for path in (self.rootfs, self.run_dir):
+        for path in (self.rootfs, self.run_dir, *self.layers):
             if {",", ":"} & set(str(path)):
                 raise ContainerError(f"overlay paths may not contain ',' or ':': {path}")
         self._tree = self.run_dir / "merged"
@@ -455,9 +461,10 @@ class SystemdContainer:
         assert self._layer is not None
         rel = rel.lstrip("/")
         parts = Path(rel).parts
-        cur_layer, cur_lower = self._layer, self.rootfs
+        cur_layer, below = self._layer, Path()
         for part in parts[:-1]:
-            cur_layer, cur_lower = cur_layer / part, cur_lower / part
+            cur_layer, below = cur_layer / part, below / part
+            cur_lower = self._lower(below)
             if cur_layer.is_dir():
                 continue
             if cur_lower.is_symlink() or (cur_lower.exists() and not cur_lower.is_dir()):
@@ -470,6 +477,13 @@ class SystemdContainer:
             else:
                 cur_layer.mkdir(mode=0o755)
         return self._layer / rel
+
+    def _lower(self, rel: Path) -> Path:
+        """``rel`` in the topmost read-only layer that has it (the rootfs last)."""
+        for layer in self.layers:
+            if (layer / rel).exists() or (layer / rel).is_symlink():
+                return layer / rel
+        return self.rootfs / rel
 
     def _write(self, rel: str, content: str, mode: int = 0o644) -> None:
         path = self._layer_path(rel)
@@ -565,7 +579,8 @@ class SystemdContainer:
         overlay_opts = ""
         if self.copy_mode == "overlay":
             overlay_opts = (
-                f"lowerdir={self.rootfs},upperdir={self.run_dir / 'upper'},"
+                f"lowerdir={':'.join(str(p) for p in [*self.layers, self.rootfs])},"
+                f"upperdir={self.run_dir / 'upper'},"
                 f"workdir={self.run_dir / 'work'}"
             )
         env = {

@@ -13,6 +13,7 @@ import signal
 import struct
 import subprocess
 import termios
+import threading
 import time
 from typing import TYPE_CHECKING
 
@@ -46,6 +47,14 @@ _SETUP = (
     'echo "$$ $(cat /proc/self/sessionid) $(tty)"'
 )
 _ESCAPES = re.compile(r"\x1b\[\?2004[hl]")
+
+
+def keep_typing(login: Login, stop: threading.Event) -> None:
+    """Input every second (a letter, then Ctrl-U to clear the line) until ``stop``."""
+    while not stop.wait(1.0):
+        login.send("a")
+        time.sleep(0.05)
+        login.send("\x15")
 
 
 class LoginError(RuntimeError):
@@ -94,7 +103,8 @@ class Login:
     modes are copied to the remote pty). ``run()`` executes a shell command in the login and
     returns its output; ``send()``/``wait_output()``/``wait_prompt()`` drive it like a person
     typing. ``source_address`` (e.g. "127.0.0.77") makes the login come from that address,
-    which then shows up as the remote host in utmp/who (default: 127.0.0.1).
+    which then shows up as the remote host in utmp/who (default: 127.0.0.1). ``ssh_args``
+    are more ssh options (e.g. ``("-L", "127.0.0.1:PORT:127.0.0.1:PORT")``).
     """
 
     def __init__(
@@ -107,6 +117,7 @@ class Login:
         term: str = "xterm",
         timeout: float = 20.0,
         source_address: str | None = None,
+        ssh_args: tuple[str, ...] = (),
     ) -> None:
         self.user = user
         self.sshd = sshd
@@ -122,7 +133,7 @@ class Login:
         # to the remote pty; ssh itself then switches this local side to raw.
         self._fd: int | None = master
         try:
-            extra = ["-b", source_address] if source_address else []
+            extra = [*(["-b", source_address] if source_address else []), *ssh_args]
             self.proc = subprocess.Popen(
                 ssh_argv(user, sshd, "-tt", *extra),
                 stdin=slave,

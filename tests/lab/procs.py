@@ -85,6 +85,11 @@ def alive(pid: int) -> bool:
     return info is not None and info[0] not in ("Z", "X")
 
 
+def gone(pids: Iterable[int]) -> bool:
+    """True when none of ``pids`` is a live (non-zombie) process."""
+    return not any(alive(p) and not is_zombie(p) for p in pids)
+
+
 def ignores_signal(pid: int, sig: int) -> bool:
     """True if the process has sig set to SIG_IGN (e.g. interactive bash and SIGTERM)."""
     fields = status_fields(pid)

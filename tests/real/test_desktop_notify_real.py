@@ -48,10 +48,15 @@ def user_bus(lab_user):
         shutil.rmtree(runtime, ignore_errors=True)
 
 
+def _desktop_of(uid: int) -> Session:
+    """A desktop session of ``uid`` whose processes tell nothing: /run/user/UID/bus it is."""
+    return Session(id="c9", name=":9", user="u", uid=uid, state=State.ACTIVE, type="x11")
+
+
 def test_notification_reaches_the_users_desktop_bus(user_bus) -> None:
     user, out = user_bus
-    status, detail = desktop.notify(user.uid, "Message from root", "Please save <b>now</b> & go",
-                                    timeout=30, caller_uid=0)
+    status, detail = desktop.notify(_desktop_of(user.uid), "Message from root",
+                                    "Please save <b>now</b> & go", timeout=30, caller_uid=0)
     assert status == "delivered", detail
     assert json.loads(out.readline()) == {"app": "sessionctl", "summary": "Message from root",
                       "body": "Please save &lt;b&gt;now&lt;/b&gt; &amp; go", "timeout": 30000}
@@ -59,12 +64,15 @@ def test_notification_reaches_the_users_desktop_bus(user_bus) -> None:
 
 def test_other_users_cannot_reach_a_desktop_and_missing_bus_is_reported(user_bus) -> None:
     user, out = user_bus
-    status, _ = desktop.notify(user.uid, "x", "y", timeout=5, caller_uid=user.uid + 1)
+    status, _ = desktop.notify(_desktop_of(user.uid), "x", "y", timeout=5,
+                               caller_uid=user.uid + 1)
     assert status == "denied"
-    status, detail = desktop.notify(user.uid + 54321, "x", "y", timeout=5, caller_uid=0)
+    status, detail = desktop.notify(_desktop_of(user.uid + 54321), "x", "y", timeout=5,
+                                    caller_uid=0)
     assert status == "no-desktop" and "no session bus" in detail
     # Nothing was shown: the next notification is the service's first.
-    status, detail = desktop.notify(user.uid, "first", "one", timeout=5, caller_uid=0)
+    status, detail = desktop.notify(_desktop_of(user.uid), "first", "one", timeout=5,
+                                    caller_uid=0)
     assert status == "delivered" and detail == "notification id 1"
     assert json.loads(out.readline())["summary"] == "first"
 

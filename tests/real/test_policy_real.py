@@ -17,35 +17,11 @@ from pathlib import Path
 import pytest
 from lab import procs, tool_path
 from lab.countdown import pending_row
+from lab.daemon import DaemonProc
+from lab.login import keep_typing
+from lab.procs import gone
 
 pytestmark = pytest.mark.real
-
-
-class DaemonProc:
-    """`sessionctl daemon` as a child process; stderr collected in a file."""
-
-    def __init__(self, config: Path, audit_log: Path, *extra: str) -> None:
-        self.err_path = config.with_suffix(f".{time.monotonic_ns()}.err")
-        self.err = open(self.err_path, "w")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [str(tool_path("sessionctl")), "daemon", "--config", str(config),
-             "--audit-log", str(audit_log), *extra],
-            stdout=subprocess.DEVNULL, stderr=self.err)
-        assert procs.wait_until(lambda: "started" in self.stderr or self.proc.poll() is not None,
-                                10)
-
-    @property
-    def stderr(self) -> str:
-        return self.err_path.read_text()
-
-    def wait_log(self, text: str, timeout: float) -> None:
-        assert procs.wait_until(lambda: text in self.stderr, timeout), self.stderr
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            self.proc.wait(10)
-        self.err.close()
 
 
 @pytest.fixture
@@ -79,18 +55,6 @@ def pending(sid: str) -> dict | None:
 
 def events(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
-
-
-def gone(pids: set[int]) -> bool:
-    return not any(procs.alive(p) and not procs.is_zombie(p) for p in pids)
-
-
-def keep_typing(login, stop: threading.Event) -> None:
-    """Input every second (a letter, then Ctrl-U to clear the line)."""
-    while not stop.wait(1.0):
-        login.send("a")
-        time.sleep(0.05)
-        login.send("\x15")
 
 
 def test_idle_warned_then_logged_off_active_and_exempt_untouched(
@@ -188,7 +152,7 @@ users = ["{user.name}"]
     t0 = time.monotonic()
     assert procs.wait_until(lambda: not procs.alive(left) or procs.is_zombie(left), 20)
     assert time.monotonic() - t0 <= 20
-    assert "[rule leftovers] logged off session" in d.stderr
+    d.wait_log("[rule leftovers] logged off session", 10)  # written just after the logoff
     # The limit was waited for, by the daemon's own clock (from when it first saw Disc;
     # the test's clock starts only when logout() returns, which can be late under load).
     acted = [e for e in events(audit_log) if e["event"] == "policy-logoff"]

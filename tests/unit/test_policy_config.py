@@ -90,3 +90,115 @@ def test_disjoint_rules_of_one_kind_are_fine() -> None:
     text = ('[[rule]]\nname="ssh"\nidle_limit="1h"\ntypes=["ssh"]\n'
             '[[rule]]\nname="tty"\nidle_limit="2h"\ntypes=["tty"]\n')
     assert len(parse(text).rules) == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "what"),
+    [
+        ('[defaults]\nactivity = ["input", "typing"]\n[[rule]]\nname="a"\nidle_limit="1h"\n',
+         ":2:", "unknown activity 'typing'"),
+        ('[[rule]]\nname="a"\nidle_limit="1h"\nactivity = []\n', ":4:", "non-empty list"),
+        ('[[rule]]\nname="a"\nidle_limit="1h"\ncpu_active = "0%"\n', ":4:", "out of range"),
+        ('[[rule]]\nname="a"\nidle_limit="1h"\ncpu_active = "5 percent"\n', ":4:",
+         "not a percentage"),
+        ('[[rule]]\nname="a"\nidle_limit="1h"\nmin_cpu = "100000%"\n', ":4:", "out of range"),
+        ('[[rule]]\nname="a"\nidle_limit="1h"\n\nmin_rss = "2 lots"\n', ":5:", "not a size"),
+        ('[[rule]]\nname="a"\nidle_limit="1h"\nmin_rss = "0"\n', ":4:", "more than 0"),
+        ('[[rule]]\nname="memory-pressure"\nidle_limit="1h"\n', ":2:", "reserved"),
+        ('[[rule]]\nname="a"\nidle_limit="1h"\n[pressure]\nabove = 0\n', ":5:", "above"),
+        ('[[rule]]\nname="a"\nidle_limit="1h"\n[pressure]\nabove = 100\n', ":5:", "above"),
+        ('[[rule]]\nname="a"\nidle_limit="1h"\n[pressure]\nmeasure = "some avg5"\n', ":5:",
+         "measure must be one of"),
+        ('[[rule]]\nname="a"\nidle_limit="1h"\n[pressure]\nfile = "/proc/no-psi-here"\n',
+         ":5:", "does not exist (a kernel without PSI"),
+        ('[[rule]]\nname="a"\nidle_limit="1h"\n[pressure]\ncgroup = "/sys/fs/cgroup/nope"\n',
+         ":5:", "/sys/fs/cgroup/nope/memory.pressure does not exist"),
+        ('[[rule]]\nname="a"\nidle_limit="1h"\n[pressure]\nat_once = 0\n', ":5:", "at_once"),
+        ('[[rule]]\nname="a"\nidle_limit="1h"\n[pressure]\nactivity = ["keys"]\n', ":5:",
+         "unknown activity"),
+        ('[[rule]]\nname="a"\nidle_limit="1h"\n[pressure]\nspeed = 1\n', ":5:",
+         "unknown key 'speed' in [pressure]"),
+        ('[[rule]]\nname="a"\nidle_limit="1h"\n[metrics]\nlisten = "127.0.0.1"\n', ":5:",
+         "ADDRESS:PORT"),
+        ('[[rule]]\nname="a"\nidle_limit="1h"\n[metrics]\nlisten = "127.0.0.1:70000"\n',
+         ":5:", "out of range"),
+        ('[[rule]]\nname="a"\nidle_limit="1h"\n[metrics]\nlisten = "0.0.0.0:9464"\n', ":5:",
+         "not a loopback address"),
+        ('[[rule]]\nname="a"\nidle_limit="1h"\n[metrics]\nlisten = "host.example:9464"\n',
+         ":5:", "not an IP address"),
+        ('[[rule]]\nname="a"\nidle_limit="1h"\n[metrics]\nlisten = "192.0.2.7:9464"\n'
+         'allow_remote = true\n', ":5:", "not an address of this host"),
+    ],
+)
+def test_activity_resources_pressure_metrics_mistakes(text: str, where: str, what: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse(text, "policy.toml")
+    message = str(err.value)
+    assert message.startswith("policy.toml" + where), message
+    assert what in message, message
+
+
+def test_metrics_address_in_use_is_an_error_unless_we_hold_it() -> None:
+    import socket
+
+    from sessionctl.policy.config import Metrics
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        text = f'[[rule]]\nname="a"\nidle_limit="1h"\n[metrics]\nlisten = "127.0.0.1:{port}"\n'
+        with pytest.raises(ConfigError, match=r"policy.toml:5: .* the address is in use"):
+            parse(text, "policy.toml")
+        policy = parse(text, "policy.toml", bound=Metrics("127.0.0.1", port))
+        assert policy.metrics == Metrics("127.0.0.1", port, 5)
+
+
+def test_activity_resources_and_pressure_load() -> None:
+    policy = parse("""
+[defaults]
+activity = ["input", "output"]
+cpu_active = "7.5%"
+
+[[rule]]
+name = "big"
+idle_limit = "30m"
+min_rss = "2G"
+activity = ["input", "output", "cpu", "clients", "forwards"]
+
+[[rule]]
+name = "all"
+idle_limit = "8h"
+
+[pressure]
+measure = "full avg10"
+above = 20
+idle_after = "15m"
+warn_before = "45s"
+min_rss = "100M"
+exempt_users = ["root"]
+
+[metrics]
+listen = "127.0.0.1:1"
+""", "p.toml", probe=False)
+    big, everyone = policy.rules
+    assert big.min_rss == 2 << 30 and big.activity[-1] == "forwards" and big.cpu_active == 7.5
+    assert everyone.activity == ("input", "output") and everyone.min_rss == 0
+    p = policy.pressure
+    assert p is not None and p.file == "/proc/pressure/memory" and p.measure == "full avg10"
+    assert p.above == 20 and p.rule.limit == 900 and p.rule.warn_before == 45
+    assert p.rule.min_rss == 100 << 20 and p.rule.max_postpone == 0 and p.line == 16
+    assert policy.activity_sources == {"input", "output", "cpu", "clients", "forwards"}
+    assert policy.needs_usage and not policy.needs_pss
+    assert policy.metrics is not None and policy.metrics.host == "127.0.0.1"
+
+
+def test_sizes_and_percentages() -> None:
+    from sessionctl.quantities import parse_percent, parse_size
+
+    assert parse_size("2G") == 2 << 30 and parse_size("200M") == 200 << 20
+    assert parse_size("1.5GiB") == 3 << 29 and parse_size("512kb") == 512 << 10
+    assert parse_size(4096) == 4096
+    assert parse_percent("5%") == 5.0 and parse_percent(12.5) == 12.5
+    with pytest.raises(Exception, match="out of range"):
+        parse_percent("150%")

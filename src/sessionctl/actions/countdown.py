@@ -47,6 +47,7 @@ from ..linux.accounts import user_name
 from ..sanitize import clean_text
 from .schedule import (
     PendingLogoff,
+    desktop_notice,
     due_reminder,
     lock_name,
     marks_left,
@@ -185,9 +186,11 @@ class _Notifier(threading.Thread):
                              sender=sender, audit_log=p.audit_log)
             return
         try:
-            report = send_message(p.session_id, notice_text(p, time.time(), kind),
-                                  backend=backend, sender=sender,
-                                  audit_log=p.audit_log)
+            now = time.time()
+            shown_for, follow = desktop_notice(p, kind, now)
+            report = send_message(p.session_id, notice_text(p, now, kind),
+                                  backend=backend, sender=sender, audit_log=p.audit_log,
+                                  timeout=shown_for, desktop_follow=follow)
             delivered = [d.device for d in report.deliveries if d.ok]
         except SessionctlError as exc:
             delivered = [f"not sent: {exc}"]
@@ -413,8 +416,11 @@ class Worker:
     def sign_out(self, p: PendingLogoff) -> int:
         """The sign-out sequence; the row goes once it has run (a worker resumed after a
         death in the middle runs it again: a session already gone counts as done)."""
+        from . import reclaim
         from .logoff import logoff
 
+        rule = reclaim.rule_of(p.reason)  # a policy sign-out records what it reclaims
+        session, held = reclaim.measure_by_id(p.session_id, self.backend) if rule else (None, None)
         try:
             result = logoff(p.session_id, grace=p.grace, backend=self.backend,
                             allow_console=p.allow_console, audit_log=p.audit_log,
@@ -426,10 +432,16 @@ class Worker:
         except SessionctlError as exc:
             state.delete_pending(p.session_id)
             record(p, "logoff-at-deadline-failed", error=str(exc))
+            if rule:
+                reclaim.record("signout", rule, session, user=p.user, session_id=p.session_id,
+                               outcome="failed", held=held)
             return 1
         state.delete_pending(p.session_id)
         record(p, "logoff-at-deadline", outcome=result.outcome, remaining=result.remaining,
                late_by=round(max(0.0, time.time() - p.logoff_at - result.seconds), 1))
+        if rule:
+            reclaim.record("signout", rule, session, user=p.user, session_id=p.session_id,
+                           outcome=result.outcome, held=held)
         return 0 if result.ok else 1
 
 
@@ -604,7 +616,7 @@ def _preload() -> None:
     workers the supervisor forks, maybe hours later, inherit these modules)."""
     import importlib
 
-    from . import logoff, message  # noqa: F401
+    from . import logoff, message, reclaim  # noqa: F401
     for name in ("sessionctl.backends.procfs", "sessionctl.backends.logind", "jeepney",
                  "jeepney.io.blocking", "jeepney.wrappers"):
         with contextlib.suppress(ImportError):

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..api import find_session
 from ..backends import get_backend
@@ -21,6 +22,9 @@ from ..errors import AccessDenied, InvalidArgument
 from ..host import ADMIN_WORD, Caller
 from ..model import Session
 from . import audit
+
+if TYPE_CHECKING:
+    from .desktop_logout import DesktopLogoff
 
 DEFAULT_GRACE = 10.0
 MAX_GRACE = 3600.0
@@ -50,6 +54,7 @@ class LogoffResult:
     record_closed: bool = False
     seconds: float = 0.0
     audit_path: str | None = None
+    desktop: DesktopLogoff | None = None  # the session manager's part (desktops only)
 
     @property
     def ok(self) -> bool:
@@ -66,6 +71,7 @@ class LogoffResult:
             "not_permitted": self.not_permitted,
             "record_closed": self.record_closed,
             "seconds": round(self.seconds, 3),
+            **({"desktop": self.desktop.to_dict()} if self.desktop else {}),
         }
 
 
@@ -123,6 +129,7 @@ def logoff(
     started_at = datetime.now().astimezone()
     t0 = time.monotonic()
     native = be.sign_out(session)
+    desktop = None
     if native is not None:
         steps = [Step("logoff", native.call, native.processes, len(native.remaining),
                       native.seconds, native.detail)]
@@ -137,6 +144,7 @@ def logoff(
         done = signout.sign_out(be, session, grace, progress)
         steps, processes_at_start = done.steps, done.processes_at_start
         remaining, not_permitted = done.remaining, done.not_permitted
+        desktop = done.desktop
     closed = be.close_login(session)
     result = LogoffResult(
         session=session,
@@ -146,6 +154,7 @@ def logoff(
         not_permitted=not_permitted,
         record_closed=closed,
         seconds=time.monotonic() - t0,
+        desktop=desktop,
     )
     result.audit_path = _audit(
         audit_log,

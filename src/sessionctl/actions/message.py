@@ -18,13 +18,16 @@ import os
 import secrets
 import select
 import socket
+import sqlite3
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from .. import state
 from ..api import sessions as list_sessions
 from ..backends import get_backend
 from ..backends.base import Backend, BoxReply
@@ -34,6 +37,9 @@ from ..model import Session
 from ..sanitize import checked_message, clean_text, tty_bytes
 from ..validate import check_target
 from . import audit
+
+if TYPE_CHECKING:
+    from ..linux.desktop import Followup
 
 ACK_PREFIX = "sessionctl-ack-"
 DEFAULT_TIME = 60.0
@@ -211,12 +217,16 @@ def send_message(
     sender: str | None = None,
     audit_log: str | Path | None = None,
     progress: Callable[[Delivery], None] | None = None,
+    desktop_follow: Followup | None = None,
 ) -> MessageReport:
     """Show ``text`` on the terminals (and desktops) of the sessions ``target`` names.
 
     ``wait``: ask for an acknowledgement and wait up to ``timeout`` seconds for it.
     Raises InvalidArgument (bad text, target or time) or NoSuchSession before anything is
     sent. ``sender`` overrides the sender's name shown (for sessionctl's own notices).
+    ``desktop_follow`` puts a button on desktop notifications (where the server supports
+    actions; its callback runs as the session's user) and/or closes them when no longer
+    relevant.
     """
     if not 0 < timeout <= MAX_TIME:
         raise InvalidArgument(f"time must be between 1 and {MAX_TIME:g} seconds, not {timeout}")
@@ -238,7 +248,7 @@ def send_message(
                  host=socket.gethostname(), when=when, token=token)
     try:
         for session in targets:
-            for d in _deliver(session, data, body, shown, me.uid, timeout):
+            for d in _deliver(session, data, body, shown, me.uid, timeout, desktop_follow):
                 report.deliveries.append(d)
                 if progress:
                     progress(d)
@@ -288,7 +298,7 @@ def _send_boxes(be: Backend, targets: list[Session], body: str, sender: str,
 
 
 def _deliver(session: Session, data: bytes, body: str, sender: str, caller: int,
-             timeout: float) -> list[Delivery]:
+             timeout: float, follow: Followup | None = None) -> list[Delivery]:
     from ..linux import desktop, tty, ttywrite
 
     out = []
@@ -298,14 +308,25 @@ def _deliver(session: Session, data: bytes, body: str, sender: str, caller: int,
         respect = caller != 0 and owner != caller
         w = ttywrite.write_tty(device, data, owner_uid=owner, respect_mesg=respect)
         out.append(Delivery(session.id, session.user, w.device, w.status, w.detail))
+    _note_writes([d.device for d in out if d.ok], caller)
     if desktop.is_graphical(session):
-        status, detail = desktop.notify(session.uid, f"Message from {sender}", body,
-                                        timeout=timeout, caller_uid=caller)
+        status, detail = desktop.notify(
+            session, f"Message from {sender}", body, timeout=timeout, caller_uid=caller,
+            follow=follow)
         out.append(Delivery(session.id, session.user, "desktop", status, detail))
     if not out:
         out.append(Delivery(session.id, session.user, "", "no-terminal",
                             "the session has no terminal or desktop to show it on"))
     return out
+
+
+def _note_writes(devices: list[str], caller: int) -> None:
+    """Record our writes (root only: state.db is root's) so the policy's "output"
+    activity source does not take sessionctl's own notices for the user's."""
+    if not devices or caller != 0:
+        return
+    with contextlib.suppress(OSError, sqlite3.Error):
+        state.note_tty_writes([d.removeprefix("/dev/") for d in devices], time.time())
 
 
 def _ack_listener(token: str) -> socket.socket:

@@ -39,6 +39,7 @@ from . import audit
 from .logoff import DEFAULT_GRACE, MAX_GRACE, check_permission
 
 if TYPE_CHECKING:
+    from ..linux.desktop import Followup
     from ..linux.safepath import SafeDir
     from .message import MessageReport
 
@@ -184,6 +185,28 @@ def notice_text(p: PendingLogoff, now: float, kind: str) -> str:
     return "\n".join(lines)
 
 
+def desktop_notice(p: PendingLogoff, kind: str, now: float) -> tuple[float, Followup]:
+    """send_message's (timeout, desktop_follow) for a notice on a desktop: shown until the
+    deadline (closed
+    earlier once the sign-out is cancelled or moved), with a Postpone button (run as the
+    session's user: the worker decides, as for ``sessionctl postpone``) while
+    postponing is still allowed."""
+    from ..linux.desktop import Followup
+
+    session_id, deadline = p.session_id, p.logoff_at
+
+    def relevant() -> bool:
+        q = get_pending(session_id)
+        return q is not None and abs(q.logoff_at - deadline) < 1
+
+    action = None
+    if kind != "postponed" and p.allowance > 0:
+        amount = format_duration(min(DEFAULT_POSTPONE, p.allowance))
+        action = ("postpone", f"Postpone {amount}")
+    return (max(1.0, min(p.logoff_at - now, 86400.0)),
+            Followup(action, lambda: postpone_logoff(None, session_id), relevant))
+
+
 def schedule_logoff(
     target: str | None,
     notice: float,
@@ -251,8 +274,11 @@ def schedule_logoff(
         state.delete_pending(session.id)
         raise
     p.worker_pid, p.worker_start = pid, start
-    report = send_message(session.id, notice_text(p, time.time(), "first"), backend=be,
-                          sender=f"{p.scheduled_by} (sessionctl)", audit_log=audit_log)
+    now = time.time()
+    shown_for, follow = desktop_notice(p, "first", now)
+    report = send_message(session.id, notice_text(p, now, "first"), backend=be,
+                          sender=f"{p.scheduled_by} (sessionctl)", audit_log=audit_log,
+                          timeout=shown_for, desktop_follow=follow)
     record(p, "logoff-scheduled", notice=notice,
            delivered=[d.device for d in report.deliveries if d.ok])
     return p, report

@@ -23,6 +23,8 @@ from ..backends.base import Backend
 from ..linux import cgroup, proc, signals
 from ..linux.signals import Key, Sent, key
 from ..model import ProcessRef, Session
+from . import desktop_logout
+from .desktop_logout import DesktopLogoff
 from .logoff import Step
 
 TERM_WAIT = 0.3
@@ -43,13 +45,14 @@ class Sequence:
     processes_at_start: int = 0
     remaining: list[int] = field(default_factory=list)
     not_permitted: list[int] = field(default_factory=list)
+    desktop: DesktopLogoff | None = None  # a desktop's session manager part, if any
 
 
 def _bit(sig: int) -> int:
     return 1 << (sig - 1)
 
 
-class _Run:
+class SignOutRun:
     """The state of one sign-out in progress."""
 
     def __init__(
@@ -275,11 +278,14 @@ def sign_out(
 ) -> Sequence:
     """Hang up, terminate and kill every process of ``session``; what is left, if any."""
     signals.raise_fd_limit()
-    run = _Run(backend, session, progress)
-    out = Sequence()
+    run = SignOutRun(backend, session, progress)
+    graceful = desktop_logout.Graceful(run, grace) if desktop_logout.applies(session) else None
+    out = Sequence(desktop=graceful.report if graceful else None)
     try:
         out.processes_at_start = len(run.members())
-        run.signal_and_wait("hangup", (signal.SIGHUP, signal.SIGCONT), grace, backend.hangup)
+        hangup_grace = graceful.ask() if graceful else grace  # the session manager first
+        run.signal_and_wait("hangup", (signal.SIGHUP, signal.SIGCONT), hangup_grace,
+                            backend.hangup)
         if run.targets():
             run.signal_and_wait(
                 "terminate",

@@ -14,6 +14,7 @@ TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (star
 if TYPE_CHECKING:
     from typing import Protocol, Self
 
+    from ..linux.session_manager import Inhibitor
     from ..usage_model import Counters
 
     class CounterReader(Protocol):
@@ -153,6 +154,11 @@ class Backend(ABC):
     def close_login(self, session: Session) -> bool:
         """Close the session's login record if its login process did not; True if closed."""
         return False
+
+    def inhibitors(self, session: Session) -> list[Inhibitor]:
+        """Inhibitor locks held by the session's processes (who, why), where the system
+        keeps them (logind); empty where it does not."""
+        return []
 
     def warnings(self) -> list[str]:
         """Things the last look skipped or could not read, for the front end to show."""

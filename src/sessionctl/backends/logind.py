@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import BackendUnavailable, NoSuchSession
 from ..linux import cgroup, proc, tty
+from ..linux.session_manager import Inhibitor
 from ..model import Session, State
-from .base import Backend
+from . import desktops
+from .base import Backend, DisconnectReport
 from .procfs import close_login_records, session_type
 
 if TYPE_CHECKING:
@@ -168,7 +170,7 @@ class LogindBackend(Backend):
             except NoSuchSession:
                 continue  # ended between the list and the look
         out.sort(key=lambda s: (not s.id.isdigit(), int(s.id) if s.id.isdigit() else 0, s.id))
-        return out
+        return desktops.enrich(out)
 
     def _session(self, sid: str, path: str) -> Session:
         p = self._props(path, "org.freedesktop.login1.Session")
@@ -182,8 +184,11 @@ class LogindBackend(Backend):
         user = p.get("User")
         uid = int(user[0]) if isinstance(user, tuple) and user else -1
         idle: float | None = tty.idle_seconds(line) if line and not line.startswith(":") else None
+        idle_source = "tty" if idle is not None else ""
         if p.get("IdleHint") and p.get("IdleSinceHint"):
             idle = max(0.0, datetime.now().timestamp() - _int(p["IdleSinceHint"]) / 1e6)
+            idle_source = "logind"
+        remote_host = str(p.get("RemoteHost", ""))
         stamp = _int(p.get("Timestamp"))
         me = os.getpid()
         return Session(
@@ -194,10 +199,14 @@ class LogindBackend(Backend):
             state=STATES.get(str(p.get("State", "")), State.ACTIVE),
             type=kind,
             device=tty.device_path(line),
-            remote_host=str(p.get("RemoteHost", "")),
+            remote_host=remote_host,
             service=service,
             login_time=datetime.fromtimestamp(stamp / 1e6).astimezone() if stamp else None,
             idle_seconds=idle,
+            idle_source=idle_source,
+            display=str(p.get("Display", "")),
+            remote=bool(p.get("Remote")),
+            client_address=remote_host if service == "sshd" else "",
             leader_pid=_int(p.get("Leader")) or None,
             processes=tuple(sorted(refs, key=lambda r: r.pid)),
             current=any(r.pid == me for r in refs),
@@ -237,8 +246,8 @@ class LogindBackend(Backend):
                     "ssi",
                     (session.id, "all", int(sig)),
                 )
-        except BackendUnavailable:
-            return False  # e.g. refused to a non-root caller: we signal ourselves
+        except (BackendUnavailable, NoSuchSession):
+            return False  # e.g. refused to a non-root caller, or gone: we signal ourselves
         return True
 
     def terminate(self, session: Session) -> bool:
@@ -250,12 +259,26 @@ class LogindBackend(Backend):
                 "s",
                 (session.id,),
             )
-        except BackendUnavailable:
+        except (BackendUnavailable, NoSuchSession):
             return False
         return True
 
+    def disconnect(self, session: Session) -> DisconnectReport | None:
+        return desktops.disconnect(session)  # VNC desktops; None for the rest
+
     def close_login(self, session: Session) -> bool:
         return close_login_records(session)
+
+    def inhibitors(self, session: Session) -> list[Inhibitor]:
+        try:
+            (rows,) = self._call(MANAGER_PATH, "org.freedesktop.login1.Manager", "ListInhibitors")
+        except (BackendUnavailable, NoSuchSession):
+            return []
+        return [
+            Inhibitor("logind", str(who), str(why), str(what), str(mode), int(pid), int(uid))
+            for what, who, why, mode, uid, pid in rows
+            if self.is_member(session, int(pid))
+        ]
 
 
 def _int(value: object) -> int:

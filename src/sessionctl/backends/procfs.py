@@ -20,7 +20,8 @@ from ..errors import SourceError
 from ..linux import proc, tty, utmp
 from ..linux.accounts import user_name, user_uid
 from ..model import ProcessRef, Session, State
-from .base import Backend
+from . import desktops
+from .base import Backend, DisconnectReport
 
 NO_AUDIT_PREFIX = "p"
 
@@ -142,7 +143,7 @@ class ProcfsBackend(Backend):
         if no_audit:
             out.extend(self._no_audit_sessions(no_audit, now, me))
         out.sort(key=_sort_key)
-        return out
+        return desktops.enrich(out)
 
     def remember_ids(self) -> bool:
         """Keep PID → audit id between listings (for a long-running caller such as the
@@ -266,6 +267,7 @@ class ProcfsBackend(Backend):
             service=service,
             login_time=datetime.fromtimestamp(login.login_time).astimezone(),
             idle_seconds=min(idles) if idles else None,
+            idle_source="tty" if idles else "",
             leader_pid=login.pid,
             processes=tuple(sorted(refs, key=lambda r: r.pid)),
             current=current,
@@ -319,6 +321,9 @@ class ProcfsBackend(Backend):
         if asid is None:
             return None
         return next((s for s in sessions if s.id == str(asid)), None)
+
+    def disconnect(self, session: Session) -> DisconnectReport | None:
+        return desktops.disconnect(session)  # VNC desktops; None for the rest
 
     def close_login(self, session: Session) -> bool:
         return close_login_records(session, self.proc_root, self.utmp_path, self.wtmp_path)

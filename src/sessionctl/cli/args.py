@@ -171,3 +171,11 @@ def parse_session_command(
 def say(prog: str, message: str) -> None:
     """A message on stderr, prefixed with the command's name."""
     print(f"{prog}: {message}", file=sys.stderr)
+
+
+def checked_interval(seconds: float, low: float = 0.1, high: float = 60.0,
+                     flag: str = "--interval") -> float:
+    """A measuring interval in [low, high] seconds, else a UsageError (NaN too)."""
+    if not low <= seconds <= high:
+        raise UsageError(f"{flag} must be between {low:g} and {high:g} seconds")
+    return seconds

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ..actions.logoff import DEFAULT_GRACE, MAX_GRACE, LogoffResult, Step
 from ..actions.logoff import logoff as do_logoff
@@ -13,6 +14,9 @@ from . import fleet as fleet_cli
 from .args import COMMON_WINDOWS_FLAGS, Parser, UsageError, add_common, parse_session_command
 from .render import emit
 from .runner import run
+
+if TYPE_CHECKING:
+    from ..actions.desktop_logout import DesktopLogoff
 
 USAGE = f"""\
 Terminates a session: every process of it ends and the session is deleted.
@@ -120,6 +124,17 @@ def describe(step: Step) -> str:
     )
 
 
+def describe_desktop(d: DesktopLogoff) -> str:
+    """/v lines for a desktop: who ended by themselves, on a signal, or was killed."""
+    lines = [f"  desktop: {d.detail or d.request}"]
+    lines += [f"  inhibitor: {i.who}: {i.why} ({i.source}{', ' + i.what if i.what else ''}"
+              f"{', pid ' + str(i.pid) if i.pid else ''})" for i in d.inhibitors]
+    for label, names in (("ended by themselves", d.ended_by_themselves),
+                         ("ended on a signal", d.ended_on_signal), ("killed", d.killed)):
+        lines.append(f"  {label}: {' '.join(names) if names else '-'}")
+    return "\n".join(lines)
+
+
 def _body(prog: str, argv: Sequence[str]) -> int:
     ns = parse_session_command(_parser(prog), argv, allow_remote=True)
     if not 0 <= ns.grace <= MAX_GRACE:  # checked here too, to print the usage
@@ -160,6 +175,8 @@ def _body(prog: str, argv: Sequence[str]) -> int:
             f"Session {s.id} ({s.user}{', ' + s.name if s.name else ''}) {state} "
             f"in {result.seconds:.2f} s" + ("; login record closed" if result.record_closed else "")
         )
+        if result.desktop is not None:
+            emit(describe_desktop(result.desktop))
     if not result.ok:
         why = (
             f"{len(result.not_permitted)} not permitted to signal"

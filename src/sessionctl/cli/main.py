@@ -33,6 +33,8 @@ Commands:
   pending               list warned logoffs counting down
   daemon --config FILE  enforce the idle-session policy (--once, --dry-run)
   policy check FILE     validate a policy and show what each session would get
+  metrics               session and policy metrics (Prometheus text format)
+  report [--since 7d]   what the policy's sign-outs reclaimed, per rule and user
 
 Run 'sessionctl COMMAND --help' for a command's options; man sessionctl, man qwinsta...
 Exit status: 0 done; 1 refused, not found, not (fully) done, or a bad command line;
@@ -64,9 +66,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "daemon": ("policy", "daemon"),
     "policy": ("policy", "policy"),
     "disconnect": ("fleet_close", "disconnect"),
+    "metrics": ("metrics", "metrics"),
+    "report": ("metrics", "report"),
 }
 #: what needs Linux (unix sockets, fork, signals, ssh control sockets): refused on Windows
-LINUX_ONLY = {"ack", "postpone", "cancel", "pending", "daemon", "disconnect", "top"}
+LINUX_ONLY = {"ack", "postpone", "cancel", "pending", "daemon", "disconnect", "top", "metrics",
+              "report"}
 
 
 def _command(name: str) -> Callable[[Sequence[str], str], int]:

@@ -7,7 +7,8 @@ import sys
 from collections.abc import Sequence
 
 from ..durations import format_duration
-from .args import Parser, add_backend
+from . import usagefmt
+from .args import Parser, add_backend, checked_interval
 from .render import emit
 from .runner import run
 
@@ -31,14 +32,18 @@ SIGHUP reloads FILE; an invalid file is reported (FILE:LINE) and the old rules s
 Exit status: 0 stopped by SIGTERM/SIGINT (or --once done); 1 FILE invalid at start."""
 
 CHECK_USAGE = """\
-Validates a policy file and shows what each current session would get under it.
+Validates a policy file and shows what each current session would get under it: the
+rule, the action, why, the latest activity under the rule's sources (and which source),
+and what the session holds (RSS, CPU).
 
-sessionctl policy check FILE [--json] [--backend NAME]
+sessionctl policy check FILE [--json] [--interval SECONDS] [--backend NAME]
 
-  FILE            The policy (TOML; see man sessionctl-policy).
-  --json          One JSON object per session (JSON lines).
-  --backend NAME  auto (default), procfs or logind.
-  -h, --help      This help.
+  FILE                The policy (TOML; see man sessionctl-policy).
+  --json              One JSON object per session (JSON lines).
+  --interval SECONDS  CPU shares (activity "cpu", min_cpu) are measured over this long
+                      (default 1).
+  --backend NAME      auto (default), procfs or logind.
+  -h, --help          This help.
 
 Exit status: 0 valid; 1 invalid (the error names FILE:LINE)."""
 
@@ -67,23 +72,31 @@ def _check(prog: str, argv: Sequence[str]) -> int:
     parser.add_argument("what", choices=("check",))
     parser.add_argument("file")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--interval", type=float, default=1.0)
     add_backend(parser)
     ns = parser.parse(argv)
-    decisions = check(ns.file, backend=ns.backend)
+    checked_interval(ns.interval)
+    decisions = check(ns.file, backend=ns.backend, interval=ns.interval)
     if ns.json:
         for d in decisions:
             emit(json.dumps(d.to_dict()))
         return 0
     emit(f"{ns.file}: valid.")
-    emit(f"{'ID':>8}  {'USER':<16} {'STATE':<7} {'RULE':<16} WOULD")
+    emit(f"{'ID':>8}  {'USER':<16} {'STATE':<7} {'RULE':<16} {'LAST ACTIVE':<18} {'RSS':>7} "
+         f"{'CPU%':>5}  WOULD")
     for d in decisions:
         what = {"warn": f"warn now (sign-out in {format_duration(d.notice)})",
                 "logoff": "log off now", "skip": "skip", "none": "nothing",
                 "wait": "nothing yet", "pending": "(pending)", "cancel": "cancel the warning",
                 "resume": "resume the countdown"}[d.action]
         rule = d.rule.name if d.rule else "-"
+        act = (f"{d.activity.source} {format_duration(d.activity.idle)}" if d.activity
+               else "-")
+        r = d.readings
+        cpu = "-" if r.cpu_percent is None else f"{r.cpu_percent:.1f}"
         emit(f"{d.session.id:>8}  {d.session.user[:16]:<16} {d.session.state.value:<7} "
-               f"{rule[:16]:<16} {what}: {d.reason}")
+             f"{rule[:16]:<16} {act[:18]:<18} {usagefmt.size(r.rss_bytes):>7} {cpu:>5}  "
+             f"{what}: {d.reason}")
     return 0
 
 

@@ -94,6 +94,18 @@ def _put_verbose(row: Row, values: dict[str, str]) -> None:
         row.put(col, text.rjust(width) if right else text)
 
 
+def type_label(s: Session) -> str:
+    """TYPE: the session type, with the protocol when it says more (``x11/vnc``)."""
+    return f"{s.type}/{s.protocol}" if s.protocol and s.protocol != s.type else s.type
+
+
+def where_from(s: Session) -> str:
+    """FROM: the connected client (a desktop's viewer) where known, else the login's host."""
+    if s.protocol in ("vnc", "rdp"):
+        return s.client_address
+    return s.client_address or s.remote_host
+
+
 def qwinsta_line(s: Session, verbose: bool = False) -> str:
     """One `query session` row."""
     row = Row()
@@ -101,7 +113,7 @@ def qwinsta_line(s: Session, verbose: bool = False) -> str:
     row.put(1, fit(s.name, 17))
     _left_then_right(row, 19, 20, s.user, fit(s.id, 26), 45)
     row.put(48, fit(s.state.value, 7))
-    row.put(56, fit(s.type, 11))
+    row.put(56, fit(type_label(s), 11))
     if not verbose:
         row.put(68, s.device)
         return str(row)
@@ -110,7 +122,7 @@ def qwinsta_line(s: Session, verbose: bool = False) -> str:
         "LEADER": str(s.leader_pid or "-"),
         "IDLE(s)": "-" if s.idle_seconds is None else str(int(s.idle_seconds)),
         "LOGOFF AT": s.logoff_at.strftime("%H:%M:%S") if s.logoff_at else "-",
-        "FROM": s.remote_host or "-",
+        "FROM": where_from(s) or "-",
     })
     return str(row)
 

@@ -87,6 +87,8 @@ def cells(row: UserUsage | SessionUsage | ProcessUsage) -> dict[str, str]:
     elif isinstance(row, SessionUsage):
         s = row.session
         label = f"{s.id} {s.name or s.type or ''}".rstrip()
+        if s.display and s.protocol:
+            label += f" {s.protocol}"  # a desktop: "c4 :1 vnc"
         state, nsess, nproc = row.status, "", str(len(row.processes))
         idle_s = idle(s.idle_seconds)
     else:

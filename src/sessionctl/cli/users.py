@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+from .. import jsonvalues
 from ..actions.usage import DEFAULT_INTERVAL, MAX_INTERVAL, MIN_INTERVAL
 from ..usage_model import SORT_KEYS, UsageSnapshot, sort_rows
 from . import usagefmt
@@ -97,6 +98,13 @@ def _body(prog: str, argv: Sequence[str]) -> int:
         if snap.users:
             print(render(snap, sort=ns.sort, reverse=ns.reverse,
                          with_sessions=ns.sessions, with_processes=ns.processes))
+        held = snap.idle_held()
+        if held["sessions"]:
+            rss, pss = jsonvalues.number(held, "rss_bytes"), jsonvalues.number(held, "pss_bytes")
+            print(f"Idle and Disc sessions hold {usagefmt.size(rss)} RSS"
+                  + (f" ({usagefmt.size(pss)} PSS)" if pss is not None else "")
+                  + f" in {held['processes']} process(es) of {held['sessions']} session(s), "
+                  f"CPU {held['cpu_percent']}%")
         print(f"(measured over {snap.interval:.2f} s; CPU% 100 = one core)")
     for note in snap.notes:
         print(f"{prog}: {usagefmt.printable(note)}", file=sys.stderr)

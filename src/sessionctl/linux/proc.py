@@ -290,3 +290,17 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 def start_time(start_ticks: int, btime: float) -> float:
     """Epoch seconds at which a process with this start tick count started."""
     return btime + start_ticks / CLOCK_TICKS
+
+
+def environ(pid: int | str, proc: str = PROC) -> dict[str, str]:
+    """The environment a process started with (empty if gone or not ours to read)."""
+    try:
+        raw = _read(f"{proc}/{pid}/environ", 1 << 20)
+    except OSError:
+        return {}
+    out = {}
+    for item in raw.split(b"\0"):
+        name, sep, value = item.partition(b"=")
+        if sep and name:
+            out[name.decode(errors="replace")] = value.decode(errors="replace")
+    return out

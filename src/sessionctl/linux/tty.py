@@ -31,3 +31,18 @@ def idle_seconds(line: str, now: float | None = None) -> float | None:
     except OSError:
         return None
     return max(0.0, (time.time() if now is None else now) - atime)
+
+
+def output_time(line: str) -> float | None:
+    """When the tty was last written to (its mtime, epoch seconds), None if unknown.
+
+    The kernel moves a tty's times at most once every 8 s (tty_update_time), so this is
+    exact to about 8 s; writes by anyone count (sessionctl's own notices included: the
+    policy tells them apart with state.tty_writes())."""
+    path = device_path(line)
+    if not path:
+        return None
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return None

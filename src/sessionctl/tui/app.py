@@ -441,7 +441,8 @@ class TopApp(App[None]):
                 self._run(f"sign-out of {sid}", lambda: _describe_logoff(
                     sid, sessionctl.logoff(sid)))
 
-        self.push_screen(SignOutDialog(label, len(sess.processes), can_warn), chosen)
+        self.push_screen(SignOutDialog(label, len(sess.processes), can_warn,
+                                       desktop=bool(s.display)), chosen)
 
     def action_end_process(self) -> None:
         row = self.current_row()

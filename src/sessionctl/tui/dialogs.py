@@ -75,21 +75,27 @@ class SignOutDialog(ModalScreen[tuple[str, float, str] | None]):
     DEFAULT_CSS = DIALOG_CSS
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, session_label: str, processes: int, can_warn: bool = True) -> None:
+    def __init__(self, session_label: str, processes: int, can_warn: bool = True,
+                 desktop: bool = False) -> None:
         super().__init__()
         self.session_label = session_label
         self.processes = processes
         self.can_warn = can_warn
+        self.desktop = desktop
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="signout-dialog"):
             yield Label(f"Sign out {printable(self.session_label)}?", classes="title")
-            yield Static(
-                f"Its {self.processes} process(es) will be ended. Unsaved work in them "
-                "may be lost: programs that handle the hangup (editors) save, others do not. "
-                "Warning the user first gives them time to save.",
-                classes="warn",
-            )
+            if self.desktop:
+                text = (f"The desktop's session manager is asked to log out first, so its "
+                        f"applications are asked to save their work; whatever of its "
+                        f"{self.processes} process(es) is left after the grace is ended. "
+                        "Warning the user first gives them time to save.")
+            else:
+                text = (f"Its {self.processes} process(es) will be ended. Unsaved work in "
+                        "them may be lost: programs that handle the hangup (editors) save, "
+                        "others do not. Warning the user first gives them time to save.")
+            yield Static(text, classes="warn")
             if self.can_warn:
                 yield Label("Notice before the sign-out (e.g. 90s, 5m, 1h30m):")
                 yield Input(value=f"{WARN_DEFAULT // 60}m", id="notice")
