@@ -11,7 +11,7 @@ extras=""
 apt_pkgs=(python3 python3-venv man-db bash-completion)
 if [ "${1:-}" = "--test" ]; then
   extras="[test]"
-  apt_pkgs+=(openssh-server openssh-client sshpass tmux nano procps psmisc
+  apt_pkgs+=(openssh-server openssh-client sshpass tmux screen nano procps psmisc
              debootstrap systemd-container iproute2 dbus util-linux htop prometheus
              tesseract-ocr tesseract-ocr-eng zsh)
 fi

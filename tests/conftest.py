@@ -118,6 +118,27 @@ def open_notty(
         session.close()
 
 
+@pytest.fixture
+def ct_login(ct) -> Iterator[Callable[..., Login]]:
+    """Factory: an interactive ssh login (host pty) into the container ``ct`` (each
+    container test module defines which) as a new user, or as ``user`` again."""
+    from types import SimpleNamespace
+
+    logins: list[Login] = []
+
+    def factory(user: SimpleNamespace | None = None) -> Login:
+        if user is None:
+            name, password = ct.add_user()
+            user = SimpleNamespace(name=name, password=password)
+        login = Login(user, SimpleNamespace(address=ct.address, port=ct.port))  # type: ignore[arg-type]
+        logins.append(login)
+        return login
+
+    yield factory
+    for login in logins:
+        login.close()
+
+
 @pytest.fixture(scope="session")
 def systemd_container() -> Iterator[object]:
     """One real systemd + logind container (systemd-nspawn) for the whole test session."""

@@ -18,16 +18,19 @@ from .errors import (
     BackendUnavailable,
     InvalidArgument,
     NoSuchSession,
+    NotPossible,
     SessionctlError,
     SourceError,
 )
 from .lazy import lazy_attributes
-from .model import ProcessRef, Session, State, UserSummary
+from .model import Multiplexer, MuxClient, ProcessRef, Session, State, UserSummary
 
 __version__ = "0.1.0"
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (startup time)
 
 if TYPE_CHECKING:  # what the lazy names below are, for type checkers and readers
+    from .actions.disconnect import DisconnectResult as DisconnectResult
+    from .actions.disconnect import disconnect as disconnect
     from .actions.logoff import LogoffResult as LogoffResult
     from .actions.logoff import Step as Step
     from .actions.logoff import logoff as logoff
@@ -52,6 +55,8 @@ if TYPE_CHECKING:  # what the lazy names below are, for type checkers and reader
 #: name → module it is imported from on first use (keep in step with the block above;
 #: tests/unit/test_api.py checks both against each other).
 _LAZY: dict[str, str] = {
+    "DisconnectResult": "actions.disconnect",
+    "disconnect": "actions.disconnect",
     "LogoffResult": "actions.logoff",
     "Step": "actions.logoff",
     "logoff": "actions.logoff",
@@ -87,11 +92,15 @@ __all__ = [
     "Backend",
     "BackendUnavailable",
     "Delivery",
+    "DisconnectResult",
     "EndResult",
     "InvalidArgument",
     "LogoffResult",
     "MessageReport",
+    "Multiplexer",
+    "MuxClient",
     "NoSuchSession",
+    "NotPossible",
     "PendingLogoff",
     "ProcessRef",
     "ProcessUsage",
@@ -109,6 +118,7 @@ __all__ = [
     "acknowledge",
     "cancel_logoff",
     "close_backends",
+    "disconnect",
     "end_process",
     "find_session",
     "get_backend",

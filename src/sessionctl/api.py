@@ -13,15 +13,23 @@ from .model import Session, State, UserSummary
 from .validate import check_target
 
 
-def sessions(target: str | None = None, *, backend: Backend | str | None = None) -> list[Session]:
+def sessions(
+    target: str | None = None,
+    *,
+    backend: Backend | str | None = None,
+    processes: bool = True,
+) -> list[Session]:
     """Sessions on this machine, optionally only those a user name, session name or id names.
 
     An unknown target gives an empty list; a target that cannot be a name raises
-    InvalidArgument.
+    InvalidArgument. ``processes=False``: the caller does not look at
+    ``Session.processes``, which the backend may then leave empty where finding them is
+    costly (see Backend.overview).
     """
     if target is not None:
         check_target(target)
-    found = with_pending(get_backend(backend).sessions())
+    be = get_backend(backend)
+    found = with_pending(be.sessions() if processes else be.overview())
     return [s for s in found if target is None or s.matches(target)]
 
 

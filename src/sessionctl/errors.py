@@ -33,5 +33,10 @@ class SourceError(SessionctlError):
     """A system source (utmp, /proc, D-Bus) could not be read or made no sense."""
 
 
+class NotPossible(SessionctlError):
+    """The session cannot take that action as it stands (nothing was touched): e.g. a
+    disconnect of a session with nothing that would keep running."""
+
+
 class UnsafePath(SessionctlError):
     """Root was pointed at a file or directory someone else owns or can change."""

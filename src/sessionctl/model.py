@@ -48,7 +48,7 @@ class ProcessRef:
 class MuxClient:
     """A terminal attached to a multiplexer (a tmux client, an attached screen)."""
 
-    pid: int
+    pid: int | None  # None: the client process could not be named (listed without processes)
     tty: str = ""
     user: str = ""
     session_id: str | None = None  # the session the client process belongs to

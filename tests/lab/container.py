@@ -321,6 +321,7 @@ class SystemdContainer:
         bind_ro: Sequence[str | Path] | None = None,
         bind_venv: bool = True,
         extra_nspawn_args: Sequence[str] = (),
+        host_packages: Sequence[str] = (),
         layers: Sequence[str | Path] = (),
     ) -> None:
         if copy_mode not in ("overlay", "copy"):
@@ -336,6 +337,7 @@ class SystemdContainer:
             binds.insert(0, VENV)
         self.bind_ro = [p for p in binds if p.exists()]
         self.extra_nspawn_args = list(extra_nspawn_args)
+        self.host_packages = list(host_packages)
         # Read-only layers stacked over the rootfs, topmost first (e.g. the desktop layer
         # of scripts/lab-desktop-layer.sh); overlay mode only.
         self.layers = [Path(p) for p in layers]
@@ -547,6 +549,47 @@ class SystemdContainer:
             Path(f"{self.ssh_key}.pub").read_text(),
             0o600,
         )
+        self._install_host_packages()
+
+    def _install_host_packages(self) -> None:
+        """Copy the files of Debian packages installed on the host (same release as the
+        rootfs) into this run's upper layer: extra tools for one container, while the
+        shared cached rootfs stays as it is. Modes, owners (setgid utmp helpers) and
+        symlinks are kept; dpkg's database inside does not know about them."""
+        for package in self.host_packages:
+            listed = subprocess.run(["dpkg", "-L", package], capture_output=True, text=True)
+            if listed.returncode != 0:
+                raise ContainerError(f"host package {package} is not installed: "
+                                     f"{listed.stderr.strip()}")
+            paths = listed.stdout.splitlines()
+            for path in list(paths):  # SONAME links made by ldconfig are not listed
+                if ".so." in path:
+                    directory = Path(path).parent
+                    paths += [str(link) for link in directory.glob(Path(path).name.split(
+                        ".so.")[0] + ".so.*") if link.is_symlink()
+                        and os.readlink(link) == Path(path).name]
+            for path in paths:
+                src = Path(path)
+                if not path.startswith("/") or (src.is_dir() and not src.is_symlink()):
+                    continue
+                if src.is_symlink() and src.resolve().is_dir():
+                    continue  # e.g. /lib -> usr/lib: the rootfs has its own
+                if not src.exists() and not src.is_symlink():
+                    continue  # a diversion or a file removed on the host
+                # through the rootfs's own links (merged /usr: /lib -> usr/lib)
+                parent = Path(os.path.realpath(self.rootfs / src.parent.relative_to("/")))
+                if not parent.is_relative_to(self.rootfs):
+                    continue
+                rel = parent.relative_to(self.rootfs) / src.name
+                if (self.rootfs / rel).exists() or (self.rootfs / rel).is_symlink():
+                    continue  # the rootfs has it already
+                dest = self._layer_path(str(rel))
+                if dest.is_symlink() or dest.exists():
+                    continue
+                subprocess.run(["cp", "-a", "--no-dereference", path, str(dest)], check=True)
+        if "screen" in self.host_packages:  # as Debian's screen-cleanup does at boot
+            self._write("etc/tmpfiles.d/sessionctl-lab-screen.conf",
+                        "d /run/screen 1777 root utmp -\n")
 
     def _make_cgroups(self) -> list[Path]:
         procs: list[Path] = []

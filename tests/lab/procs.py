@@ -182,10 +182,25 @@ def pids_by_audit_session() -> dict[int, set[int]]:
     return result
 
 
+def _pid_namespace(pid: int | str) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return None
+
+
+def in_our_pid_namespace(pid: int) -> bool:
+    """True if the process runs in our PID namespace: a container's processes carry that
+    system's uids (its own users: uid 1001 there is not our uid 1001)."""
+    ns = _pid_namespace(pid)
+    return ns is not None and ns == _pid_namespace("self")
+
+
 def belongs_to_uid(pid: int, uid: int, *, include_loginuid: bool = True) -> bool:
-    """True if any of the process's uids, or (optionally) its loginuid, equals uid."""
+    """True if any of the process's uids, or (optionally) its loginuid, equals uid, and it
+    runs in our PID namespace (not a container's user who has the same number)."""
     uids = uids_of(pid)
-    if uids is None:
+    if uids is None or not in_our_pid_namespace(pid):
         return False
     return uid in uids or (include_loginuid and loginuid_of(pid) == uid)
 
@@ -193,13 +208,15 @@ def belongs_to_uid(pid: int, uid: int, *, include_loginuid: bool = True) -> bool
 def processes_of_uid(
     uid: int, *, include_loginuid: bool = True, include_zombies: bool = False
 ) -> set[int]:
-    """Pids whose real/effective/saved/fs uid is uid, or whose loginuid is uid."""
+    """Pids in our PID namespace whose real/effective/saved/fs uid is uid, or whose loginuid
+    is uid (a container's processes belong to that system's users)."""
     found = set()
     for pid in all_pids():
         info = _state_and_uids(pid)
         if info is None or (not include_zombies and info[0] in ("Z", "X")):
             continue
-        if uid in info[1] or (include_loginuid and loginuid_of(pid) == uid):
+        if (uid in info[1] or (include_loginuid and loginuid_of(pid) == uid)) and (
+                in_our_pid_namespace(pid)):
             found.add(pid)
     return found
 

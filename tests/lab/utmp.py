@@ -58,3 +58,10 @@ def read_utmp(path: Path = UTMP_PATH) -> list[UtmpEntry]:
 def user_entries(user: str, path: Path = UTMP_PATH) -> list[UtmpEntry]:
     """USER_PROCESS records of the given user name."""
     return [e for e in read_utmp(path) if e.type == USER_PROCESS and e.user == user]
+
+
+def record(pid: int, line: str, user: str, host: str, tv_sec: int,
+           ut_type: int = USER_PROCESS) -> bytes:
+    """One utmp record (for private utmp files handed to a backend under test)."""
+    return _RECORD.pack(ut_type, pid, line.encode(), line[-4:].encode(), user.encode(),
+                        host.encode(), 0, 0, 0, tv_sec, 0, bytes(16), bytes(20))

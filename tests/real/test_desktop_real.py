@@ -225,12 +225,10 @@ def test_disconnect_keeps_the_desktop_and_a_new_viewer_sees_it(desktop_container
     try:
         assert wait_until(lambda: by_id(c, d.session_id)["state"] == "Active", 20)
         pids = d.scope_pids()
-        code = ("import json,sys; from sessionctl.backends import get_backend; "
-                "be=get_backend(); s=[x for x in be.sessions() if x.id==sys.argv[1]][0]; "
-                "r=be.disconnect(s); print(json.dumps([r.verified, str(r.state), r.detail]))")
-        res = c.exec([str(VENV / "bin" / "python"), "-c", code, d.session_id], env=ENV)
-        verified, state, detail = json.loads(res.stdout)
-        assert verified and state == "Disc", detail
+        res = sctl(c, "tsdiscon", d.session_id, "--json")  # the desktop's own disconnect
+        done = json.loads(res.stdout)
+        assert res.returncode == 0 and done["outcome"] == "disconnected", done
+        assert done["state"] == "Disc" and "vncconfig -disconnect" in done["steps"][0], done
         assert viewer.wait(10) is not None  # the viewer's connection was closed
         s = by_id(c, d.session_id)
         assert s["state"] == "Disc" and s["client_address"] == ""

@@ -130,7 +130,7 @@ def test_repeated_queries_reuse_connections_and_query_servers(fleet) -> None:
                for r in rows.values())
     assert _masters(fleet) == masters and _query_servers(uid) == servers
     # the servers live exactly as long as the connections they came with
-    bye = sctl(fleet, "disconnect", "--servers", names)
+    bye = sctl(fleet, "close-connections", "--servers", names)
     assert bye.returncode == 0 and f"{HEALTHY} connection(s) closed" in bye.stderr, bye.stderr
     assert procs.wait_gone(masters, 10) == set()
     assert procs.wait_gone(servers, 10) == set()
@@ -315,7 +315,7 @@ def test_warned_logoff_on_a_remote_host_outlives_the_connection(fleet, lab_user,
         login.wait_output(rf"Your session {sid} will be signed out in 5 min", 10)
         login.wait_output("fleet maintenance tonight", 2)
         # The countdown lives on the host, detached: closing our connection leaves it.
-        assert sctl(fleet, "disconnect", "--servers", "rnode07").returncode == 0
+        assert sctl(fleet, "close-connections", "--servers", "rnode07").returncode == 0
         time.sleep(0.5)
         rows = [json.loads(x) for x in subprocess.run(
             [str(tool_path("sessionctl")), "pending", "--json"], capture_output=True,
@@ -346,3 +346,34 @@ def test_warned_logoff_on_a_remote_host_outlives_the_connection(fleet, lab_user,
     finally:
         subprocess.run([str(tool_path("sessionctl")), "cancel", sid], capture_output=True)
     login.wait_output(rf"sign-out of session {sid} was cancelled by root", 10)
+
+
+def test_fleet_disconnect_by_selection_and_one_server(fleet, make_user, open_login) -> None:
+    """Fleet selections disconnect only sessions whose work a multiplexer keeps (the others
+    are listed as refused); /server:NAME ID disconnects one; every host is this machine."""
+    user = make_user()
+    keep, plain, again = open_login(user), open_login(user), open_login(user)
+    for login in (keep, again):
+        login.run("tmux -L s$$ new-session -d 'sleep 900'")
+    sid, plain_sid, again_sid = (str(x.audit_session_id) for x in (keep, plain, again))
+    plain_pids = plain.pids()
+    select = ["--user", user.name, "--state", "Active"]
+    dry = sctl(fleet, "disconnect", "--servers", "rnode[01-02]", *select, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "Would disconnect 4 session(s)" in dry.stdout  # two on each host
+    assert f"{plain_sid} ({user.name}, {plain.tty_line})" in dry.stdout
+    assert "refused" in dry.stdout and "nothing that would keep running" in dry.stdout
+    assert not keep.closed and not again.closed
+    res = sctl(fleet, "disconnect", "--servers", "rnode01", *select, "--json")
+    assert res.returncode == 0, res.stderr
+    row = json_lines(res.stdout)["rnode01"]
+    outcomes = {r["session"]: r["outcome"] for r in row["result"]}
+    assert outcomes == {sid: "disconnected", again_sid: "disconnected", plain_sid: "refused"}
+    assert procs.wait_until(lambda: keep.closed and again.closed, 10)
+    assert all(procs.alive(p) for p in plain_pids) and not plain.closed
+    # one server, one id: refused for a session without tmux (exit 1), nothing touched
+    one = sctl(fleet, "disconnect", plain_sid, "/server:rnode03")
+    assert one.returncode == 1 and "refused" in one.stdout, one.stdout + one.stderr
+    assert not plain.closed
+    bare = sctl(fleet, "disconnect", "--servers", "rnode01")
+    assert bare.returncode == 1 and "sessionctl close-connections" in bare.stderr

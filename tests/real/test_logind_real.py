@@ -7,11 +7,9 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from lab import procs, tool_path
-from lab.login import Login
 from layout import parse_quser, parse_qwinsta
 
 pytestmark = pytest.mark.container
@@ -21,24 +19,6 @@ TOOL = str(tool_path("qwinsta").parent)
 @pytest.fixture
 def ct(systemd_container):
     return systemd_container
-
-
-@pytest.fixture
-def ct_login(ct):
-    """Factory: an interactive ssh login (host pty) into the container as a new user."""
-    logins: list[Login] = []
-
-    def factory(user: SimpleNamespace | None = None) -> Login:
-        if user is None:
-            name, password = ct.add_user()
-            user = SimpleNamespace(name=name, password=password)
-        login = Login(user, SimpleNamespace(address=ct.address, port=ct.port))  # type: ignore[arg-type]
-        logins.append(login)
-        return login
-
-    yield factory
-    for login in logins:
-        login.close()
 
 
 def inside(ct, *argv: str, check: bool = False) -> subprocess.CompletedProcess[str]:
@@ -215,9 +195,9 @@ idle_limit = "60s"
 warn_before = "58s"
 users = ["{user}"]
 """)
-    # the unit names the default venv; run the one under test (a side venv, too)
-    text = unit.read_text().replace("/opt/sessionctl-venv/", f"{TOOL.rsplit('/bin', 1)[0]}/")
-    ct.exec(["tee", "/etc/systemd/system/sessionctl-policy.service"], check=True, input=text)
+    # the unit names the default venv; run the one under test (a side venv, maybe)
+    ct.exec(["tee", "/etc/systemd/system/sessionctl-policy.service"], check=True,
+            input=unit.read_text().replace("/opt/sessionctl-venv/bin/", f"{TOOL}/"))
     ct.exec(["systemctl", "daemon-reload"], check=True)
     try:
         ct.exec(["systemctl", "start", "sessionctl-policy"], check=True, timeout=30)

@@ -25,12 +25,14 @@ NEUTRAL = [
     "sessionctl.cli.msg", "sessionctl.cli.users", "sessionctl.cli.policy",
     "sessionctl.cli.pending", "sessionctl.cli.render", "sessionctl.cli.args",
     "sessionctl.cli.runner", "sessionctl.cli.fleet", "sessionctl.cli.usagefmt",
+    "sessionctl.actions.disconnect", "sessionctl.cli.disconnect",
 ]
 #: what a Windows Python does not have, and sessionctl's Linux-only modules
 LINUX_ONLY = ["fcntl", "termios", "pwd", "grp", "resource", "pty", "tty", "posix_ipc",
               "jeepney", "sessionctl.linux", "sessionctl.backends.procfs",
               "sessionctl.backends.logind", "sessionctl.actions.signout",
-              "sessionctl.actions.countdown", "sessionctl.fleet.ssh"]
+              "sessionctl.actions.countdown", "sessionctl.fleet.ssh",
+              "sessionctl.actions.linux_disconnect", "sessionctl.backends.multiplexers"]
 #: what a Linux Python must never reach for
 WINDOWS_ONLY = ["sessionctl.windows", "sessionctl.backends.windows", "winreg", "msvcrt",
                 "_winapi", "_overlapped", "nt", "wmi", "_wmi"]

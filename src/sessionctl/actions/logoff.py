@@ -75,13 +75,34 @@ class LogoffResult:
         }
 
 
-def check_permission(session: Session, caller: Caller) -> None:
-    """Root (an administrator on Windows) may log off any session; others only their own."""
+def check_permission(session: Session, caller: Caller, action: str = "log off") -> None:
+    """Root (an administrator on Windows) may log off (or ``action``) any session; others
+    only their own."""
     if not caller.admin and not caller.owns(session):
         raise AccessDenied(
             f"Access is denied: session {session.id} belongs to {session.user}; "
-            f"only {ADMIN_WORD} may log off other users' sessions"
+            f"only {ADMIN_WORD} may {action} other users' sessions"
         )
+
+
+def resolve(
+    target: str | None, backend: Backend | str | None, caller_uid: int | None
+) -> tuple[Backend, Caller, Session, dict[str, object]]:
+    """The backend, the caller, the session ``target`` names (NoSuchSession if none) and
+    the audit fields that say who acts on what: the start of every session action."""
+    be = get_backend(backend)
+    caller = be.caller(caller_uid)
+    session = find_session(target, backend=be)
+    base: dict[str, object] = {
+        "caller_uid": caller.uid,
+        "caller": caller.name,
+        "target": target,
+        "session": session.id,
+        "session_user": session.user,
+        "session_name": session.name,
+        "backend": be.name,
+    }
+    return be, caller, session, base
 
 
 def logoff(
@@ -103,18 +124,7 @@ def logoff(
     if not 0 <= grace <= MAX_GRACE:  # also refuses NaN
         raise InvalidArgument(f"grace must be between 0 and {MAX_GRACE:g} seconds, not {grace}")
     audit.check_path(audit_log)
-    be = get_backend(backend)
-    caller = be.caller(caller_uid)
-    session = find_session(target, backend=be)
-    base = {
-        "caller_uid": caller.uid,
-        "caller": caller.name,
-        "target": target,
-        "session": session.id,
-        "session_user": session.user,
-        "session_name": session.name,
-        "backend": be.name,
-    }
+    be, caller, session, base = resolve(target, backend, caller_uid)
     try:
         check_permission(session, caller)
         if session.console and not allow_console:

@@ -116,6 +116,12 @@ class Backend(ABC):
     def sessions(self) -> list[Session]:
         """Every session now, each with its processes."""
 
+    def overview(self) -> list[Session]:
+        """Every session now, for listings that do not show processes: a backend may
+        leave out process lists that are costly to find (procfs: sessions without an
+        audit id); every other field is as :meth:`sessions` gives it."""
+        return self.sessions()
+
     @abstractmethod
     def member_pids(self, session: Session, cache: dict[int, bool] | None = None) -> set[int]:
         """PIDs that belong to ``session`` right now (a fresh look; zombies may be in it).
@@ -184,6 +190,12 @@ class Backend(ABC):
         """Show a message through the system's own means (``shows_messages``); None: the
         backend has none (actions/message.py writes to the session's terminals)."""
         return None
+
+    def disconnects_itself(self, session: Session) -> bool:
+        """True when :meth:`disconnect` ends this session's connection by the system's own
+        means and its work is kept by design (every Windows session, a VNC desktop); the
+        shared Linux sequence is not needed then."""
+        return False
 
     def disconnect(self, session: Session) -> DisconnectReport | None:
         """Disconnect the session (its work runs on), checked by reading the state back;

@@ -95,6 +95,11 @@ def enrich(sessions: list[Session], timeout: float = x11.X11_TIMEOUT) -> list[Se
 DISCONNECT_SETTLE = 3.0  # seconds to see the viewers gone after the server was told
 
 
+def disconnects_itself(session: Session) -> bool:
+    """A VNC desktop is disconnected here (its viewers go, the desktop stays)."""
+    return session.protocol == "vnc"
+
+
 def disconnect(session: Session, settle: float = DISCONNECT_SETTLE) -> DisconnectReport | None:
     """End the viewer connections of a VNC desktop and keep the desktop running (the
     ``tsdiscon`` of a desktop); None for a session without a VNC server (not ours to

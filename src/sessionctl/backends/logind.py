@@ -16,12 +16,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BackendUnavailable, NoSuchSession
-from ..linux import cgroup, proc, tty
+from ..linux import cgroup, proc, tty, utmp
 from ..linux.session_manager import Inhibitor
 from ..model import Session, State
 from . import desktops
 from .base import Backend, DisconnectReport
-from .procfs import close_login_records, session_type
+from .multiplexers import (
+    Draft,
+    Servers,
+    assemble,
+    below,
+    is_mux_only,
+    mux_only_session,
+    named_servers,
+)
+from .procfs import close_login_records, protocol_of, session_type
 
 if TYPE_CHECKING:
     from jeepney.io.blocking import DBusConnection
@@ -31,6 +40,7 @@ MANAGER_PATH = "/org/freedesktop/login1"
 SYSTEMD = "org.freedesktop.systemd1"
 TIMEOUT = 2.0
 STATES = {"active": State.ACTIVE, "online": State.ACTIVE, "closing": State.DISC}
+CONNECTED = ("active", "online")  # closing: the login is gone, processes are left
 
 
 SYSTEM_BUS_SOCKET = "/run/dbus/system_bus_socket"
@@ -162,15 +172,57 @@ class LogindBackend(Backend):
         return found
 
     def sessions(self) -> list[Session]:
+        """logind's sessions; a tmux/screen server in a session's scope is one of its
+        multiplexers, and a client attached to it makes a closing session Active."""
         (listed,) = self._call(MANAGER_PATH, "org.freedesktop.login1.Manager", "ListSessions")
-        out = []
+        drafts = []
+        servers = Servers()
         for sid, _uid, _user, _seat, path in listed:
             try:
-                out.append(self._session(sid, path))
+                s = self._session(sid, path)
             except NoSuchSession:
                 continue  # ended between the list and the look
+            drafts.append(Draft(s, s.extra.get("logind_state") in CONNECTED,
+                                servers.among(s.processes)))
+        drafts.extend(self._loose(servers, {r.pid for d in drafts for r in d.session.processes}))
+        servers.settle()
+        for d in drafts:
+            d.views = [servers.views[v.pid] for v in d.views]
+        out = assemble(drafts)
         out.sort(key=lambda s: (not s.id.isdigit(), int(s.id) if s.id.isdigit() else 0, s.id))
         return desktops.enrich(out)
+
+    def _loose(self, servers: Servers, known: set[int]) -> list[Draft]:
+        """tmux/screen servers outside every logind session (root's tmux started from a
+        service or a shell outside any login): a session of their own, ``p<server pid>``,
+        as on procfs. Found by their utmp pane records and screen's sockets; their
+        processes are the server and what runs below it in its cgroup."""
+        try:
+            entries, _ = utmp.user_processes()
+        except OSError:
+            entries = []
+        btime = proc.boot_time()
+        me = os.getpid()
+        out = []
+        for pid, kind in named_servers(entries, btime).items():
+            view = None if pid in known else servers.read(pid, kind)
+            if view is None:
+                continue
+            members = self._below_server(pid, known)
+            refs = proc.live_refs(members)
+            out.append(Draft(mux_only_session(view, refs, btime, self.name, me in members),
+                             False, [view]))
+        return out
+
+    @staticmethod
+    def _below_server(pid: int, outside: set[int]) -> set[int]:
+        """A server outside every session and what runs below it (not in ``outside``)."""
+        directory = cgroup.of_pid(pid)
+        pids = cgroup.procs(directory) if directory and ".." not in directory.parts else set()
+        if pid not in pids:  # its cgroup is not readable here: look at every process
+            pids = set(proc.pids())
+        stats = [st for st in (proc.stat(p) for p in pids - outside) if st is not None]
+        return below([pid], stats) if pid in {st.pid for st in stats} else set()
 
     def _session(self, sid: str, path: str) -> Session:
         p = self._props(path, "org.freedesktop.login1.Session")
@@ -213,6 +265,7 @@ class LogindBackend(Backend):
             console=bool(p.get("VTNr")) or tty.is_console(line),
             ttys=(line,) if line else (),
             backend=self.name,
+            protocol=protocol_of(service, line),
             extra={
                 "class": str(p.get("Class", "")),
                 "scope": scope,
@@ -223,10 +276,14 @@ class LogindBackend(Backend):
     # -- acting ------------------------------------------------------------------------
 
     def member_pids(self, session: Session, cache: dict[int, bool] | None = None) -> set[int]:
+        if is_mux_only(session):
+            return self._below_server(session.leader_pid or 0, set())
         directory = self.cgroup_dir(session)
         return cgroup.procs(directory) if directory else set()
 
     def is_member(self, session: Session, pid: int) -> bool | None:
+        if is_mux_only(session):
+            return None  # by process tree, as procfs's p<pid> sessions
         directory = self.cgroup_dir(session)
         where = cgroup.of_pid(pid)
         if directory is None or where is None:
@@ -262,6 +319,9 @@ class LogindBackend(Backend):
         except (BackendUnavailable, NoSuchSession):
             return False
         return True
+
+    def disconnects_itself(self, session: Session) -> bool:
+        return desktops.disconnects_itself(session)
 
     def disconnect(self, session: Session) -> DisconnectReport | None:
         return desktops.disconnect(session)  # VNC desktops; None for the rest

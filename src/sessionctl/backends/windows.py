@@ -281,6 +281,9 @@ class WindowsBackend(Backend):
         return NativeLogoff("WTSLogoffSession", len(before), remaining,
                             time.monotonic() - t0, detail)
 
+    def disconnects_itself(self, session: Session) -> bool:
+        return True  # WTSDisconnectSession: the session and its work stay
+
     def disconnect(self, session: Session) -> DisconnectReport:
         """WTSDisconnectSession, then the state read back: only Disc (or gone) counts."""
         try:

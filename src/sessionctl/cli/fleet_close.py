@@ -1,4 +1,4 @@
-"""sessionctl disconnect: end our reused SSH connections (and their query servers)."""
+"""sessionctl close-connections: end our reused SSH connections (and their query servers)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ USAGE = f"""\
 Ends the SSH connections that qwinsta/quser/logoff/msg keep open for reuse
 (ControlMaster/ControlPersist) to these hosts; the query servers started through them
 exit with them. Without this they end on their own after --persist seconds idle.
+(Formerly `sessionctl disconnect --servers`; `sessionctl disconnect` now
+disconnects sessions, as tsdiscon does.)
 
-sessionctl disconnect {{--servers NODESET | --hosts-file PATH | --inventory PATH}}
-                      [--ssh-config PATH] [--control-dir DIR] [...]
+sessionctl close-connections {{--servers NODESET | --hosts-file PATH | --inventory PATH}}
+                             [--ssh-config PATH] [--control-dir DIR] [...]
 
 {fleet_cli.FLEET_HELP}"""
 
@@ -38,5 +40,5 @@ def _body(prog: str, argv: Sequence[str]) -> int:
     return 0
 
 
-def disconnect(argv: Sequence[str], prog: str = "sessionctl disconnect") -> int:
+def close_connections(argv: Sequence[str], prog: str = "sessionctl close-connections") -> int:
     return run(prog, USAGE, lambda: _body(prog, argv))

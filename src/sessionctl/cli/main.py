@@ -27,7 +27,10 @@ Commands:
   top [...]             interactive Users screen (expand, sort, message, sign out)
   msg [...]             send a message to sessions' terminals (same as msg)
   ack [TOKEN]           acknowledge a message sent with msg /W
-  disconnect --servers NODESET   close reused SSH connections to those hosts
+  disconnect [...]      end a session's connection, keep its tmux/screen running
+                        (same as tsdiscon)
+  close-connections --servers NODESET   close sessionctl's reused SSH connections
+                        to those hosts (was: disconnect --servers)
   postpone [DURATION]   push back a sign-out announced for your session
   cancel ID             cancel a warned logoff
   pending               list warned logoffs counting down
@@ -65,13 +68,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pending": ("pending", "pending"),
     "daemon": ("policy", "daemon"),
     "policy": ("policy", "policy"),
-    "disconnect": ("fleet_close", "disconnect"),
+    "disconnect": ("disconnect", "disconnect"),
+    "close-connections": ("fleet_close", "close_connections"),
     "metrics": ("metrics", "metrics"),
     "report": ("metrics", "report"),
 }
 #: what needs Linux (unix sockets, fork, signals, ssh control sockets): refused on Windows
-LINUX_ONLY = {"ack", "postpone", "cancel", "pending", "daemon", "disconnect", "top", "metrics",
-              "report"}
+LINUX_ONLY = {"ack", "postpone", "cancel", "pending", "daemon", "close-connections", "top",
+              "metrics", "report"}
 
 
 def _command(name: str) -> Callable[[Sequence[str], str], int]:

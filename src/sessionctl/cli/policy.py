@@ -86,7 +86,8 @@ def _check(prog: str, argv: Sequence[str]) -> int:
          f"{'CPU%':>5}  WOULD")
     for d in decisions:
         what = {"warn": f"warn now (sign-out in {format_duration(d.notice)})",
-                "logoff": "log off now", "skip": "skip", "none": "nothing",
+                "logoff": "log off now", "disconnect": "disconnect now", "skip": "skip",
+                "none": "nothing",
                 "wait": "nothing yet", "pending": "(pending)", "cancel": "cancel the warning",
                 "resume": "resume the countdown"}[d.action]
         rule = d.rule.name if d.rule else "-"

@@ -70,7 +70,8 @@ def _query(prog: str, argv: Sequence[str], kind: str) -> int:
 
         return remote_query(prog, ns, kind)
     backend = get_backend(ns.backend)
-    found = api.sessions(ns.target, backend=backend)
+    # the tables show no processes (qwinsta /V shows their number, JSON their PIDs)
+    found = api.sessions(ns.target, backend=backend, processes=ns.json or ns.verbose)
     if kind == "user":  # as quser: sessions nobody is signed in to (listeners, services) stay out
         found = [s for s in found if s.user]
     for warning in backend.warnings():

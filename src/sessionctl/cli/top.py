@@ -58,8 +58,12 @@ def _body(prog: str, argv: Sequence[str]) -> int:
         return 1
     from ..tui.app import TopApp
 
-    TopApp(target=ns.target, interval=ns.interval, backend=ns.backend, pss=ns.pss,
-           idle_after=ns.idle_after, sort=ns.sort, rescan=ns.rescan).run()
+    app = TopApp(target=ns.target, interval=ns.interval, backend=ns.backend, pss=ns.pss,
+                 idle_after=ns.idle_after, sort=ns.sort, rescan=ns.rescan)
+    app.run()
+    if app.return_code:  # the screen ended on an internal error (Textual printed it)
+        print(f"{prog}: internal error: the screen ended unexpectedly", file=sys.stderr)
+        return 70
     return 0
 
 

@@ -106,6 +106,33 @@ def logoff(
     return run(_hosts(hosts), request, opts)
 
 
+def disconnect(
+    hosts: list[Host] | str,
+    target: str | None = None,
+    *,
+    select: Selection | None = None,
+    dry_run: bool = False,
+    backend: str | None = None,
+    options: SshOptions | None = None,
+) -> Iterator[HostResult]:
+    """Disconnect one session (``target``: id or name) or every session ``select``
+    matches that can be (its tmux/screen keeps the work); the others come back with
+    outcome ``refused`` and the reason. Result per host: a list of the local
+    ``tsdiscon --json`` objects (``would-disconnect`` entries with ``dry_run``)."""
+    from ..errors import InvalidArgument
+
+    select = select or Selection()
+    if target is None and select.empty:
+        raise InvalidArgument("fleet disconnect needs a session or a selection (user, state, "
+                              "idle)")
+    request: dict[str, object] = {"op": "disconnect", "target": target,
+                                  "select": select.to_dict(), "dry_run": dry_run,
+                                  "backend": backend}
+    from .ssh import SshOptions, run
+
+    return run(_hosts(hosts), request, options or SshOptions(command_timeout=90.0))
+
+
 def message(
     hosts: list[Host] | str,
     text: str,
@@ -147,6 +174,7 @@ __all__ = [
     "SshOptions",
     "TooManyHosts",
     "close_connections",
+    "disconnect",
     "logoff",
     "message",
     "query",

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from ..model import Session
 
 #: Requests this agent understands (the client checks the version it shipped).
-OPS = ("query", "logoff", "msg")
+OPS = ("query", "logoff", "msg", "disconnect")
 
 
 def _sessions(req: dict[str, object]) -> list[Session]:
@@ -94,6 +94,40 @@ def _logoff(req: dict[str, object]) -> list[dict[str, object]]:
 
     with ThreadPoolExecutor(max_workers=min(16, len(chosen))) as pool:
         return list(pool.map(one, chosen))
+
+
+def _disconnect(req: dict[str, object]) -> list[dict[str, object]]:
+    """Disconnect one target or every session a selection names. With a selection, only
+    sessions that can be disconnected (a multiplexer keeps their work) are acted on; the
+    others are listed as "refused" with the reason."""
+    from ..actions.disconnect import disconnect, refusal
+    from ..backends import get_backend
+
+    be = get_backend(text(req, "backend"))
+    selection = Selection.from_dict(mapping(req, "select"))
+    single = req.get("target") is not None and selection.empty
+    chosen = _chosen(req) if single else [
+        s for s in _sessions({"backend": be.name}) if selection.matches(s)]
+    out: list[dict[str, object]] = []
+    todo: list[Session] = []
+    for s in chosen:
+        why = None if single else refusal(be, s)
+        if why is not None:
+            out.append({"session": s.id, "user": s.user, "name": s.name, "outcome": "refused",
+                        "error": why})
+        elif req.get("dry_run"):
+            out.append({"session": s.to_dict(), "outcome": "would-disconnect"})
+        else:
+            todo.append(s)
+    for s in todo:
+        try:
+            result = disconnect(s.id, backend=be, audit_log=text(req, "audit_log"))
+            out.append(result.to_dict())
+        except SessionctlError as exc:
+            out.append({"session": s.id, "user": s.user, "name": s.name,
+                        "outcome": "refused" if type(exc).__name__ in (
+                            "NotPossible", "AccessDenied") else "failed", "error": str(exc)})
+    return out
 
 
 def _schedule(req: dict[str, object], session) -> dict[str, object]:
@@ -173,7 +207,7 @@ def main(argv: Sequence[str]) -> int:
             raise InvalidArgument("the request is not a JSON object")
         op = req.get("op")
         handlers: dict[object, Callable[[dict[str, object]], object]] = {
-            "query": _query, "logoff": _logoff, "msg": _msg,
+            "query": _query, "logoff": _logoff, "msg": _msg, "disconnect": _disconnect,
         }
         handler = handlers.get(op)
         if handler is None:

@@ -134,7 +134,7 @@ def _names(value: object, where: str) -> object:
 
 
 MUX_CLIENT = record({
-    "pid": (pid, True), "tty": (text, False), "user": (text, False),
+    "pid": (optional(pid), True), "tty": (text, False), "user": (text, False),
     "session": (optional(text), False), "activity": (optional(number), False),
 })
 MULTIPLEXER = record({
@@ -179,10 +179,25 @@ MSG_REPORT = record({
 })
 
 
+DISCONNECT_ITEM = record({  # a disconnect's result, a refusal or a failure
+    "session": (text, True), "outcome": (text, True), "user": (text, False),
+    "name": (text, False), "connections": (list_of(pid), False),
+    "detached": (list_of(text), False), "kept": (list_of(pid), False),
+    "lost": (list_of(pid), False), "problems": (list_of(text), False), "state": (text, False),
+    "seconds": (number, False), "steps": (list_of(text), False), "error": (text, False),
+}, "session", "session")
+
+
 def _logoff_item(value: object, where: str) -> object:
     if isinstance(value, dict) and isinstance(value.get("session"), dict):
         return DRY_RUN_ITEM(value, where)
     return LOGOFF_ITEM(value, where)
+
+
+def _disconnect_item(value: object, where: str) -> object:
+    if isinstance(value, dict) and isinstance(value.get("session"), dict):
+        return DRY_RUN_ITEM(value, where)
+    return DISCONNECT_ITEM(value, where)
 
 
 #: The result each request op answers with (the local --json shape of that command).
@@ -190,6 +205,7 @@ RESULTS: dict[str, Check] = {
     "query": list_of(SESSION),
     "logoff": list_of(_logoff_item),
     "msg": MSG_REPORT,
+    "disconnect": list_of(_disconnect_item),
 }
 
 
@@ -247,7 +263,7 @@ def _multiplexer(m: dict[str, object]) -> Multiplexer:
         kind=str(m["kind"]), pid=jsonvalues.whole(m, "pid") or 0,
         name=jsonvalues.text(m, "name") or "", attached=bool(m.get("attached")),
         clients=tuple(MuxClient(
-            pid=jsonvalues.whole(c, "pid") or 0, tty=jsonvalues.text(c, "tty") or "",
+            pid=jsonvalues.whole(c, "pid"), tty=jsonvalues.text(c, "tty") or "",
             user=jsonvalues.text(c, "user") or "", session_id=jsonvalues.text(c, "session"),
             activity=jsonvalues.number(c, "activity"),
         ) for c in jsonvalues.items(m, "clients") if isinstance(c, dict)),

@@ -126,6 +126,7 @@ def audit_sessions(
     known: dict[int, int] | Callable[[], dict[int, int]] | None = None,
     learned: dict[int, int] | None = None,
     workers: int = 1,
+    unset: list[int] | None = None,
 ) -> dict[int, int]:
     """PID → audit session id for every process that has one (one read per process).
 
@@ -135,6 +136,7 @@ def audit_sessions(
     ``learned`` receives the id of every PID listed (read, or taken from ``known``).
     ``known`` may be a callable, called
     after the directory listing (so what it vouches for is judged after the listing).
+    ``unset`` receives the PIDs listed without an id (some may have exited since).
     """
     out: dict[int, int] = {}
     dfd = os.open(proc, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -142,13 +144,17 @@ def audit_sessions(
         names = [n for n in os.listdir(dfd) if n.isdigit()]
         if callable(known):
             known = known()
+        forked = None
         if workers > 1 and len(names) >= PARALLEL_MIN and not known and learned is None:
             forked = _read_ids_forked(dfd, names, workers)
-            if forked is not None:
-                return forked
-        _read_ids(dfd, names, known or {}, learned, out)
+        if forked is not None:
+            out = forked
+        else:
+            _read_ids(dfd, names, known or {}, learned, out)
     finally:
         os.close(dfd)
+    if unset is not None:
+        unset.extend(p for p in map(int, names) if p not in out)
     return out
 
 
@@ -217,6 +223,17 @@ def parse_stat(pid: int, raw: bytes) -> Stat:
         tty_nr=int(f[4]),
         start_ticks=int(f[19]),
     )
+
+
+def alive_since(pid: int, when: float, btime: float, slack: float = 60.0,
+                proc: str = PROC) -> Stat | None:
+    """The live, non-zombie process ``pid`` if it started by ``when`` (epoch seconds, e.g.
+    a utmp record's time) + ``slack``; None if it is gone or younger (a recycled PID).
+    The slack absorbs clock steps between boot and the record."""
+    st = stat(pid, proc)
+    if st is None or st.state in "ZX" or start_time(st.start_ticks, btime) > when + slack:
+        return None
+    return st
 
 
 def stat(pid: int, proc: str = PROC) -> Stat | None:

@@ -16,6 +16,20 @@ def device_path(line: str) -> str:
     return "/dev/" + line
 
 
+def tty_nr(line: str) -> int:
+    """The device number of a terminal line as /proc/PID/stat's tty_nr encodes it (0 if
+    the line is not a device here)."""
+    path = device_path(line)
+    if not path:
+        return 0
+    try:
+        rdev = os.stat(path).st_rdev
+    except OSError:
+        return 0
+    major, minor = os.major(rdev), os.minor(rdev)
+    return (minor & 0xFF) | (major << 8) | ((minor & ~0xFF) << 12)
+
+
 def is_console(line: str) -> bool:
     """True for local console lines (virtual terminals, the system console)."""
     return bool(_CONSOLE.match(line))

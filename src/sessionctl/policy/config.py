@@ -53,8 +53,9 @@ DEFAULT_KEYS = {
 RULE_KEYS = {
     "name", *LIMIT_KINDS, "users", "groups", "types", "remote_hosts", "exempt_users",
     "exempt_groups", "warn_before", "max_postpone", "grace", "message", "activity",
-    "cpu_active", *RESOURCE_KEYS,
+    "cpu_active", *RESOURCE_KEYS, "on_limit",
 }
+ON_LIMIT = ("logoff", "disconnect")
 PRESSURE_RULE = "memory-pressure"  # the name pressure sign-outs carry (reserved)
 PRESSURE_MEASURES = ("some avg10", "full avg10", "some avg60", "full avg60")
 PRESSURE_KEYS = {
@@ -91,6 +92,7 @@ class Rule:
     min_rss: int = 0  # select only sessions holding at least this much (bytes)
     min_pss: int = 0
     min_cpu: float = 0.0  # ... or using at least this % of a core
+    on_limit: str = "logoff"  # or "disconnect": end the connection, keep tmux/screen
 
     @property
     def needs_usage(self) -> bool:
@@ -269,11 +271,18 @@ def parse(text: str, path: str = "<policy>", *, bound: Metrics | None = None,
         if common["warn_before"] >= limit and kinds[0] != "disc_limit":
             raise rfail("warn_before", f"warn_before ({common['warn_before']:g} s) must be "
                         f"shorter than {kinds[0]} ({limit:g} s)")
+        on_limit = raw.get("on_limit", "logoff")
+        if on_limit not in ON_LIMIT:
+            raise rfail("on_limit", f"on_limit must be one of {', '.join(ON_LIMIT)}, "
+                        f"not {on_limit!r}")
+        if on_limit == "disconnect" and kinds[0] == "disc_limit":
+            raise rfail("on_limit", "on_limit = \"disconnect\" does not go with disc_limit "
+                        "(a Disc session has no connection left to end)")
         resources: dict[str, Any] = {k: _size(raw, k, rfail) for k in ("min_rss", "min_pss")}
         rules.append(Rule(
             name=name, kind=kinds[0], limit=limit, line=lines.of("rule", i), **selectors,
             **_rule_fields(raw, base, common, rfail),
-            min_cpu=_percent(raw, "min_cpu", 0.0, rfail), **resources,
+            min_cpu=_percent(raw, "min_cpu", 0.0, rfail), on_limit=on_limit, **resources,
         ))
     for user in base["exempt_users"]:
         _check_user(user, lambda m: fail("defaults", 0, "exempt_users", m))

@@ -212,6 +212,18 @@ class Daemon:
                     resume_countdown(p, "policy daemon")
                 self._report("policy-resume", f"{rule}{would}resume the countdown of {who} "
                              f"(sign-out at {_hms(p.logoff_at) if p else '?'})", d)
+            elif d.action == "disconnect":
+                if self.dry_run:
+                    self._report("policy-disconnect", f"{rule}would disconnect {who}: "
+                                 f"{d.reason}", d)
+                    return
+                from ..actions.disconnect import disconnect
+
+                done = disconnect(s.id, backend=self.backend, audit_log=self.audit_log,
+                                  caller_uid=0)
+                extra = "" if done.ok else ": " + "; ".join(done.problems)
+                self._report("policy-disconnect", f"{rule}disconnected {who}: {d.reason} "
+                             f"({done.outcome}{extra})", d)
             elif d.action == "logoff":
                 assert d.rule is not None
                 if self.dry_run:

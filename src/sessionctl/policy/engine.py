@@ -73,7 +73,7 @@ class Decision:
     """What the policy wants for one session now, and why."""
 
     session: Session
-    action: str  # warn, logoff, cancel, resume, wait, pending, skip, none
+    action: str  # warn, logoff, disconnect, cancel, resume, wait, pending, skip, none
     reason: str
     rule: Rule | None = None
     notice: float = 0.0  # warn: seconds until the sign-out
@@ -242,7 +242,14 @@ def decide(
             continue
         left, measured, rule, act = min(timed, key=lambda t: t[0])
         limit = f"{rule.kind.replace('_', ' ')} {format_duration(rule.limit)}"
-        if rule.kind == "disc_limit":
+        if rule.on_limit == "disconnect" and s.multiplexers:
+            # the work is kept (tmux/screen): no warning, the connection ends at the limit
+            if left <= 0:
+                d = Decision(s, "disconnect", f"{measured}, over the {limit}", rule)
+            else:
+                d = Decision(s, "wait", f"{measured}; disconnect in {format_duration(left)}",
+                             rule)
+        elif rule.kind == "disc_limit":
             if left <= 0:
                 d = Decision(s, "logoff", f"{measured}, over the {limit}", rule)
             else:

@@ -20,11 +20,18 @@ import sessionctl
 from ..cli import usagefmt
 from ..cli.render import printable
 from ..errors import SessionctlError
-from ..usage_model import SORT_KEYS, ProcessUsage, UsageSnapshot, UserUsage
-from .dialogs import EndProcessDialog, HelpScreen, MessageDialog, SignOutDialog
+from ..usage_model import SORT_KEYS, ProcessUsage, SessionUsage, UsageSnapshot, UserUsage
+from .dialogs import (
+    DisconnectDialog,
+    EndProcessDialog,
+    HelpScreen,
+    MessageDialog,
+    SignOutDialog,
+)
 from .rows import Row, build, parent_key
 
 if TYPE_CHECKING:
+    from ..actions.disconnect import DisconnectResult
     from ..actions.logoff import LogoffResult
     from ..actions.message import MessageReport
     from ..actions.process import EndResult
@@ -67,13 +74,15 @@ class TopApp(App[None]):
     #notes { height: auto; max-height: 3; color: $warning; }
     #toosmall { display: none; color: $error; text-style: bold; }
     UsersTable { height: 1fr; scrollbar-size-vertical: 1; }
-    MessageDialog, SignOutDialog, EndProcessDialog, HelpScreen { align: center middle; }
+    MessageDialog, SignOutDialog, EndProcessDialog, DisconnectDialog, HelpScreen {
+        align: center middle; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),
         Binding("question_mark,f1", "help", "Help", key_display="?"),
         Binding("m", "message", "Msg"),
         Binding("l", "sign_out", "Sign out"),
+        Binding("d", "disconnect", "Disconnect"),
         Binding("k,delete", "end_process", "End proc", key_display="k"),
         Binding("s", "sort_next", "Sort"),
         Binding("S", "sort_prev", "Sort back", show=False),
@@ -413,19 +422,25 @@ class TopApp(App[None]):
 
         self.push_screen(MessageDialog(label), sent)
 
-    def action_sign_out(self) -> None:
+    def _chosen_session(self) -> SessionUsage | None:
+        """The session under the cursor (a user row with one session counts), or None
+        (with a note when the row is a user with several)."""
         row = self.current_row()
         sid = self._session_of(row)
         if sid is None:
             if row is not None and row.kind == "user":
                 self._done("this user has several sessions: expand and pick one", True)
-            return
+            return None
         if self.snapshot is None:
-            return
-        sess = next((s for s in self.snapshot.sessions if s.session.id == sid), None)
+            return None
+        return next((s for s in self.snapshot.sessions if s.session.id == sid), None)
+
+    def action_sign_out(self) -> None:
+        sess = self._chosen_session()
         if sess is None:
             return
         s = sess.session
+        sid = s.id
         label = f"session {s.id} ({s.user}{', ' + s.name if s.name else ''})"
         # a warned sign-out needs root (its countdown runs as root): offered only then
         can_warn = os.geteuid() == 0
@@ -443,6 +458,26 @@ class TopApp(App[None]):
 
         self.push_screen(SignOutDialog(label, len(sess.processes), can_warn,
                                        desktop=bool(s.display)), chosen)
+
+    def action_disconnect(self) -> None:
+        sess = self._chosen_session()
+        if sess is None:
+            return
+        s = sess.session
+        sid = s.id
+        if not s.multiplexers:
+            self._done(f"session {sid} has no tmux or screen: nothing would keep running "
+                       "(sign it out with l)", True)
+            return
+        kept = ", ".join(f"{m.kind} {m.pid}" for m in s.multiplexers)
+        label = f"session {s.id} ({s.user}{', ' + s.name if s.name else ''})"
+
+        def chosen(yes: bool | None) -> None:
+            if yes:
+                self._run(f"disconnect of {sid}", lambda: _describe_disconnect(
+                    sid, sessionctl.disconnect(sid)))
+
+        self.push_screen(DisconnectDialog(label, kept), chosen)
 
     def action_end_process(self) -> None:
         row = self.current_row()
@@ -476,6 +511,13 @@ def _describe_logoff(sid: str, result: LogoffResult) -> str:
     if result.ok:
         return f"session {sid} signed out in {result.seconds:.2f} s"
     return f"session {sid}: NOT fully signed out ({len(result.remaining)} process(es) left)"
+
+
+def _describe_disconnect(sid: str, result: DisconnectResult) -> str:
+    if result.ok:
+        return f"session {sid} disconnected; {len(result.kept)} process(es) kept running"
+    problems = "; ".join(result.problems or ["?"])
+    return f"session {sid}: NOT fully disconnected: {problems}"
 
 
 def _describe_end(result: EndResult) -> str:

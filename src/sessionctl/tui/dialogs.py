@@ -158,6 +158,38 @@ class EndProcessDialog(ModalScreen[bool]):
         self.dismiss(False)
 
 
+class DisconnectDialog(ModalScreen[bool]):
+    """Confirm a disconnect (the connection ends, tmux/screen keep running)."""
+
+    DEFAULT_CSS = DIALOG_CSS
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, label: str, kept: str) -> None:
+        super().__init__()
+        self.label = label
+        self.kept = kept
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog", id="disconnect-dialog"):
+            yield Label(f"Disconnect {printable(self.label)}?", classes="title")
+            yield Static(
+                f"The user's connection ends; {printable(self.kept)} keep running and the "
+                "session shows as Disc until the user logs in again and attaches.",
+            )
+            with Horizontal():
+                yield Button("Disconnect", variant="warning", id="disconnect")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#cancel", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "disconnect")
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)
+
+
 HELP = """\
 sessionctl top: who uses what on this machine
 
@@ -166,6 +198,7 @@ Left     collapse, go to parent   e    expand all / collapse all
 s / S    next / previous sort     r    reverse order (or click a title)
 m        message to the user or session under the cursor
 l        sign out the session under the cursor (asks; offers a warning)
+d        disconnect it: the connection ends, its tmux/screen keep running (asks)
 k, Del   end the process under the cursor (asks)
 p        PSS on/off (proportional memory; costs more to read)
 ?, F1    this help                q    quit
@@ -173,7 +206,8 @@ p        PSS on/off (proportional memory; costs more to read)
 CPU% 100 = one core. RSS resident memory; PSS shared pages divided.
 READ/s WRITE/s storage I/O; '*' some processes not readable (not root),
 '-' not readable. IDLE since the last key on the session's terminal.
-STATE Active, Idle (5 min+), Disc (login ended, processes left),
+STATE Active, Idle (5 min+), Disc (no connection: login ended or
+disconnected, processes or a detached tmux/screen left),
 Warned (a sign-out is pending). Processes outside login sessions are
 not shown. Figures cover the last refresh interval.
 

@@ -5,7 +5,7 @@ Pure (no Textual, no I/O), so it can be tested on its own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..cli import usagefmt
 from ..usage_model import ProcessUsage, SessionUsage, UsageSnapshot, UserUsage, sort_rows
@@ -45,7 +45,10 @@ def build(
     reverse: bool = False,
     max_processes: int = MAX_PROCESS_ROWS,
 ) -> list[Row]:
-    """The rows to show, users first, each followed by its expanded sessions/processes."""
+    """The rows to show, users first, each followed by its expanded sessions/processes.
+
+    Keys are unique even if the snapshot were not (a process listed in two sessions):
+    a repeated key gets a ``#N`` suffix, so the table never sees one twice."""
     out: list[Row] = []
     for user in sort_rows(snap.users, sort, reverse):
         ukey = user_key(user)
@@ -68,6 +71,16 @@ def build(
             if len(procs) > max_processes:
                 more = {"user": f"... {len(procs) - max_processes} more processes"}
                 out.append(Row(f"m:{sess.session.id}", "more", 2, None, more, session=sess))
+    return _unique(out)
+
+
+def _unique(rows: list[Row]) -> list[Row]:
+    seen: dict[str, int] = {}
+    out = []
+    for r in rows:
+        n = seen.get(r.key, 0)
+        seen[r.key] = n + 1
+        out.append(r if n == 0 else replace(r, key=f"{r.key}#{n + 1}"))
     return out
 
 
