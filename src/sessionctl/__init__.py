@@ -29,10 +29,8 @@ __version__ = "0.1.0"
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (startup time)
 
 if TYPE_CHECKING:  # what the lazy names below are, for type checkers and readers
-    from .actions.disconnect import DisconnectResult as DisconnectResult
     from .actions.disconnect import disconnect as disconnect
     from .actions.logoff import LogoffResult as LogoffResult
-    from .actions.logoff import Step as Step
     from .actions.logoff import logoff as logoff
     from .actions.message import Delivery as Delivery
     from .actions.message import MessageReport as MessageReport
@@ -40,6 +38,8 @@ if TYPE_CHECKING:  # what the lazy names below are, for type checkers and reader
     from .actions.message import send_message as send_message
     from .actions.process import EndResult as EndResult
     from .actions.process import end_process as end_process
+    from .actions.reports import DisconnectResult as DisconnectResult
+    from .actions.reports import Step as Step
     from .actions.schedule import PendingLogoff as PendingLogoff
     from .actions.schedule import cancel_logoff as cancel_logoff
     from .actions.schedule import pending_logoffs as pending_logoffs
@@ -55,10 +55,10 @@ if TYPE_CHECKING:  # what the lazy names below are, for type checkers and reader
 #: name → module it is imported from on first use (keep in step with the block above;
 #: tests/unit/test_api.py checks both against each other).
 _LAZY: dict[str, str] = {
-    "DisconnectResult": "actions.disconnect",
+    "DisconnectResult": "actions.reports",
     "disconnect": "actions.disconnect",
     "LogoffResult": "actions.logoff",
-    "Step": "actions.logoff",
+    "Step": "actions.reports",
     "logoff": "actions.logoff",
     "Delivery": "actions.message",
     "MessageReport": "actions.message",

@@ -230,7 +230,7 @@ def test_attached_guess_for_servers_we_cannot_read() -> None:
 
 
 def test_fleet_disconnect_answers_fit_their_schema() -> None:
-    from sessionctl.actions.disconnect import DisconnectResult
+    from sessionctl.actions.reports import DisconnectResult
     from sessionctl.fleet.records import BadRecord, check_result, session_from_dict
     from sessionctl.model import Multiplexer, MuxClient
 

@@ -16,7 +16,7 @@ from ..errors import NoSuchSession
 from ..linux import mux, signals
 from ..linux.signals import Sent
 from ..model import ProcessRef, Session, State
-from .disconnect import DisconnectResult
+from .reports import DisconnectResult
 
 POLL = 0.1
 

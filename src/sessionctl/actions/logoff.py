@@ -22,24 +22,13 @@ from ..errors import AccessDenied, InvalidArgument
 from ..host import ADMIN_WORD, Caller
 from ..model import Session
 from . import audit
+from .reports import Step
 
 if TYPE_CHECKING:
     from .desktop_logout import DesktopLogoff
 
 DEFAULT_GRACE = 10.0
 MAX_GRACE = 3600.0
-
-
-@dataclass
-class Step:
-    """One stage of the sign-out sequence, for /v and the audit log."""
-
-    name: str
-    signal: str
-    signalled: int
-    remaining: int
-    seconds: float
-    detail: str = ""
 
 
 @dataclass

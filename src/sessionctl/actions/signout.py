@@ -25,7 +25,7 @@ from ..linux.signals import Key, Sent, key
 from ..model import ProcessRef, Session
 from . import desktop_logout
 from .desktop_logout import DesktopLogoff
-from .logoff import Step
+from .reports import Step
 
 TERM_WAIT = 0.3
 POLL = 0.02

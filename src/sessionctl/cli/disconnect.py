@@ -7,8 +7,9 @@ import json
 import sys
 from collections.abc import Sequence
 
-from ..actions.disconnect import DEFAULT_TIMEOUT, DisconnectResult
+from ..actions.disconnect import DEFAULT_TIMEOUT
 from ..actions.disconnect import disconnect as do_disconnect
+from ..actions.reports import DisconnectResult
 from . import fleet as fleet_cli
 from .args import COMMON_WINDOWS_FLAGS, Parser, UsageError, add_common, parse_session_command
 from .render import emit

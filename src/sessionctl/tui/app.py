@@ -31,10 +31,10 @@ from .dialogs import (
 from .rows import Row, build, parent_key
 
 if TYPE_CHECKING:
-    from ..actions.disconnect import DisconnectResult
     from ..actions.logoff import LogoffResult
     from ..actions.message import MessageReport
     from ..actions.process import EndResult
+    from ..actions.reports import DisconnectResult
     from ..actions.schedule import PendingLogoff
 
 MIN_WIDTH, MIN_HEIGHT = 60, 10
