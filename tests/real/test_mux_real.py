@@ -295,3 +295,46 @@ users = ["{lab_user.name}"]
     events = [json.loads(x)["event"] for x in Path(env["SESSIONCTL_AUDIT_LOG"]).read_text()
               .splitlines()]
     assert "disconnect" in events and "policy-disconnect" in events
+
+
+def test_attached_by_another_user_through_a_shared_socket(
+    make_user, open_login, tmp_path
+) -> None:
+    """User A's tmux on a shared socket, attached by user B: A's session is Active through
+    B's login (attached_from), and its idle time follows B's typing."""
+    owner, guest = make_user(), make_user()
+    share = Path(f"/tmp/sctest-share-{os.urandom(4).hex()}")
+    share.mkdir(mode=0o755)
+    try:
+        os.chown(share, owner.uid, owner.gid)
+        sock = f"{share}/shared"
+        first = open_login(owner)
+        sid = str(first.audit_session_id)
+        first.run(f"tmux -S {sock} new-session -d -s work 'sleep 900'")
+        server = tmux_server_of(first, sock)
+        first.run(f"chmod 777 {sock} && tmux -S {sock} server-access -a {guest.name}")
+        first.logout()
+        assert procs.wait_until(lambda: listing()[sid]["state"] == "Disc", 10)
+        visitor = open_login(guest)
+        vsid = str(visitor.audit_session_id)
+        visitor.send(f"tmux -S {sock} attach -t work\r")
+        row = procs.wait_until(
+            lambda: (r := listing()[sid]) and r["state"] == "Active" and r, 10)
+        assert row["attached_from"] == [vsid] and row["idle_source"] == "clients", row
+        (m,) = row["multiplexers"]
+        assert m["pid"] == server and m["attached"], m
+        (client,) = m["clients"]
+        assert client["session"] == vsid and client["tty"] == visitor.tty_line, client
+        assert server in row["pids"] and client["pid"] not in row["pids"]  # B's, not A's
+        assert client["pid"] in listing()[vsid]["pids"]
+        time.sleep(10)  # a tty's atime moves at most every 8 s
+        assert listing()[sid]["idle_seconds"] >= 8
+        visitor.send("x")
+        assert procs.wait_until(lambda: listing()[sid]["idle_seconds"] < 3, 5)
+        visitor.send("\x02")
+        time.sleep(0.3)
+        visitor.send("d")
+        assert procs.wait_until(lambda: listing()[sid]["state"] == "Disc", 10)
+        assert listing()[sid]["attached_from"] == []
+    finally:
+        subprocess.run(["rm", "-rf", "--one-file-system", str(share)], check=False)
