@@ -19,6 +19,7 @@ from ..model import ProcessRef, Session, State
 from .reports import DisconnectResult
 
 POLL = 0.1
+SETTLE = 0.5  # seconds the kept work must stay alive once its clients are gone
 
 
 #: Ends one connection (its process already checked to be the session's): returns (done,
@@ -148,9 +149,24 @@ class _Run:
         finally:
             pins.close()
 
+    def settle(self, deadline: float) -> None:
+        """Let the multiplexers see their clients go before the work is judged: wait for
+        the clients this session's own terminals ran to exit (they hang up with the
+        connection), then watch the kept work for SETTLE seconds (a tmux with
+        ``destroy-unattached`` exits a moment after its last client, not at once)."""
+        own = {c.pid for m in self.session.multiplexers for c in m.clients
+               if c.session_id == self.session.id and c.pid is not None}
+        clients = [r for r in self.session.processes if r.pid in own]
+        while any(signals.same_process(r) for r in clients) and time.monotonic() < deadline:
+            time.sleep(POLL)
+        quiet = min(deadline, time.monotonic() + SETTLE)
+        while time.monotonic() < quiet and all(signals.same_process(r) for r in self.keep):
+            time.sleep(POLL)
+
     def verify(self) -> None:
         """Wait for the session to list as Disc; then check the kept work."""
         deadline = time.monotonic() + self.timeout
+        self.settle(deadline)
         now: Session | None = None
         while True:
             try:
