@@ -19,6 +19,8 @@ from lab import procs, tool_path
 from lab.fleet import Fleet
 from lab.users import create_user, remove_user
 
+from sessionctl.cli.render import VERBOSE_COLUMNS
+
 pytestmark = pytest.mark.real
 
 HEALTHY = 20
@@ -333,8 +335,10 @@ def test_warned_logoff_on_a_remote_host_outlives_the_connection(fleet, lab_user,
                                text=True, check=True).stdout.splitlines()
         remote = sctl(fleet, "qwinsta", "/server:rnode07", sid, "/v")
         assert remote.returncode == 0, remote.stderr
-        at = local[1][111:121].strip()
-        assert at not in ("", "-") and remote.stdout.splitlines()[1][111:121].strip() == at
+        col, width, _ = VERBOSE_COLUMNS["LOGOFF AT"]  # where qwinsta /v puts it
+        at = local[1][col:col + width].strip()
+        assert at not in ("", "-")
+        assert remote.stdout.splitlines()[1][col:col + width].strip() == at
         local_json = json.loads(subprocess.run([str(tool_path("qwinsta")), sid, "--json"],
                                                capture_output=True, text=True).stdout)[0]
         remote_json = json.loads(sctl(fleet, "qwinsta", "/server:rnode07", sid,
