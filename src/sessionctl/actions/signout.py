@@ -25,7 +25,7 @@ from ..linux.signals import Key, Sent, key
 from ..model import ProcessRef, Session
 from . import desktop_logout
 from .desktop_logout import DesktopLogoff
-from .logoff import Step
+from .reports import Step
 
 TERM_WAIT = 0.3
 POLL = 0.02
@@ -52,7 +52,7 @@ def _bit(sig: int) -> int:
     return 1 << (sig - 1)
 
 
-class _Run:
+class SignOutRun:
     """The state of one sign-out in progress."""
 
     def __init__(
@@ -278,7 +278,7 @@ def sign_out(
 ) -> Sequence:
     """Hang up, terminate and kill every process of ``session``; what is left, if any."""
     signals.raise_fd_limit()
-    run = _Run(backend, session, progress)
+    run = SignOutRun(backend, session, progress)
     graceful = desktop_logout.Graceful(run, grace) if desktop_logout.applies(session) else None
     out = Sequence(desktop=graceful.report if graceful else None)
     try:
