@@ -5,6 +5,7 @@ decisions. No I/O here besides user/group lookups: what the daemon measured of e
 from __future__ import annotations
 
 import fnmatch
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Protocol, TypeVar
@@ -204,6 +205,7 @@ def decide(
     ``pressure_level``: the current value of ``[pressure] measure`` (None: no reading).
     """
     readings = readings or {}
+    groups = functools.cache(groups)  # one group lookup per user and tick, not per session
     out = []
     for s in sessions:
         r = readings.get(s.id, NO_READINGS)
