@@ -8,12 +8,12 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 venv=${SESSIONCTL_VENV:-/opt/sessionctl-venv}
 extras=""
-apt_pkgs=(python3 python3-venv)
+apt_pkgs=(python3 python3-venv man-db bash-completion)
 if [ "${1:-}" = "--test" ]; then
   extras="[test]"
   apt_pkgs+=(openssh-server openssh-client sshpass tmux screen nano procps psmisc
              debootstrap systemd-container iproute2 dbus util-linux htop prometheus
-             tesseract-ocr tesseract-ocr-eng sudo vim strace gcc libc6-dev)
+             tesseract-ocr tesseract-ocr-eng sudo vim strace gcc libc6-dev zsh)
 fi
 
 "$here/scripts/apt-ensure.sh" bootstrap "${apt_pkgs[@]}"
@@ -29,11 +29,14 @@ chmod 755 "$venv"
 rm -rf "$here/build"
 "$venv/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps "$here"
 "$venv/bin/pip" install -q --disable-pip-version-check "$here$extras"
-# Link the commands into /usr/local/bin only for the default venv (a side venv, e.g. a
-# second checkout's, must not take over the commands admins type).
-if [ "$venv" = /opt/sessionctl-venv ]; then
-  for cmd in sessionctl qwinsta quser logoff msg tsdiscon; do
-    if [ -x "$venv/bin/$cmd" ]; then ln -sf "$venv/bin/$cmd" "/usr/local/bin/$cmd"; fi
-  done
+# The commands, their man pages and shell completion go under /usr/local only for the
+# default venv (a side venv, e.g. a second checkout's, must not take over the commands
+# admins type), or wherever SESSIONCTL_PREFIX says.
+prefix=${SESSIONCTL_PREFIX:-}
+if [ -z "$prefix" ] && [ "$venv" = /opt/sessionctl-venv ]; then
+  prefix=/usr/local
+fi
+if [ -n "$prefix" ]; then
+  "$here/scripts/install-commands.sh" "$venv" "$prefix"
 fi
 echo "bootstrap: sessionctl installed in $venv" >&2

@@ -10,5 +10,6 @@ venv=${SESSIONCTL_VENV:-/opt/sessionctl-venv}
 "$here/scripts/lab-desktop-layer.sh" >/dev/null   # TigerVNC/Xfce/xrdp layer (cached)
 "$here/scripts/wine-lab.sh"   # Wine + a Windows CPython for the windows backend's tests
 cd "$here"
-"$venv/bin/ruff" check src tests bench
+"$venv/bin/ruff" check src tests bench scripts
+"$venv/bin/mypy"  # configuration in pyproject.toml: strict on the public API and the model
 exec "$venv/bin/python" -m pytest -p no:cacheprovider -q -ra "$@"

@@ -1,12 +1,18 @@
-"""sessionctl: see, warn and sign out login sessions on shared Linux machines.
+"""sessionctl: see, warn and sign out login sessions on shared machines.
 
 >>> import sessionctl
 >>> for s in sessionctl.sessions():
 ...     print(s.id, s.user, s.state, s.idle_seconds)
+
+Every name below is the real function or class (``help(sessionctl.logoff)`` shows its
+signature and docstring). The actions are imported on first use, so ``import
+sessionctl`` stays cheap for the commands that only list sessions.
 """
 
+from __future__ import annotations
+
 from .api import find_session, sessions, users
-from .backends import get_backend
+from .backends import Backend, close_backends, get_backend
 from .errors import (
     AccessDenied,
     BackendUnavailable,
@@ -16,112 +22,105 @@ from .errors import (
     SessionctlError,
     SourceError,
 )
+from .lazy import lazy_attributes
 from .model import Multiplexer, MuxClient, ProcessRef, Session, State, UserSummary
 
 __version__ = "0.1.0"
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (startup time)
+
+if TYPE_CHECKING:  # what the lazy names below are, for type checkers and readers
+    from .actions.disconnect import disconnect as disconnect
+    from .actions.logoff import LogoffResult as LogoffResult
+    from .actions.logoff import logoff as logoff
+    from .actions.message import Delivery as Delivery
+    from .actions.message import MessageReport as MessageReport
+    from .actions.message import acknowledge as acknowledge
+    from .actions.message import send_message as send_message
+    from .actions.process import EndResult as EndResult
+    from .actions.process import end_process as end_process
+    from .actions.reports import DisconnectResult as DisconnectResult
+    from .actions.reports import Leftover as Leftover
+    from .actions.reports import Step as Step
+    from .actions.schedule import PendingLogoff as PendingLogoff
+    from .actions.schedule import cancel_logoff as cancel_logoff
+    from .actions.schedule import pending_logoffs as pending_logoffs
+    from .actions.schedule import postpone_logoff as postpone_logoff
+    from .actions.schedule import schedule_logoff as schedule_logoff
+    from .actions.usage import UsageSampler as UsageSampler
+    from .actions.usage import usage as usage
+    from .usage_model import ProcessUsage as ProcessUsage
+    from .usage_model import SessionUsage as SessionUsage
+    from .usage_model import UsageSnapshot as UsageSnapshot
+    from .usage_model import UserUsage as UserUsage
+
+#: name → module it is imported from on first use (keep in step with the block above;
+#: tests/unit/test_api.py checks both against each other).
+_LAZY: dict[str, str] = {
+    "DisconnectResult": "actions.reports",
+    "disconnect": "actions.disconnect",
+    "LogoffResult": "actions.logoff",
+    "Step": "actions.reports",
+    "Leftover": "actions.reports",
+    "logoff": "actions.logoff",
+    "Delivery": "actions.message",
+    "MessageReport": "actions.message",
+    "acknowledge": "actions.message",
+    "send_message": "actions.message",
+    "EndResult": "actions.process",
+    "end_process": "actions.process",
+    "PendingLogoff": "actions.schedule",
+    "cancel_logoff": "actions.schedule",
+    "pending_logoffs": "actions.schedule",
+    "postpone_logoff": "actions.schedule",
+    "schedule_logoff": "actions.schedule",
+    "UsageSampler": "actions.usage",
+    "usage": "actions.usage",
+    "ProcessUsage": "usage_model",
+    "SessionUsage": "usage_model",
+    "UsageSnapshot": "usage_model",
+    "UserUsage": "usage_model",
+}
 
 
-def usage(target: str | None = None, **options: object) -> object:
-    """Each user's CPU, memory and disk use over an interval; see
-    :func:`sessionctl.actions.usage.usage` (returns a ``UsageSnapshot``)."""
-    from .actions.usage import usage as measure
-
-    return measure(target, **options)  # type: ignore[arg-type]
+__getattr__ = lazy_attributes(__name__, _LAZY, globals())
 
 
-def usage_sampler(target: str | None = None, **options: object) -> object:
-    """A ``UsageSampler``: call ``sample()`` repeatedly for rates since the last call."""
-    from .actions.usage import UsageSampler
-
-    return UsageSampler(target, **options)  # type: ignore[arg-type]
-
-
-def end_process(pid: int, **options: object) -> object:
-    """End one process of a session the caller may act on (SIGTERM, grace, SIGKILL); see
-    :func:`sessionctl.actions.process.end_process` (returns an ``EndResult``)."""
-    from .actions.process import end_process as end
-
-    return end(pid, **options)  # type: ignore[arg-type]
-
-
-def logoff(target: str | None = None, **options: object) -> object:
-    """Sign out a session completely; see :func:`sessionctl.actions.logoff.logoff`.
-
-    Returns a ``LogoffResult``; raises NoSuchSession, AccessDenied or InvalidArgument
-    before anything is signalled.
-    """
-    from .actions.logoff import logoff as sign_out
-
-    return sign_out(target, **options)  # type: ignore[arg-type]
-
-
-def disconnect(target: str | None = None, **options: object) -> object:
-    """End a session's connection and keep its work running (tmux/screen), as tsdiscon;
-    see :func:`sessionctl.actions.disconnect.disconnect`.
-
-    Returns a ``DisconnectResult`` (``ok`` only when the session is Disc afterwards with
-    its work alive); raises NoSuchSession, AccessDenied, InvalidArgument or NotPossible
-    before anything is touched.
-    """
-    from .actions.disconnect import disconnect as discon
-
-    return discon(target, **options)  # type: ignore[arg-type]
-
-
-def send_message(target: str, text: str | bytes, **options: object) -> object:
-    """Show a message on the target sessions' terminals; see actions.message.send_message."""
-    from .actions.message import send_message as send
-
-    return send(target, text, **options)  # type: ignore[arg-type]
-
-
-def schedule_logoff(target: str | None, notice: float, **options: object) -> object:
-    """Warn, count down, then log off; see actions.schedule.schedule_logoff.
-
-    Returns (PendingLogoff, MessageReport of the first notice).
-    """
-    from .actions.schedule import schedule_logoff as schedule
-
-    return schedule(target, notice, **options)  # type: ignore[arg-type]
-
-
-def postpone_logoff(seconds: float | None = None, session_id: str | None = None) -> object:
-    """Push back the pending logoff of a session (its own user or root)."""
-    from .actions.schedule import postpone_logoff as postpone
-
-    return postpone(seconds, session_id)
-
-
-def cancel_logoff(session_id: str) -> object:
-    """Cancel a pending logoff (root or whoever scheduled it)."""
-    from .actions.schedule import cancel_logoff as cancel
-
-    return cancel(session_id)
-
-
-def pending_logoffs() -> list:
-    """The warned logoffs counting down on this machine."""
-    from .actions.schedule import pending_logoffs as pending
-
-    return pending()
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 __all__ = [
     "AccessDenied",
+    "Backend",
     "BackendUnavailable",
+    "Delivery",
+    "DisconnectResult",
+    "EndResult",
     "InvalidArgument",
+    "Leftover",
+    "LogoffResult",
+    "MessageReport",
     "Multiplexer",
     "MuxClient",
     "NoSuchSession",
     "NotPossible",
+    "PendingLogoff",
     "ProcessRef",
+    "ProcessUsage",
     "Session",
+    "SessionUsage",
     "SessionctlError",
     "SourceError",
     "State",
+    "Step",
+    "UsageSampler",
+    "UsageSnapshot",
     "UserSummary",
+    "UserUsage",
     "__version__",
+    "acknowledge",
     "cancel_logoff",
+    "close_backends",
     "disconnect",
     "end_process",
     "find_session",
@@ -133,6 +132,5 @@ __all__ = [
     "send_message",
     "sessions",
     "usage",
-    "usage_sampler",
     "users",
 ]

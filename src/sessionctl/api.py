@@ -8,12 +8,9 @@ from datetime import datetime
 from .backends import get_backend
 from .backends.base import Backend
 from .errors import InvalidArgument, NoSuchSession
+from .jsonvalues import number
 from .model import Session, State, UserSummary
 from .validate import check_target
-
-
-def _backend(backend: Backend | str | None) -> Backend:
-    return backend if isinstance(backend, Backend) else get_backend(backend)
 
 
 def sessions(
@@ -31,7 +28,7 @@ def sessions(
     """
     if target is not None:
         check_target(target)
-    be = _backend(backend)
+    be = get_backend(backend)
     found = with_pending(be.sessions() if processes else be.overview())
     return [s for s in found if target is None or s.matches(target)]
 
@@ -46,9 +43,9 @@ def with_pending(found: list[Session]) -> list[Session]:
     out = []
     for s in found:
         d = pending.get(s.id)
-        if d and d.get("uid") == s.uid and isinstance(d.get("logoff_at"), int | float):
-            when = datetime.fromtimestamp(float(d["logoff_at"])).astimezone()  # type: ignore[arg-type]
-            s = replace(s, logoff_at=when)
+        at = number(d, "logoff_at") if d else None
+        if d and at is not None and d.get("uid") == s.uid:
+            s = replace(s, logoff_at=datetime.fromtimestamp(at).astimezone())
         out.append(s)
     return out
 
@@ -73,7 +70,7 @@ def find_session(
     """
     if target is not None:
         check_target(target)
-    found = _backend(backend).sessions()
+    found = get_backend(backend).sessions()
     if target is None:
         own = [s for s in found if s.current]
         if not own:
@@ -90,4 +87,13 @@ def find_session(
     if len(by_name) > 1:
         ids = ", ".join(s.id for s in by_name)
         raise InvalidArgument(f"session name {target} is ambiguous (ids {ids}); use the id")
+    of_user = [s for s in found if s.user == target]
+    if of_user:
+        listed = ", ".join(
+            f"{s.id} ({', '.join(x for x in (s.name, s.state.value) if x)})" for s in of_user
+        )
+        raise NoSuchSession(
+            f"No session exists for {target}: a session is named by its ID or session name "
+            f"(as on Windows), not by its user. {target}'s sessions: {listed}"
+        )
     raise NoSuchSession(f"No session exists for {target}")

@@ -13,15 +13,23 @@ from . import procs
 from .users import LabUser
 from .utmp import user_entries
 
+#: Virtual terminals a test may log in on, most likely free first. SESSIONCTL_LAB_VTS
+#: (space-separated) narrows them; "" means none (tests then skip, saying why).
+VTS = tuple(f"tty{n}" for n in range(12, 4, -1))
 
-def _free_vt() -> str:
+
+def free_vt() -> str | None:
+    """A virtual terminal that exists and nobody is logged in on, or None."""
+    wanted = os.environ.get("SESSIONCTL_LAB_VTS")
+    candidates = VTS if wanted is None else tuple(wanted.split())
     busy = {line.split()[1] for line in subprocess.run(
         ["who"], capture_output=True, text=True).stdout.splitlines() if line.split()}
-    for n in range(12, 4, -1):
-        line = f"tty{n}"
-        if line not in busy and os.path.exists(f"/dev/{line}"):
-            return line
-    raise RuntimeError("no free virtual terminal between tty5 and tty12")
+    return next((line for line in candidates
+                 if line not in busy and os.path.exists(f"/dev/{line}")), None)
+
+
+NO_FREE_VT = ("no free virtual terminal for a console login (tty5..tty12 absent or all "
+              "logged in on)")
 
 
 class ConsoleLogin:
@@ -33,7 +41,10 @@ class ConsoleLogin:
 
     def __init__(self, user: LabUser, timeout: float = 10.0) -> None:
         self.user = user
-        self.line = _free_vt()
+        line = free_vt()
+        if line is None:
+            raise RuntimeError(NO_FREE_VT)
+        self.line = line
         fd = os.open(f"/dev/{self.line}", os.O_RDWR | os.O_NOCTTY)
         try:
             self.proc = subprocess.Popen(

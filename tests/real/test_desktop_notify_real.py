@@ -33,8 +33,10 @@ def user_bus(lab_user):
     server = None
     try:
         assert procs.wait_until(bus.is_socket, 10)
-        here = Path(__file__).with_name("notify_server.py")
-        server = subprocess.Popen([*as_user, sys.executable, str(here), f"unix:path={bus}"],
+        # Passed as source text: the lab user may not read the checkout (a clone in a
+        # mode-700 home, /root/sessionctl, is the default place).
+        code = Path(__file__).with_name("notify_server.py").read_text()
+        server = subprocess.Popen([*as_user, sys.executable, "-c", code, f"unix:path={bus}"],
                                   stdout=subprocess.PIPE, text=True)
         assert server.stdout.readline().strip() == "ready"
         yield lab_user, server.stdout

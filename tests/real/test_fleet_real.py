@@ -19,6 +19,8 @@ from lab import procs, tool_path
 from lab.fleet import Fleet
 from lab.users import create_user, remove_user
 
+from sessionctl.cli.render import VERBOSE_COLUMNS
+
 pytestmark = pytest.mark.real
 
 HEALTHY = 20
@@ -94,7 +96,8 @@ def _masters(fleet: Fleet) -> set[int]:
 
 def _query_servers(user_uid: int) -> set[int]:
     """Our remote query servers: the admin's python processes running the shipped agent."""
-    return {p for p in procs.all_pids() if procs.uids_of(p) and procs.uids_of(p)[0] == user_uid
+    # uids read once: a process may exit between two reads (it used to crash the test)
+    return {p for p in procs.all_pids() if (uids := procs.uids_of(p)) and uids[0] == user_uid
             and procs.comm_of(p) == "python3"}
 
 
@@ -224,6 +227,25 @@ def test_single_server_logoff_by_id(fleet, lab_user, open_login) -> None:
     assert "No session" in missing.stderr
 
 
+def test_user_at_host_as_ssh_users_type_it(fleet, lab_user, open_login) -> None:
+    """/server:root@fnodeNN and --servers root@fnode[..] log in as root (logoff works),
+    where fnodeNN alone logs in as the config's admin user (Access is denied). Both
+    spellings used to be refused ("not a host name", "unknown group @host")."""
+    login = open_login(lab_user)
+    sid = str(login.audit_session_id)
+    denied = sctl(fleet, "logoff", sid, "/server:fnode06", "--grace", "1")
+    assert denied.returncode == 1 and "Access is denied" in denied.stdout
+    dry = sctl(fleet, "logoff", "--servers", "root@fnode[06-07]", "--user", lab_user.name,
+               "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    assert set(json_lines(dry.stdout)) == {"fnode06", "fnode07"}
+    res = sctl(fleet, "logoff", sid, "/server:root@fnode06", "--grace", "1")
+    assert res.returncode == 0, res.stderr
+    assert procs.wait_gone(login.pids(), 10) == set()
+    bad = sctl(fleet, "qwinsta", "/server:a;b@fnode06")
+    assert bad.returncode == 1 and "not a user name" in bad.stderr
+
+
 def test_never_runs_on_unnamed_hosts(fleet) -> None:
     res = sctl(fleet, "qwinsta", "--servers", "fnode[01-20]!fnode[02-20]", "--json")
     assert set(json_lines(res.stdout)) == {"fnode01"}
@@ -313,8 +335,10 @@ def test_warned_logoff_on_a_remote_host_outlives_the_connection(fleet, lab_user,
                                text=True, check=True).stdout.splitlines()
         remote = sctl(fleet, "qwinsta", "/server:rnode07", sid, "/v")
         assert remote.returncode == 0, remote.stderr
-        at = local[1][111:121].strip()
-        assert at not in ("", "-") and remote.stdout.splitlines()[1][111:121].strip() == at
+        col, width, _ = VERBOSE_COLUMNS["LOGOFF AT"]  # where qwinsta /v puts it
+        at = local[1][col:col + width].strip()
+        assert at not in ("", "-")
+        assert remote.stdout.splitlines()[1][col:col + width].strip() == at
         local_json = json.loads(subprocess.run([str(tool_path("qwinsta")), sid, "--json"],
                                                capture_output=True, text=True).stdout)[0]
         remote_json = json.loads(sctl(fleet, "qwinsta", "/server:rnode07", sid,

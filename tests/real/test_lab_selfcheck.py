@@ -173,3 +173,16 @@ def test_stale_users_removed_live_ones_kept(make_user) -> None:
             pwd.getpwnam(stale.name)
     finally:
         remove_user(stale)
+
+
+def test_console_test_skips_saying_why_without_a_free_vt() -> None:
+    """It used to fail (RuntimeError) when every virtual terminal was in use or absent."""
+    here = Path(__file__).resolve().parent
+    res = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
+         f"{here}/test_logoff_real.py::test_console_session_refused_unless_allowed"],
+        capture_output=True, text=True, timeout=300, cwd=here.parents[1],
+        env={**os.environ, "SESSIONCTL_LAB_VTS": ""},
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "1 skipped" in res.stdout and "no free virtual terminal" in res.stdout

@@ -247,3 +247,54 @@ def test_own_session_from_a_thread_spares_the_caller(ct, ct_login, where) -> Non
     assert data["outcome"] == "logged-off" and data["after"] == data["before"], data
     assert procs.wait_until(
         lambda: sid not in {s["session"] for s in ct.loginctl_sessions()}, 15)
+
+
+BUS_PROBE = r"""
+import os, sessionctl
+def sockets():
+    out = set()
+    for fd in os.listdir('/proc/self/fd'):
+        try:
+            target = os.readlink(f'/proc/self/fd/{fd}')
+        except OSError:
+            continue
+        if target.startswith('socket:'):
+            out.add(target)
+    return out
+be = sessionctl.get_backend()
+assert be.name == 'logind', be.name
+sessionctl.sessions()
+first = sockets()
+for _ in range(5):
+    sessionctl.sessions()
+print(len(first), sockets() == first)
+sessionctl.close_backends()
+print(len(sockets()))
+sessionctl.sessions()
+print(len(sockets()), sessionctl.get_backend() is be)
+"""
+
+
+def test_one_bus_connection_reused_then_closed(ct) -> None:
+    """The default backend is chosen once; its system-bus connection serves every call
+    (it used to open a new one per call) until close_backends(), then reopens."""
+    res = ct.exec([f"{TOOL}/python", "-c", BUS_PROBE], timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split("\n")[:3] == ["1 True", "0", "1 True"], res.stdout
+
+
+def test_status_says_it_works_where_nobody_is_logged_in() -> None:
+    """README's install-and-run command ends with `sessionctl status`: on a fresh machine
+    with nobody logged in (a container of its own) it must say it works, where quser, as
+    on Windows, says No User exists for * and exits 1."""
+    from lab.container import container_fixture
+
+    for fresh in container_fixture():
+        assert fresh.loginctl_sessions() == []
+        res = inside(fresh, "sessionctl", "status")
+        assert res.returncode == 0, res.stderr
+        lines = res.stdout.splitlines()
+        assert lines[0].startswith("sessionctl ") and lines[0].endswith("backend logind")
+        assert lines[1] == "No one is logged in (0 sessions)."
+        quser = inside(fresh, "quser")
+        assert quser.returncode == 1 and quser.stderr.strip() == "No User exists for *"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from lab import procs, tool_path
 from lab.checks import assert_untouched, fingerprint, live, settled_pids
-from lab.console import ConsoleLogin
+from lab.console import NO_FREE_VT, ConsoleLogin, free_vt
 
 pytestmark = pytest.mark.real
 
@@ -102,6 +102,8 @@ def test_non_root_own_sessions_only(make_user, open_login) -> None:
 
 
 def test_console_session_refused_unless_allowed(make_user) -> None:
+    if free_vt() is None:
+        pytest.skip(NO_FREE_VT)
     user = make_user()
     console = ConsoleLogin(user)
     try:
@@ -140,6 +142,18 @@ def test_bad_targets_signal_nothing(lab_user, open_login, argv, message) -> None
     res = logoff(*argv)
     assert res.returncode == 1 and res.stderr.startswith(message), res.stderr
     assert "Traceback" not in res.stderr and res.stdout == ""
+    assert_untouched(before)
+
+
+def test_a_user_name_is_explained_and_their_ids_listed(lab_user, open_login) -> None:
+    """`logoff USER` used to say only "No session exists for USER" while quser listed the
+    user's sessions: now it says logoff takes ids and names, and lists the user's ids."""
+    login = open_login(lab_user)
+    before = fingerprint(login.pids())
+    res = logoff(lab_user.name)
+    assert res.returncode == 1 and res.stdout == ""
+    assert "named by its ID or session name (as on Windows), not by its user" in res.stderr
+    assert f"{login.audit_session_id} ({login.tty_line}, Active)" in res.stderr
     assert_untouched(before)
 
 

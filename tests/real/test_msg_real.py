@@ -8,7 +8,7 @@ import subprocess
 import time
 
 import pytest
-from lab import tool_path
+from lab import procs, tool_path
 
 pytestmark = pytest.mark.real
 
@@ -44,6 +44,44 @@ def test_message_reaches_only_the_target_session(make_user, open_login) -> None:
     a1.wait_output("second note", 5)
     a2.wait_output("second note", 5)
     assert "second note" not in quiet_for(b, 0.5)
+
+
+def test_a_users_unreadable_sessions_are_skipped_not_failures(make_user, open_login) -> None:
+    """msg USER reaches every terminal of the user and exits 0; a Disc session (a nohup
+    job of an ended login: no terminal) is named as skipped. It used to exit 1 with only
+    "Message NOT sent to session N ... (no terminal)"."""
+    user = make_user()
+    gone = open_login(user)
+    disc_id = gone.audit_session_id
+    gone.run("nohup sleep 600 >/dev/null 2>&1 &")
+    gone.logout()
+    state = lambda: json.loads(msg_json("qwinsta", str(disc_id)))[0]["state"]  # noqa: E731
+    procs.wait_until(lambda: state() == "Disc", 10)
+    live = open_login(user)
+    live.read_available(0.2)
+    res = msg(user.name, "the printer is back")
+    assert res.returncode == 0, res.stderr
+    assert (f"Message sent to session {live.audit_session_id} ({user.name}) on "
+            f"/dev/{live.tty_line}.") in res.stdout
+    assert f"Session {disc_id} ({user.name}, Disc) skipped: no terminal" in res.stdout
+    assert res.stderr == ""
+    live.wait_output("the printer is back", 5)
+    report = json.loads(msg(user.name, "--json", "again").stdout)
+    assert report["skipped"] == [str(disc_id)] and report["sessions"] == [
+        str(live.audit_session_id)]
+    # Named by its id, the Disc session is a target: not reached, exit 1, and why.
+    res = msg(str(disc_id), "hello?")
+    assert res.returncode == 1 and "no terminal" in res.stderr
+    # A user with nothing readable: a clear error, not a silent success.
+    live.logout()
+    res = msg(user.name, "anyone?")
+    assert res.returncode == 1
+    assert f"No session of {user.name} has a terminal or desktop" in res.stderr
+
+
+def msg_json(tool: str, *argv: str) -> str:
+    return subprocess.run([str(tool_path(tool)), "--json", *argv], capture_output=True,
+                          text=True, timeout=60, check=True).stdout
 
 
 def test_message_from_stdin_and_target_file(make_user, open_login, tmp_path) -> None:

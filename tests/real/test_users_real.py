@@ -163,7 +163,7 @@ def test_vanished_processes_are_counted_not_fatal(make_user, open_login) -> None
     user = make_user()
     login = open_login(user)
     pids = {bg(login, "sleep 600 >/dev/null 2>&1 & echo $!") for _ in range(3)}
-    sampler = sessionctl.usage_sampler(user.name)
+    sampler = sessionctl.UsageSampler(user.name)
     sampler.prime()
     listed = sessionctl.sessions(user.name)  # a listing taken while they lived
     assert pids <= {p for s in listed for p in s.pids}
@@ -182,7 +182,7 @@ def test_between_full_looks_new_processes_are_placed(make_user, open_login) -> N
 
     user, other = make_user(), make_user()
     login, bystander = open_login(user), open_login(other)
-    sampler = sessionctl.usage_sampler(rescan=600)  # no second full look in this test
+    sampler = sessionctl.UsageSampler(rescan=600)  # no second full look in this test
     sampler.prime()
     looks = sampler.full_looks
     burner = bg(login, BURN)

@@ -72,7 +72,10 @@ def test_warned_logoff_reminds_then_signs_out_and_nano_saves(
 
     assert abs(datetime.fromisoformat(when).timestamp() - (t0 + 13)) < 2
     verbose = tool("qwinsta", sid, "/v").stdout.splitlines()
-    assert "LOGOFF AT" in verbose[0] and verbose[1][111:121].strip() == when[11:19]
+    from sessionctl.cli.render import VERBOSE_COLUMNS
+
+    col, width, _ = VERBOSE_COLUMNS["LOGOFF AT"]
+    assert "LOGOFF AT" in verbose[0] and verbose[1][col:col + width].strip() == when[11:19]
     # The countdown runs detached: own kernel session, no controlling terminal.
     row = pending(sid)
     assert row and row["worker_alive"]

@@ -13,11 +13,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from lab import tool_path
 
+from sessionctl.durations import parse_duration
 from sessionctl.errors import InvalidArgument
 from sessionctl.fleet import payload
 from sessionctl.fleet.hosts import TooManyHosts, fold, resolve
 from sessionctl.fleet.inventory import parse_inventory
-from sessionctl.fleet.select import Selection, parse_duration
+from sessionctl.fleet.select import Selection
 from sessionctl.fleet.ssh import classify
 from sessionctl.model import Session, State
 
@@ -86,6 +87,64 @@ def test_inventory_that_does_not_parse(text: str, message: str) -> None:
     with pytest.raises(InvalidArgument, match=message) as info:
         parse_inventory(text, "inv.ini")
     assert "inv.ini:" in str(info.value)
+
+
+YAML_INVENTORY = """
+# the INI inventory above, in Ansible's YAML format
+all:
+  hosts:
+    lonely:
+  children:
+    prod:
+      children:
+        web:
+          hosts:
+            web[01:04]:
+              ansible_port: 2222
+        db:
+          hosts:
+            db-[a:c]: {ansible_host: 10.0.0.9, ansible_user: dba}
+      vars:
+        ansible_user: admin
+"""
+
+
+def test_yaml_inventory_reads_as_the_ini_one(tmp_path) -> None:
+    from sessionctl.fleet.inventory import load_inventory
+
+    path = tmp_path / "hosts.yml"
+    path.write_text(YAML_INVENTORY)
+    inv, ini = load_inventory(path), parse_inventory(INVENTORY)
+    for group in ("web", "db", "all"):
+        assert sorted(inv.groups[group]) == sorted(ini.groups[group]), group
+    assert sorted(inv.groups["prod"]) == sorted(ini.groups["prod"])
+    by_yaml = {h.name: h for h in resolve("@prod", inventory=inv)}
+    by_ini = {h.name: h for h in resolve("@prod", inventory=ini)}
+    assert by_yaml == by_ini
+    assert by_yaml["web01"].port == 2222 and by_yaml["web01"].user == "admin"
+    plain = tmp_path / "inventory"  # no suffix: recognised by its first line
+    plain.write_text("all:\n  hosts:\n    a1:\n    a2:\n")
+    assert load_inventory(plain).hosts == ["a1", "a2"]
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        ("all:\n  hosts:\n    web[01:\n", 3, "unbalanced bracket"),
+        ("all:\n  hosts:\n    'web[01:]':\n", 3, "bad host range"),
+        ("all:\n  hostz:\n    a:\n", 2, "unknown key 'hostz'"),
+        ("all:\n  hosts:\n    - a\n    - b\n", 3, "must be a mapping"),
+        ("all:\n  children:\n    x:\n      children:\n        x:\n", 5, "cycle"),
+        ("all:\n  hosts: {a: {ansible_port: [1, 2]}}\n", 2, "plain value"),
+        ("all:\n  hosts:\n    a: {b: 1\n", 4, "not valid YAML"),
+    ],
+)
+def test_yaml_inventory_errors_name_the_line(text: str, line: int, message: str) -> None:
+    from sessionctl.fleet.inventory import parse_yaml_inventory
+
+    with pytest.raises(InvalidArgument, match=message) as info:
+        parse_yaml_inventory(text, "inv.yml")
+    assert str(info.value).startswith(f"inv.yml:{line}:"), info.value
 
 
 def test_host_counts_zero_and_huge(tmp_path) -> None:
@@ -239,6 +298,16 @@ def test_cli_inventory_errors_and_only_named_hosts(tmp_path) -> None:
     assert targets == ["db-a", "db-b", "db-c"]
     assert all("-l dba" in line and "HostName=10.0.0.9" in line for line in ran)
     assert all("StrictHostKeyChecking" not in line and "BatchMode=yes" in line for line in ran)
+    # user@host, as ssh users type it, wins over the inventory's user
+    (tmp_path / "ssh-was-run").unlink()
+    yml = tmp_path / "good.yml"
+    yml.write_text(YAML_INVENTORY)
+    res = _cli(tmp_path, "qwinsta", "--inventory", str(yml), "--servers", "ops@db-a,@web",
+               "--json", "--no-reuse")
+    ran = (tmp_path / "ssh-was-run").read_text().splitlines()
+    users = {line.split(" -- ")[1].split()[0]: line.split(" -l ")[1].split()[0] for line in ran}
+    assert users == {"db-a": "ops", "web01": "admin", "web02": "admin", "web03": "admin",
+                     "web04": "admin"}
 
 
 def test_progress_bar_only_on_a_terminal_after_a_second() -> None:
@@ -265,3 +334,20 @@ def test_progress_bar_only_on_a_terminal_after_a_second() -> None:
     assert "2/10 hosts, 1 failed" in tty.getvalue()
     bar.finish()
     assert tty.getvalue().endswith("\r\x1b[K")
+
+
+def test_user_at_host_items() -> None:
+    from sessionctl.fleet.hosts import split_items
+
+    assert split_items("alice@web[01,03],@db, bob@x1!x2") == [
+        "alice@web[01,03]", "@db", "bob@x1!x2"]
+    hosts = {h.name: h.user for h in resolve("alice@web[01-02],db1,bob@@grp",
+                                             inventory=parse_inventory("[grp]\ng1\ng2\n"))}
+    assert hosts == {"web01": "alice", "web02": "alice", "db1": None, "g1": "bob", "g2": "bob"}
+    for bad, why in (("-oProxyCommand=x@web1", "not a user name"),
+                     ("a b@web1", "not a user name"),
+                     ("alice@web1,bob@web1", "named with two users")):
+        with pytest.raises(InvalidArgument, match=why):
+            resolve(bad)
+    with pytest.raises(InvalidArgument, match="not user@host"):
+        resolve("web[1-3]", exclude="alice@web2")

@@ -3,7 +3,8 @@ tests/real/test_adversarial_real.py)."""
 
 from __future__ import annotations
 
-from sessionctl.actions.logoff import Leftover, LogoffResult
+from sessionctl.actions.logoff import LogoffResult
+from sessionctl.actions.reports import Leftover
 from sessionctl.cli.fleet_logoff import _line
 from sessionctl.model import Session, State
 

@@ -15,7 +15,7 @@ from sessionctl.linux import mux, proc
 from sessionctl.model import Session, State
 from sessionctl.policy import config, engine
 from sessionctl.tui.rows import build
-from sessionctl.usage import ProcessUsage, SessionUsage, UsageSnapshot, group_by_user
+from sessionctl.usage_model import ProcessUsage, SessionUsage, UsageSnapshot, group_by_user
 
 
 def backend(tmp_path: Path, procs: list[P], rows: list[tuple[int, str, str, str]]):
@@ -230,7 +230,7 @@ def test_attached_guess_for_servers_we_cannot_read() -> None:
 
 
 def test_fleet_disconnect_answers_fit_their_schema() -> None:
-    from sessionctl.actions.disconnect import DisconnectResult
+    from sessionctl.actions.reports import DisconnectResult
     from sessionctl.fleet.records import BadRecord, check_result, session_from_dict
     from sessionctl.model import Multiplexer, MuxClient
 

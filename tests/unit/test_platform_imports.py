@@ -15,7 +15,7 @@ TESTS = Path(__file__).resolve().parents[1]
 #: modules that must import (and the CLIs that must run) on Windows
 NEUTRAL = [
     "sessionctl", "sessionctl.api", "sessionctl.model", "sessionctl.errors", "sessionctl.host",
-    "sessionctl.usage", "sessionctl.state", "sessionctl.durations", "sessionctl.sanitize",
+    "sessionctl.usage_model", "sessionctl.state", "sessionctl.durations", "sessionctl.sanitize",
     "sessionctl.validate", "sessionctl.backends", "sessionctl.backends.base",
     "sessionctl.backends.windows", "sessionctl.windows.wts", "sessionctl.windows.wtsapi",
     "sessionctl.windows.processes", "sessionctl.actions.logoff", "sessionctl.actions.message",

@@ -10,7 +10,7 @@ import pytest
 from sessionctl.actions import reclaim
 from sessionctl.model import Session, State
 from sessionctl.policy.metrics import MetricsView, render
-from sessionctl.usage import ProcessUsage, SessionUsage, UsageSnapshot, group_by_user
+from sessionctl.usage_model import ProcessUsage, SessionUsage, UsageSnapshot, group_by_user
 
 MB = 1 << 20
 

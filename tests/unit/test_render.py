@@ -79,9 +79,22 @@ def test_control_characters_never_reach_output() -> None:
     assert "\x1b" not in out and "\x07" not in out
 
 
-def test_verbose_adds_columns_after_device() -> None:
-    out = render.qwinsta_table([make(leader_pid=4242)], verbose=True)
+def column(line: str, title: str) -> str:
+    col, width, _ = render.VERBOSE_COLUMNS[title]
+    return line[col:col + width].strip()
+
+
+def test_verbose_columns_take_devices_place_within_120_columns() -> None:
+    """qwinsta /v was ~130 columns wide (it wrapped in a 120-column terminal)."""
+    long_host = "a-rather-long-remote-host-name.example.org"
+    out = render.qwinsta_table([make(leader_pid=4194304, remote_host=long_host,
+                                     idle_seconds=9_999_999.0)], verbose=True)
     header, line = out.splitlines()
-    assert header.startswith(render.QWINSTA_HEADER)
-    assert line[:68] == render.qwinsta_line(make(leader_pid=4242))[:68]
-    assert "4242" in line[91:100] and line[111:121].strip() == "-" and line[121:] == "10.0.0.1"
+    assert header.startswith(render.QWINSTA_HEADER[:68])
+    assert line[:68] == render.qwinsta_line(make(leader_pid=4194304))[:68]
+    assert max(len(header), len(line)) <= render.MAX_WIDTH
+    assert [column(header, t) for t in render.VERBOSE_COLUMNS] == list(render.VERBOSE_COLUMNS)
+    assert column(line, "LEADER") == "4194304" and column(line, "LOGOFF AT") == "-"
+    assert column(line, "IDLE(s)") == "9999999" and column(line, "FROM").endswith("+")
+    short = render.qwinsta_table([make()], verbose=True).splitlines()[1]
+    assert column(short, "FROM") == "10.0.0.1"

@@ -7,9 +7,8 @@ import pytest
 from sessionctl.cli import usagefmt
 from sessionctl.linux.usage import PAGE_SIZE, parse_io, parse_pss, parse_stat_counters
 from sessionctl.model import ProcessRef, Session, State
-from sessionctl.tui.dialogs import parse_duration
 from sessionctl.tui.rows import build, parent_key
-from sessionctl.usage import (
+from sessionctl.usage_model import (
     ProcessUsage,
     SessionUsage,
     UsageSnapshot,
@@ -89,11 +88,38 @@ def test_formatting() -> None:
     assert cells["user"] == "alice" and cells["read"] == "0B*"
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("90", 90), ("90s", 90), ("5m", 300),
-                                               ("1h", 3600), ("0", None), ("x", None),
-                                               ("", None), ("2d", None)])
-def test_parse_duration(text: str, seconds: float | None) -> None:
-    assert parse_duration(text) == seconds
+@pytest.mark.parametrize(("typed", "seconds"), [("90", 90.0), ("5m", 300.0), ("1h30m", 5400.0),
+                                                ("2d", 172800.0), ("x", None), ("0", None)])
+def test_sign_out_dialog_reads_the_notice_as_everywhere_else(
+    typed: str, seconds: float | None
+) -> None:
+    """The top screen's notice field takes what README documents (1h30m, 2d): it used to
+    have a parser of its own that refused both."""
+    import asyncio
+
+    from textual.app import App
+    from textual.widgets import Input
+
+    from sessionctl.tui.dialogs import SignOutDialog
+
+    results: list[object] = []
+
+    class Host(App[None]):
+        def on_mount(self) -> None:
+            self.push_screen(SignOutDialog("session 7", 3), results.append)
+
+    async def scenario() -> None:
+        app = Host()
+        async with app.run_test() as pilot:
+            await pilot.pause()
+            app.screen.query_one("#notice", Input).value = typed
+            await pilot.click("#warn")
+            await pilot.pause()
+    asyncio.run(scenario())
+    if seconds is None:
+        assert results == []  # refused with a notification; the dialog stays open
+    else:
+        assert results == [("warn", seconds, "")]
 
 
 def test_pids_since_wraps_and_gives_up_on_many_forks() -> None:
@@ -104,3 +130,24 @@ def test_pids_since_wraps_and_gives_up_on_many_forks() -> None:
     assert pids_since((100, 500), (100, 500), 4096, 32768) == []
     assert pids_since((100, 500), (5000, 900), 4096, 32768) is None  # more forks than that
     assert pids_since((100, 500), (90, 900), 4096, 32768) is None  # counters went back
+
+
+def test_users_table_and_top_screen_share_one_column_table() -> None:
+    """Same keys, titles and order; every top column holds what the users table's holds
+    (the top screen had a table of its own whose READ/s column cut '12.3K*' short)."""
+    from sessionctl.tui import app
+
+    assert [c.key for c in app.COLUMNS] == [c.key for c in usagefmt.COLUMNS]
+    for top, table in zip(app.COLUMNS, usagefmt.COLUMNS, strict=True):
+        assert top.width - 1 >= table.width and top.right == table.right
+        assert top.title == table.title or top.key == "user"
+    widths = {c.key: c.width for c in usagefmt.COLUMNS}
+    for exp in range(0, 60):
+        for mantissa in (1.0, 9.99, 99.94, 99.96, 999.4, 999.6, 1023.9):
+            n = mantissa * 2.0 ** exp
+            if n >= 999 * 2.0 ** 50:
+                continue  # beyond 999 PiB
+            assert len(usagefmt.size(n)) <= widths["rss"], n
+            assert len(usagefmt.rate(n, partial=True)) <= widths["read"], n
+    total = sum(c.width for c in app.COLUMNS if c.key != "pss")
+    assert total <= 80  # the whole row fits an 80-column terminal (PSS off)

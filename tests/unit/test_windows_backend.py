@@ -295,7 +295,7 @@ def test_msg_response_codes(sleepers: list[int]) -> None:
     code, out, _ = cli(be, "msg", "2", "/w", "/time:5", "hello")
     assert code == 1 and "Message to session 2 (bob) not acknowledged within 5 s." in out
     code, out, err = cli(be, "msg", "carol", "hello")  # no /w: IDASYNC, delivered
-    assert (code, out, err) == (0, "", "")
+    assert (code, out, err) == (0, "Message sent to session 3 (carol) on session 3.\n", "")
     wd.sessions[3].message = "denied"
     code, _, err = cli(be, "msg", "carol", "hello")
     assert code == 1 and "Message NOT sent to session 3 (carol)" in err and "denied" in err

@@ -40,7 +40,7 @@ import time
 from dataclasses import dataclass, field, replace
 
 from .. import state
-from ..backends import get_backend
+from ..backends import Backend, get_backend
 from ..errors import NoSuchSession, SessionctlError
 from ..linux import safepath, unixsock
 from ..linux.accounts import user_name
@@ -114,9 +114,9 @@ def parse_request(raw: bytes) -> Request:
                   and math.isfinite(seconds) and seconds > 0)
         except OverflowError:
             ok = False
-        if not ok:
+        if not ok or not isinstance(seconds, int | float):
             raise BadRequest("postpone: seconds must be a number above 0")
-        return Request(op, seconds=float(seconds))  # type: ignore[arg-type]
+        return Request(op, seconds=float(seconds))
     if op == "cancel":
         note = data.get("note")
         if note is None:
@@ -160,7 +160,7 @@ class _Notifier(threading.Thread):
             self.join(wait)
 
     def run(self) -> None:
-        backend = None
+        backend: Backend | None = None
         while True:
             item = self.queue.get()
             if item is None:
@@ -173,7 +173,7 @@ class _Notifier(threading.Thread):
                 with contextlib.suppress(Exception):
                     record(p, "logoff-notice-failed", kind=kind, error=f"{type(exc).__name__}")
 
-    def _send(self, backend: object, kind: str, p: PendingLogoff, arg: object) -> None:
+    def _send(self, backend: Backend, kind: str, p: PendingLogoff, arg: object) -> None:
         from .message import send_message
 
         sender = f"{p.scheduled_by} (sessionctl)"
@@ -182,15 +182,15 @@ class _Notifier(threading.Thread):
             text = (f"The scheduled sign-out of session {p.session_id} was cancelled by {who}"
                     + (f": {note}." if note else "."))
             with contextlib.suppress(SessionctlError):
-                send_message(p.session_id, text, backend=backend,  # type: ignore[arg-type]
+                send_message(p.session_id, text, backend=backend,
                              sender=sender, audit_log=p.audit_log)
             return
         try:
             now = time.time()
+            shown_for, follow = desktop_notice(p, kind, now)
             report = send_message(p.session_id, notice_text(p, now, kind),
-                                  backend=backend, sender=sender,  # type: ignore[arg-type]
-                                  audit_log=p.audit_log,
-                                  **desktop_notice(p, kind, now))  # type: ignore[arg-type]
+                                  backend=backend, sender=sender, audit_log=p.audit_log,
+                                  timeout=shown_for, desktop_follow=follow)
             delivered = [d.device for d in report.deliveries if d.ok]
         except SessionctlError as exc:
             delivered = [f"not sent: {exc}"]

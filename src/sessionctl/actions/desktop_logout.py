@@ -21,15 +21,27 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from ..backends.base import Backend
 from ..linux import desktop, session_manager
 from ..linux.session_manager import Inhibitor
-from ..model import ProcessRef
+from ..linux.signals import Pins
+from ..model import ProcessRef, Session
+from .reports import Step
 
-if TYPE_CHECKING:
-    from .logoff import Step
-    from .signout import _Run
+
+class Run(Protocol):
+    """What the desktop part uses of the shared sequence's run (signout.SignOutRun)."""
+
+    backend: Backend
+    session: Session
+    progress: Callable[[Step], None] | None
+    steps: list[Step]
+    last: list[ProcessRef]
+    pins: Pins
+
+    def members(self, thorough: bool = False) -> list[ProcessRef]: ...
 
 POLL = 0.1
 MIN_HANGUP = 0.2  # the hangup stage keeps at least this much when the desktop used the grace
@@ -77,7 +89,7 @@ class DesktopLogoff:
 class Graceful:
     """The desktop part of one sign-out; ``ask()`` runs it, the shared sequence follows."""
 
-    def __init__(self, run: _Run, grace: float) -> None:
+    def __init__(self, run: Run, grace: float) -> None:
         self.run = run
         self.grace = grace
         self.report = DesktopLogoff("not-asked")
@@ -89,8 +101,6 @@ class Graceful:
     def ask(self) -> float:
         """Ask the session manager, wait for the session to empty; returns the grace
         left for the shared sequence's hangup stage."""
-        from .logoff import Step
-
         run, started = self.run, time.monotonic()
         before = run.members()
         report = self.report
@@ -138,6 +148,6 @@ class Graceful:
             outer(step)
 
 
-def applies(session: object) -> bool:
+def applies(session: Session) -> bool:
     """Sessions with a desktop get the graceful part."""
-    return desktop.is_graphical(session)  # type: ignore[arg-type]
+    return desktop.is_graphical(session)

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..backends.base import Backend
@@ -34,51 +33,10 @@ from ..errors import AccessDenied, NotPossible
 from ..model import Session, State
 from . import audit
 from .logoff import check_permission, resolve
+from .reports import DisconnectResult
 
 DEFAULT_TIMEOUT = 10.0
 POLL = 0.1
-
-
-@dataclass
-class DisconnectResult:
-    """What a disconnect did, checked afterwards."""
-
-    session: Session
-    outcome: str  # "disconnected" or "incomplete"
-    connections: list[int] = field(default_factory=list)  # connection processes ended
-    detached: list[str] = field(default_factory=list)  # "pts/5 from tmux 1234"
-    kept: list[int] = field(default_factory=list)  # PIDs of the work kept
-    lost: list[int] = field(default_factory=list)  # PIDs of that work gone afterwards
-    problems: list[str] = field(default_factory=list)
-    state: str = ""  # the session's state afterwards
-    seconds: float = 0.0
-    steps: list[str] = field(default_factory=list)
-    audit_path: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.outcome == "disconnected"
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "session": self.session.id,
-            "user": self.session.user,
-            "name": self.session.name,
-            "outcome": self.outcome,
-            "connections": self.connections,
-            "detached": self.detached,
-            "kept": self.kept,
-            "lost": self.lost,
-            "problems": self.problems,
-            "state": self.state,
-            "seconds": round(self.seconds, 3),
-            "steps": self.steps,
-        }
-
-
-#: Protocols a Linux backend disconnects itself (Backend.disconnect: a VNC desktop's
-#: viewers go, the desktop stays; backends/desktops.py).
-BACKEND_PROTOCOLS = ("vnc",)
 
 
 def refusal(be: Backend, session: Session) -> str | None:
@@ -88,7 +46,7 @@ def refusal(be: Backend, session: Session) -> str | None:
     linux_disconnect.refusal)."""
     if session.state is State.DISC:
         return f"session {session.id} ({session.user}) is already disconnected"
-    if be.name == "windows" or session.protocol in BACKEND_PROTOCOLS:
+    if be.disconnects_itself(session):
         return None
     from .linux_disconnect import refusal as linux_refusal
 

@@ -7,6 +7,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from types import FrameType
 
 from ..api import find_session
 from ..backends.base import Backend
@@ -15,7 +16,7 @@ from ..errors import NoSuchSession
 from ..linux import mux, signals
 from ..linux.signals import Sent
 from ..model import ProcessRef, Session, State
-from .disconnect import DisconnectResult
+from .reports import DisconnectResult
 
 POLL = 0.1
 SETTLE = 0.5  # seconds the kept work must stay alive once its clients are gone
@@ -210,16 +211,19 @@ def run(be: Backend, session: Session, timeout: float,
     return work.result
 
 
+#: what signal.signal returns (None: a handler installed outside Python)
+Handler = Callable[[int, FrameType | None], object] | int | None
 _HANGUPS = (signal.SIGHUP, signal.SIGPIPE, signal.SIGTTOU, signal.SIGTTIN)
 
 
-def _ignore_hangups() -> dict[int, object]:
+def _ignore_hangups() -> dict[signal.Signals, Handler]:
     """Disconnecting our own session may hang up our terminal: outlive that, report."""
     if threading.current_thread() is not threading.main_thread():
         return {}
     return {sig: signal.signal(sig, signal.SIG_IGN) for sig in _HANGUPS}
 
 
-def _restore(saved: dict[int, object]) -> None:
+def _restore(saved: dict[signal.Signals, Handler]) -> None:
     for sig, handler in saved.items():
-        signal.signal(sig, handler)  # type: ignore[arg-type]
+        if handler is not None:  # None: a handler installed outside Python, kept as it is
+            signal.signal(sig, handler)

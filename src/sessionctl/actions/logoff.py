@@ -26,6 +26,7 @@ from ..errors import AccessDenied, InvalidArgument
 from ..host import ADMIN_WORD, Caller
 from ..model import Session
 from . import audit
+from .reports import Leftover, Step
 
 if TYPE_CHECKING:
     from .desktop_logout import DesktopLogoff
@@ -35,28 +36,6 @@ MAX_GRACE = 3600.0
 
 
 @dataclass
-class Step:
-    """One stage of the sign-out sequence, for /v and the audit log."""
-
-    name: str
-    signal: str
-    signalled: int
-    remaining: int
-    seconds: float
-    detail: str = ""
-
-
-@dataclass
-class Leftover:
-    """A process still running when the sign-out ended, and why."""
-
-    pid: int
-    comm: str
-    uid: int  # effective uid (-1 if unknown)
-    user: str
-    reason: str
-
-
 @dataclass
 class LogoffResult:
     """What a logoff did."""
@@ -107,7 +86,7 @@ def resolve(
 ) -> tuple[Backend, Caller, Session, dict[str, object]]:
     """The backend, the caller, the session ``target`` names (NoSuchSession if none) and
     the audit fields that say who acts on what: the start of every session action."""
-    be = backend if isinstance(backend, Backend) else get_backend(backend)
+    be = get_backend(backend)
     caller = be.caller(caller_uid)
     session = find_session(target, backend=be)
     base: dict[str, object] = {

@@ -20,6 +20,7 @@ import select
 import socket
 import sqlite3
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING
 from .. import state
 from ..api import sessions as list_sessions
 from ..backends import get_backend
-from ..backends.base import Backend
+from ..backends.base import Backend, BoxReply
 from ..errors import InvalidArgument, NoSuchSession
 from ..host import Caller
 from ..model import Session
@@ -66,12 +67,15 @@ class Delivery:
 class MessageReport:
     """What msg did: deliveries, and acknowledgements when they were asked for."""
 
-    sessions: list[Session]
+    sessions: list[Session]  # the targets: every one should see the message
     deliveries: list[Delivery] = field(default_factory=list)
     token: str | None = None
     acknowledged_by: dict[str, str] = field(default_factory=dict)  # session id -> user
     waited: float | None = None
     ack_requested: bool = False
+    #: sessions of a named user (or of *) that nobody can read: no terminal, no desktop
+    #: (a Disc session, a nohup job, ssh host cmd). Not targets, so not failures.
+    skipped: list[Session] = field(default_factory=list)
 
     @property
     def acknowledged(self) -> bool | None:
@@ -89,9 +93,23 @@ class MessageReport:
         """Every target session saw the message somewhere."""
         return all(self.reached(s.id) for s in self.sessions)
 
+    def merge(self, other: MessageReport) -> MessageReport:
+        """One report for two sends (a fleet host messaging several selected sessions)."""
+        waits = [w for w in (self.waited, other.waited) if w is not None]
+        return MessageReport(
+            self.sessions + [s for s in other.sessions if s not in self.sessions],
+            self.deliveries + other.deliveries,
+            token=self.token or other.token,
+            acknowledged_by={**self.acknowledged_by, **other.acknowledged_by},
+            waited=max(waits) if waits else None,
+            ack_requested=self.ack_requested or other.ack_requested,
+            skipped=self.skipped + [s for s in other.skipped if s not in self.skipped],
+        )
+
     def to_dict(self) -> dict[str, object]:
         return {
             "sessions": [s.id for s in self.sessions],
+            "skipped": [s.id for s in self.skipped],
             "deliveries": [asdict(d) for d in self.deliveries],
             "acknowledged": self.acknowledged,
             "acknowledged_by": self.acknowledged_by,
@@ -119,29 +137,48 @@ def read_target_file(path: str) -> list[str]:
     return names
 
 
-def resolve_targets(target: str, backend: Backend) -> list[Session]:
-    """Sessions named by a user, session name, id, ``@file`` or ``*`` (all with a screen)."""
-    found = list_sessions(backend=backend)
+def resolve_targets(
+    target: str, backend: Backend | str | None = None
+) -> tuple[list[Session], list[Session]]:
+    """(targets, skipped): the sessions ``target`` names (a user, session name, id,
+    ``@file`` listing them, or ``*``) that can show a message, and those of a named user
+    (or of ``*``) that cannot (no terminal, no desktop). A session named by its id or name
+    is a target either way. Raises NoSuchSession when a name matches nothing, or a user
+    has no session that can show a message."""
+    be = get_backend(backend)
+    found = list_sessions(backend=be)
     if target == "*":
-        everyone = [s for s in found if _reachable(s, backend)]
-        if not everyone:
+        every = [s for s in found if has_screen(s, be)]
+        if not every:
             raise NoSuchSession("No session with a terminal exists")
-        return everyone
+        return every, [s for s in found if not has_screen(s, be)]
     names = read_target_file(target[1:]) if target.startswith("@") else [target]
     chosen: list[Session] = []
+    skipped: list[Session] = []
     for name in names:
         if not name.startswith("@"):
             check_target(name)
         hits = [s for s in found if s.matches(name)]
         if not hits:
             raise NoSuchSession(f"No session exists for {name}")
-        chosen.extend(s for s in hits if s not in chosen)
-    return chosen
+        named = [s for s in hits if name in (s.id, s.name)]
+        of_user = [s for s in hits if s not in named]
+        readable = named + [s for s in of_user if has_screen(s, be)]
+        if not readable:
+            ids = ", ".join(f"{s.id} ({s.state.value})" for s in of_user)
+            raise NoSuchSession(
+                f"No session of {name} has a terminal or desktop to show a message on "
+                f"(sessions {ids})"
+            )
+        chosen.extend(s for s in readable if s not in chosen)
+        skipped.extend(s for s in of_user if not has_screen(s, be) and s not in skipped)
+    return chosen, [s for s in skipped if s not in chosen]
 
 
-def _reachable(session: Session, backend: Backend) -> bool:
-    """Has somewhere to show a message: a terminal or desktop, or (a backend that shows
-    messages itself) a user signed in to it."""
+def has_screen(session: Session, backend: Backend) -> bool:
+    """The session has somewhere to show a message: a terminal or desktop, or (a backend
+    that shows messages itself) a user signed in to it. One copy: msg's ``*`` and a user's
+    sessions, and the fleet dry run, all ask here."""
     if backend.shows_messages:
         return bool(session.user)
     from ..linux import desktop
@@ -180,7 +217,7 @@ def send_message(
     backend: Backend | str | None = None,
     sender: str | None = None,
     audit_log: str | Path | None = None,
-    progress=None,
+    progress: Callable[[Delivery], None] | None = None,
     desktop_follow: Followup | None = None,
 ) -> MessageReport:
     """Show ``text`` on the terminals (and desktops) of the sessions ``target`` names.
@@ -196,8 +233,8 @@ def send_message(
         raise InvalidArgument(f"time must be between 1 and {MAX_TIME:g} seconds, not {timeout}")
     body = checked_message(text)
     audit.check_path(audit_log)
-    be = backend if isinstance(backend, Backend) else get_backend(backend)
-    targets = resolve_targets(target, be)
+    be = get_backend(backend)
+    targets, skipped = resolve_targets(target, be)
     me = be.caller()
     who, who_tty = me.name, _sender_tty()
     shown = sender or who
@@ -207,7 +244,7 @@ def send_message(
                            audit_log, me, target)
     token = secrets.token_hex(6) if wait else None
     listener = _ack_listener(token) if token else None
-    report = MessageReport(targets, token=token, ack_requested=wait)
+    report = MessageReport(targets, token=token, ack_requested=wait, skipped=skipped)
     data = frame(body, sender=shown, sender_tty=who_tty if sender is None else "",
                  host=socket.gethostname(), when=when, token=token)
     try:
@@ -237,7 +274,7 @@ def _send_boxes(be: Backend, targets: list[Session], body: str, sender: str,
     title = f"Message from {sender} ({when.strftime('%Y-%m-%d %H:%M')})"
     seconds = max(1, math.ceil(timeout))
 
-    def show(session: Session):  # type: ignore[no-untyped-def]
+    def show(session: Session) -> BoxReply | None:
         return be.message_box(session, title, body, timeout=seconds, wait=wait)
 
     t0 = time.monotonic()

@@ -22,7 +22,7 @@ import sys
 from ..api import find_session
 from ..backends import get_backend
 from ..errors import SessionctlError
-from .logoff import Step
+from .reports import Step
 from .signout import SHIELD, carry_out
 
 

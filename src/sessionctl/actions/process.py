@@ -14,8 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..api import _backend
-from ..backends.base import Backend
+from ..backends import Backend, get_backend
 from ..errors import InvalidArgument, NoSuchSession
 from ..linux import signals
 from ..linux.signals import Sent
@@ -90,7 +89,7 @@ def end_process(
     if pid == os.getpid():
         raise InvalidArgument("will not end sessionctl's own process")
     audit.check_path(audit_log)
-    be = _backend(backend)
+    be = get_backend(backend)
     caller = os.getuid() if caller_uid is None else caller_uid
     session, ref = _locate(be.sessions(), pid, start_ticks, session_id)
     base = {"caller_uid": caller, "pid": pid, "comm": ref.comm, "session": session.id,

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .. import state
+from .. import jsonvalues, state
 from ..model import Session
 
 if TYPE_CHECKING:
@@ -108,9 +108,10 @@ def report(since: float = 0.0) -> list[Reclaimed]:
         r = sums.setdefault(key, Reclaimed(*key))
         r.signouts += 1
         r.incomplete += e["outcome"] != "logged-off"
-        r.rss_bytes += int(e["rss_bytes"] or 0)  # type: ignore[call-overload]
-        r.processes += int(e["processes"] or 0)  # type: ignore[call-overload]
-        r.idle_seconds += float(e["idle_seconds"] or 0.0)  # type: ignore[arg-type]
-        if e["pss_bytes"] is not None:
-            r.pss_bytes = (r.pss_bytes or 0) + int(e["pss_bytes"])  # type: ignore[call-overload]
+        r.rss_bytes += jsonvalues.whole(e, "rss_bytes") or 0
+        r.processes += jsonvalues.whole(e, "processes") or 0
+        r.idle_seconds += jsonvalues.number(e, "idle_seconds") or 0.0
+        pss = jsonvalues.whole(e, "pss_bytes")
+        if pss is not None:
+            r.pss_bytes = (r.pss_bytes or 0) + pss
     return sorted(sums.values(), key=lambda r: (-r.rss_bytes, r.rule, r.user))

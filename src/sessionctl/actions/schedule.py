@@ -20,12 +20,13 @@ import json
 import os
 import subprocess
 import time
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import state
+from .. import jsonvalues, state
 from ..api import find_session
 from ..backends import get_backend
 from ..backends.base import Backend
@@ -38,7 +39,9 @@ from .helper import module_command
 from .logoff import DEFAULT_GRACE, MAX_GRACE, check_permission
 
 if TYPE_CHECKING:
+    from ..linux.desktop import Followup
     from ..linux.safepath import SafeDir
+    from .message import MessageReport
 
 DEFAULT_RUN_DIR = "/run/sessionctl"
 REMINDER_MARKS = (3600.0, 1800.0, 600.0, 300.0, 60.0, 10.0)
@@ -93,9 +96,14 @@ class PendingLogoff:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, object]) -> PendingLogoff:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})  # type: ignore[arg-type]
+    def from_dict(cls, data: Mapping[str, object]) -> PendingLogoff:
+        """The record as state.db or the countdown worker hold it, each field checked
+        against its type; SessionctlError if one is missing or mistyped (unknown fields
+        are ignored)."""
+        try:
+            return jsonvalues.build(cls, data)
+        except ValueError as exc:
+            raise SessionctlError(f"pending logoff record: {exc}") from None
 
 
 def _running(pid: int | None, start: int | None) -> bool:
@@ -177,8 +185,9 @@ def notice_text(p: PendingLogoff, now: float, kind: str) -> str:
     return "\n".join(lines)
 
 
-def desktop_notice(p: PendingLogoff, kind: str, now: float) -> dict[str, object]:
-    """send_message options for a notice on a desktop: shown until the deadline (closed
+def desktop_notice(p: PendingLogoff, kind: str, now: float) -> tuple[float, Followup]:
+    """send_message's (timeout, desktop_follow) for a notice on a desktop: shown until the
+    deadline (closed
     earlier once the sign-out is cancelled or moved), with a Postpone button (run as the
     session's user: the worker decides, as for ``sessionctl postpone``) while
     postponing is still allowed."""
@@ -194,9 +203,8 @@ def desktop_notice(p: PendingLogoff, kind: str, now: float) -> dict[str, object]
     if kind != "postponed" and p.allowance > 0:
         amount = format_duration(min(DEFAULT_POSTPONE, p.allowance))
         action = ("postpone", f"Postpone {amount}")
-    return {"timeout": max(1.0, min(p.logoff_at - now, 86400.0)),
-            "desktop_follow": Followup(action, lambda: postpone_logoff(None, session_id),
-                                       relevant)}
+    return (max(1.0, min(p.logoff_at - now, 86400.0)),
+            Followup(action, lambda: postpone_logoff(None, session_id), relevant))
 
 
 def schedule_logoff(
@@ -210,7 +218,7 @@ def schedule_logoff(
     reason: str = "",
     backend: Backend | str | None = None,
     audit_log: str | Path | None = None,
-) -> tuple[PendingLogoff, object]:
+) -> tuple[PendingLogoff, MessageReport]:
     """Announce a logoff of ``target`` in ``notice`` seconds and start its countdown.
 
     Returns (PendingLogoff, the first notice's MessageReport). Raises before anything
@@ -234,7 +242,7 @@ def schedule_logoff(
         )
     audit.check_path(audit_log)
     open_run_dir(create=True).close()  # refuse an unsafe run directory before anything
-    be = backend if isinstance(backend, Backend) else get_backend(backend)
+    be = get_backend(backend)
     session = find_session(target, backend=be)
     check_permission(session, be.caller(caller))
     if session.console and not allow_console:
@@ -267,9 +275,10 @@ def schedule_logoff(
         raise
     p.worker_pid, p.worker_start = pid, start
     now = time.time()
+    shown_for, follow = desktop_notice(p, "first", now)
     report = send_message(session.id, notice_text(p, now, "first"), backend=be,
                           sender=f"{p.scheduled_by} (sessionctl)", audit_log=audit_log,
-                          **desktop_notice(p, "first", now))  # type: ignore[arg-type]
+                          timeout=shown_for, desktop_follow=follow)
     record(p, "logoff-scheduled", notice=notice,
            delivered=[d.device for d in report.deliveries if d.ok])
     return p, report
@@ -455,7 +464,7 @@ def postpone_logoff(seconds: float | None = None, session_id: str | None = None,
             f"(the admin's limit is {format_duration(p.max_postpone)} in total)"
         )
     reply = _ask_worker(p, {"op": "postpone", "seconds": seconds})
-    return PendingLogoff.from_dict(reply["pending"])  # type: ignore[arg-type]
+    return PendingLogoff.from_dict(jsonvalues.mapping(reply, "pending"))
 
 
 def cancel_logoff(session_id: str, note: str = "") -> PendingLogoff:

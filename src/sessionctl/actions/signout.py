@@ -48,7 +48,8 @@ from ..linux.accounts import user_name
 from ..linux.signals import Key, Sent, key
 from ..model import ProcessRef, Session
 from . import desktop_logout
-from .logoff import Leftover, LogoffResult, Step, finish
+from .logoff import LogoffResult, finish
+from .reports import Leftover, Step
 
 TERM_WAIT = 0.3
 SETTLE = 2.0  # how long processes we may not signal get to end by themselves
@@ -74,7 +75,7 @@ SHIELD = (
 _NO_DISPOSITIONS = proc.Dispositions()
 
 
-class _Run:
+class SignOutRun:
     """The state of one sign-out in progress."""
 
     def __init__(
@@ -463,7 +464,7 @@ def carry_out(
     started_at = datetime.now().astimezone()
     t0 = time.monotonic()
     signals.raise_fd_limit()
-    run = _Run(be, session, progress, spare)
+    run = SignOutRun(be, session, progress, spare)
     graceful = desktop_logout.Graceful(run, grace) if desktop_logout.applies(session) else None
     try:
         processes_at_start = len(run.members())

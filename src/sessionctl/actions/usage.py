@@ -20,10 +20,16 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 
-from ..api import _backend
-from ..backends.base import Backend
+from ..backends import Backend, get_backend
 from ..model import ProcessRef, Session
-from ..usage import IDLE_AFTER, Counters, ProcessUsage, SessionUsage, UsageSnapshot, group_by_user
+from ..usage_model import (
+    IDLE_AFTER,
+    Counters,
+    ProcessUsage,
+    SessionUsage,
+    UsageSnapshot,
+    group_by_user,
+)
 
 DEFAULT_INTERVAL = 1.0
 MIN_INTERVAL = 0.1
@@ -57,7 +63,7 @@ class UsageSampler:
         rescan: float = 0.0,
     ) -> None:
         self.target = target
-        self.backend = _backend(backend)
+        self.backend = get_backend(backend)
         self.pss = pss
         self.io = io
         self.idle_after = idle_after
@@ -66,9 +72,8 @@ class UsageSampler:
         self._looked_at = 0.0
         self._counters: object | None = None
         self.reader = self.backend.counter_reader()
-        remember = getattr(self.backend, "remember_ids", None)
-        if rescan > 0 and remember is not None:
-            remember()
+        if rescan > 0:
+            self.backend.remember_ids()
         self.sessions: list[Session] = []
         self.full_looks = 0
 
@@ -238,5 +243,7 @@ def usage(
         )
     sampler = UsageSampler(target, backend=backend, pss=pss, idle_after=idle_after)
     sampler.prime()
-    time.sleep(max(0.0, interval - (time.monotonic() - sampler._last.at)))  # type: ignore[union-attr]
+    primed = sampler._last
+    assert primed is not None  # prime() took the first reading
+    time.sleep(max(0.0, interval - (time.monotonic() - primed.at)))
     return sampler.sample()

@@ -5,42 +5,44 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from types import TracebackType
 
 from ..host import Caller, posix_caller
 from ..model import ProcessRef, Session, State
-from ..usage import Counters
 
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (startup time)
 if TYPE_CHECKING:
+    from typing import Protocol, Self
+
     from ..linux.session_manager import Inhibitor
+    from ..usage_model import Counters
 
+    class CounterReader(Protocol):
+        """Per-process figures for the users view, from the platform's own source."""
 
-class CounterReader(Protocol):
-    """Per-process figures for the users view, from the platform's own source."""
+        #: units of ``start_ticks`` and ``cpu_ticks`` per second
+        ticks_per_second: float
 
-    #: units of ``start_ticks`` and ``cpu_ticks`` per second
-    ticks_per_second: float
+        def now_ticks(self) -> float:
+            """Now, on the clock that ``start_ticks`` counts on."""
+            ...
 
-    def now_ticks(self) -> float:
-        """Now, on the clock that ``start_ticks`` counts on."""
-        ...
+        def read(self, pid: int, start: int | None, *, io: bool = True,
+                 pss: bool = False) -> tuple[Counters | None, bool]:
+            """(counters, denied): one reading; None if gone or the PID names another process."""
+            ...
 
-    def read(self, pid: int, start: int | None, *, io: bool = True,
-             pss: bool = False) -> tuple[Counters | None, bool]:
-        """(counters, denied): one reading; None if gone or the PID names another process."""
-        ...
+        def pid_marks(self) -> object | None:
+            """A mark of the PIDs handed out so far; None: new processes need a full look."""
+            ...
 
-    def pid_marks(self) -> object | None:
-        """A mark of the PIDs handed out so far; None: new processes need a full look."""
-        ...
+        def pids_since(self, before: object, after: object, limit: int) -> list[int] | None:
+            """PIDs handed out between two marks; None if more than ``limit`` (look at all)."""
+            ...
 
-    def pids_since(self, before: object, after: object, limit: int) -> list[int] | None:
-        """PIDs handed out between two marks; None if more than ``limit`` (look at all)."""
-        ...
-
-    def process_ref(self, pid: int) -> ProcessRef | None:
-        """A live process (not a thread, not a zombie) with that PID, or None."""
-        ...
+        def process_ref(self, pid: int) -> ProcessRef | None:
+            """A live process (not a thread, not a zombie) with that PID, or None."""
+            ...
 
 
 @dataclass
@@ -72,13 +74,43 @@ class DisconnectReport:
     state: State | None  # what was read back; None: it could not be read
     detail: str = ""
 
-
 class Backend(ABC):
-    """A source of truth about login sessions on this machine."""
+    """A source of truth about login sessions on this machine.
+
+    Get one with ``sessionctl.get_backend()`` (chosen once per process and shared);
+    construct one yourself only for a private instance (tests, recorded data).
+    """
 
     name: str = ""
     #: the backend shows messages itself (message_box), not on the session's terminals
     shows_messages: bool = False
+
+    @classmethod
+    def open(cls, required: bool = False) -> Self | None:
+        """A ready backend, or None when it cannot answer here (``required``: raise
+        BackendUnavailable instead). The default needs nothing to be opened."""
+        return cls()
+
+    def close(self) -> None:
+        """Release what the backend holds open (a bus connection). It stays usable: the
+        next call reopens what it needs."""
+        return None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def remember_ids(self) -> bool:
+        """Keep what the backend learns between listings (for a long-running caller);
+        True if the backend does (see the procfs backend)."""
+        return False
 
     @abstractmethod
     def sessions(self) -> list[Session]:
@@ -158,6 +190,12 @@ class Backend(ABC):
         """Show a message through the system's own means (``shows_messages``); None: the
         backend has none (actions/message.py writes to the session's terminals)."""
         return None
+
+    def disconnects_itself(self, session: Session) -> bool:
+        """True when :meth:`disconnect` ends this session's connection by the system's own
+        means and its work is kept by design (every Windows session, a VNC desktop); the
+        shared Linux sequence is not needed then."""
+        return False
 
     def disconnect(self, session: Session) -> DisconnectReport | None:
         """Disconnect the session (its work runs on), checked by reading the state back;

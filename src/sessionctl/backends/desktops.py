@@ -56,17 +56,16 @@ def enrich(sessions: list[Session], timeout: float = x11.X11_TIMEOUT) -> list[Se
             continue
         where = desktop.surroundings(s)
         server = _vnc_server(s)
-        changes: dict[str, object] = {
-            "display": s.display or where.display,
-            "protocol": protocol_of(s, server is not None),
-        }
+        client_address, state = s.client_address, s.state
         if server is not None:
             seen = vnc.viewers(server)
             if seen is not None:
-                changes["client_address"] = seen[0] if seen else ""
-                changes["state"] = State.ACTIVE if seen else State.DISC
+                client_address = seen[0] if seen else ""
+                state = State.ACTIVE if seen else State.DISC
                 s.extra["viewers"] = seen
-        out[i] = s = replace(s, **changes)  # type: ignore[arg-type]
+        out[i] = s = replace(s, display=s.display or where.display,
+                             protocol=protocol_of(s, server is not None),
+                             client_address=client_address, state=state)
         target = where.x11
         if target is not None and x11.is_local_display(target.display):
             x_jobs.append((i, target))
@@ -94,6 +93,11 @@ def enrich(sessions: list[Session], timeout: float = x11.X11_TIMEOUT) -> list[Se
 
 
 DISCONNECT_SETTLE = 3.0  # seconds to see the viewers gone after the server was told
+
+
+def disconnects_itself(session: Session) -> bool:
+    """A VNC desktop is disconnected here (its viewers go, the desktop stays)."""
+    return session.protocol == "vnc"
 
 
 def disconnect(session: Session, settle: float = DISCONNECT_SETTLE) -> DisconnectReport | None:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..errors import BackendUnavailable, NoSuchSession
 from ..linux import cgroup, proc, tty, utmp
@@ -30,6 +32,9 @@ from .multiplexers import (
 )
 from .procfs import close_login_records, protocol_of, session_type
 
+if TYPE_CHECKING:
+    from jeepney.io.blocking import DBusConnection
+
 BUS = "org.freedesktop.login1"
 MANAGER_PATH = "/org/freedesktop/login1"
 SYSTEMD = "org.freedesktop.systemd1"
@@ -38,37 +43,66 @@ STATES = {"active": State.ACTIVE, "online": State.ACTIVE, "closing": State.DISC}
 CONNECTED = ("active", "online")  # closing: the login is gone, processes are left
 
 
+SYSTEM_BUS_SOCKET = "/run/dbus/system_bus_socket"
+
+
+def bus_present() -> bool:
+    """A system bus might answer (checked before importing any D-Bus code)."""
+    return bool(os.environ.get("DBUS_SYSTEM_BUS_ADDRESS")) or os.path.exists(SYSTEM_BUS_SOCKET)
+
+
 class LogindBackend(Backend):
-    """Sessions as systemd-logind knows them."""
+    """Sessions as systemd-logind knows them.
+
+    One system-bus connection, opened on first use and kept for the backend's life;
+    ``close()`` closes it (the next call opens a new one). Calls from several threads
+    are serialised on it.
+    """
 
     name = "logind"
 
-    def __init__(self, connection: object) -> None:
+    def __init__(self, connection: DBusConnection | None = None) -> None:
         self.conn = connection
+        self._lock = threading.Lock()
         self._scopes: dict[str, Path | None] = {}
 
     @classmethod
-    def connect(cls, required: bool = False) -> LogindBackend | None:
+    def open(cls, required: bool = False) -> LogindBackend | None:
         """A backend if logind answers on the system bus; None (or raise, if required)."""
-        from . import _bus_present
-
-        if not _bus_present():
+        if not bus_present():
             if required:
                 raise BackendUnavailable("logind backend: no system D-Bus on this machine")
             return None
+        backend = cls()
         try:
-            from jeepney.io.blocking import open_dbus_connection
-
-            conn = open_dbus_connection("SYSTEM", auth_timeout=TIMEOUT)
-            backend = cls(conn)
             backend._call(MANAGER_PATH, "org.freedesktop.login1.Manager", "ListSessions")
-            return backend
-        except (OSError, BackendUnavailable, ImportError) as exc:
+        except (BackendUnavailable, NoSuchSession) as exc:
+            backend.close()
             if required:
                 raise BackendUnavailable(f"logind backend: {exc}") from None
             return None
+        return backend
+
+    def close(self) -> None:
+        with self._lock:
+            conn, self.conn = self.conn, None
+            self._scopes.clear()
+        if conn is not None:
+            conn.close()
 
     # -- D-Bus -------------------------------------------------------------------------
+
+    def _connection(self) -> DBusConnection:
+        if self.conn is None:
+            try:
+                from jeepney.io.blocking import open_dbus_connection
+            except ImportError as exc:
+                raise BackendUnavailable(f"jeepney is not installed: {exc}") from None
+            try:
+                self.conn = open_dbus_connection("SYSTEM", auth_timeout=TIMEOUT)
+            except (OSError, ValueError) as exc:  # ValueError: a malformed bus address
+                raise BackendUnavailable(f"system bus: {exc}") from None
+        return self.conn
 
     def _call(
         self,
@@ -76,17 +110,19 @@ class LogindBackend(Backend):
         interface: str,
         method: str,
         signature: str | None = None,
-        body: tuple = (),
+        body: tuple[object, ...] = (),
         bus_name: str = BUS,
-    ) -> tuple:
+    ) -> tuple[Any, ...]:
         from jeepney import DBusAddress, new_method_call
         from jeepney.wrappers import DBusErrorResponse, unwrap_msg
 
         addr = DBusAddress(path, bus_name=bus_name, interface=interface)
         msg = new_method_call(addr, method, signature, body)
         try:
-            reply = self.conn.send_and_get_reply(msg, timeout=TIMEOUT)  # type: ignore[attr-defined]
-            return unwrap_msg(reply)
+            with self._lock:
+                reply = self._connection().send_and_get_reply(msg, timeout=TIMEOUT)
+            result: tuple[Any, ...] = unwrap_msg(reply)
+            return result
         except TimeoutError:
             raise BackendUnavailable(
                 f"logind did not answer {method} within {TIMEOUT:g} s"
@@ -99,6 +135,7 @@ class LogindBackend(Backend):
                 raise NoSuchSession(f"No session exists for {body[0] if body else '?'}") from None
             raise BackendUnavailable(f"logind refused {method}: {exc.name}: {exc.data}") from None
         except OSError as exc:
+            self.close()  # a broken connection: the next call opens a new one
             raise BackendUnavailable(f"system bus: {exc}") from None
 
     def _props(self, path: str, interface: str, bus_name: str = BUS) -> dict[str, object]:
@@ -196,14 +233,15 @@ class LogindBackend(Backend):
         service = str(p.get("Service", ""))
         ltype = str(p.get("Type", "unspecified"))
         kind = session_type(service, line) if ltype in ("tty", "unspecified") else ltype
-        uid = int(p["User"][0])  # type: ignore[index]
+        user = p.get("User")
+        uid = int(user[0]) if isinstance(user, tuple) and user else -1
         idle: float | None = tty.idle_seconds(line) if line and not line.startswith(":") else None
         idle_source = "tty" if idle is not None else ""
         if p.get("IdleHint") and p.get("IdleSinceHint"):
-            idle = max(0.0, datetime.now().timestamp() - int(p["IdleSinceHint"]) / 1e6)
+            idle = max(0.0, datetime.now().timestamp() - _int(p["IdleSinceHint"]) / 1e6)
             idle_source = "logind"
         remote_host = str(p.get("RemoteHost", ""))
-        stamp = int(p.get("Timestamp", 0) or 0)
+        stamp = _int(p.get("Timestamp"))
         me = os.getpid()
         return Session(
             id=sid,
@@ -221,7 +259,7 @@ class LogindBackend(Backend):
             display=str(p.get("Display", "")),
             remote=bool(p.get("Remote")),
             client_address=remote_host if service == "sshd" else "",
-            leader_pid=int(p.get("Leader", 0) or 0) or None,
+            leader_pid=_int(p.get("Leader")) or None,
             processes=tuple(sorted(refs, key=lambda r: r.pid)),
             current=any(r.pid == me for r in refs),
             console=bool(p.get("VTNr")) or tty.is_console(line),
@@ -282,6 +320,9 @@ class LogindBackend(Backend):
             return False
         return True
 
+    def disconnects_itself(self, session: Session) -> bool:
+        return desktops.disconnects_itself(session)
+
     def disconnect(self, session: Session) -> DisconnectReport | None:
         return desktops.disconnect(session)  # VNC desktops; None for the rest
 
@@ -298,3 +339,8 @@ class LogindBackend(Backend):
             for what, who, why, mode, uid, pid in rows
             if self.is_member(session, int(pid))
         ]
+
+
+def _int(value: object) -> int:
+    """A D-Bus integer property (0 if absent or not a number)."""
+    return value if isinstance(value, int) else 0

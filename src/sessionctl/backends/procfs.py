@@ -31,6 +31,7 @@ them); everything else, ``current`` included, is as in :meth:`sessions`.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections import defaultdict
 from datetime import datetime
@@ -87,6 +88,8 @@ class ProcfsBackend(Backend):
         self.utmp_path = utmp_path
         self.wtmp_path = wtmp_path
         self._warnings: list[str] = []
+        self._id_cache: dict[int, int] | None = None
+        self._ids_lock = threading.Lock()  # one listing at a time uses/renews the id cache
 
     def warnings(self) -> list[str]:
         return list(self._warnings)
@@ -232,9 +235,11 @@ class ProcfsBackend(Backend):
         """
         if proc.pid_counters(self.proc_root) is None:
             return False
-        self._id_cache: dict[int, int] | None = {}
-        self._counters: tuple[int, int] | None = None
-        self._pid_max = proc.pid_max(self.proc_root)
+        with self._ids_lock:
+            if self._id_cache is None:
+                self._id_cache = {}
+                self._counters: tuple[int, int] | None = None
+                self._pid_max = proc.pid_max(self.proc_root)
         return True
 
     def _trusted(self, logins: list[utmp.UtmpEntry]) -> dict[int, int]:
@@ -256,7 +261,7 @@ class ProcfsBackend(Backend):
 
     def _audit_ids(self, logins: list[utmp.UtmpEntry], unset: list[int]) -> dict[int, int]:
         """PID → audit id of every process that has one; ``unset`` gets the others."""
-        if getattr(self, "_id_cache", None) is None:
+        if self._id_cache is None:
             return proc.audit_sessions(self.proc_root, workers=proc.default_workers(),
                                        unset=unset)
         trusted: dict[int, int] = {}
@@ -266,8 +271,9 @@ class ProcfsBackend(Backend):
             return trusted
 
         learned: dict[int, int] = {}
-        audit = proc.audit_sessions(self.proc_root, known=known, learned=learned)
-        self._id_cache = learned  # every PID present now (unset ids included)
+        with self._ids_lock:  # two threads listing at once must not mix cache and counters
+            audit = proc.audit_sessions(self.proc_root, known=known, learned=learned)
+            self._id_cache = learned  # every PID present now (unset ids included)
         unset.extend(p for p, a in learned.items() if a == proc.AUDIT_UNSET)
         return audit
 
@@ -445,6 +451,9 @@ class ProcfsBackend(Backend):
         if asid is None:
             return None
         return next((s for s in sessions if s.id == str(asid)), None)
+
+    def disconnects_itself(self, session: Session) -> bool:
+        return desktops.disconnects_itself(session)
 
     def disconnect(self, session: Session) -> DisconnectReport | None:
         return desktops.disconnect(session)  # VNC desktops; None for the rest

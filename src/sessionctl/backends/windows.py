@@ -11,6 +11,8 @@ function's name, never a success it did not have.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from ..errors import AccessDenied, BackendUnavailable, NoSuchSession, NotSupported, SourceError
 from ..host import ADMIN_WORD, Caller
@@ -18,7 +20,13 @@ from ..model import ProcessRef, Session, State
 from ..windows import processes as procinfo
 from ..windows import wtsapi as w
 from ..windows.wts import SessionInfo, Win32Error, Wts, WtsProcess, sid_rid
-from .base import Backend, BoxReply, CounterReader, DisconnectReport, NativeLogoff
+from .base import Backend, BoxReply, DisconnectReport, NativeLogoff
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from .base import CounterReader
+
+T = TypeVar("T")
 
 #: WTS_CONNECTSTATE_CLASS → qwinsta's word
 STATES = {
@@ -144,7 +152,7 @@ class WindowsBackend(Backend):
             return SessionInfo(session_id, state, station, "", "", None, None, None, None,
                                None)
 
-    def _optional(self, fn, session_id: int, default):  # type: ignore[no-untyped-def]
+    def _optional(self, fn: Callable[[int], T], session_id: int, default: T) -> T:
         """A detail that may be missing (no network client, a stubbed class)."""
         try:
             return fn(session_id)
@@ -272,6 +280,9 @@ class WindowsBackend(Backend):
         detail = "session gone" if state is None else f"session still listed as {state}"
         return NativeLogoff("WTSLogoffSession", len(before), remaining,
                             time.monotonic() - t0, detail)
+
+    def disconnects_itself(self, session: Session) -> bool:
+        return True  # WTSDisconnectSession: the session and its work stay
 
     def disconnect(self, session: Session) -> DisconnectReport:
         """WTSDisconnectSession, then the state read back: only Disc (or gone) counts."""

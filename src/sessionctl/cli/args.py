@@ -8,7 +8,12 @@ from collections.abc import Sequence
 
 from ..errors import InvalidArgument
 
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (startup time)
+if TYPE_CHECKING:
+    from typing import NoReturn
+
 INVALID = "Invalid parameter(s)"
+HELP_TOKENS = ("/?", "-h", "--help")
 
 
 class UsageError(Exception):
@@ -27,7 +32,7 @@ class Parser(argparse.ArgumentParser):
         self.windows_flags = {"?": ("--help", False), **windows_flags}
         self.add_argument("-h", "--help", action="store_true")
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise UsageError(message)
 
     def translate(self, argv: Sequence[str]) -> list[str]:
@@ -58,10 +63,43 @@ class Parser(argparse.ArgumentParser):
             out.extend([option, value] if takes_value else [option])
         return out
 
+    def value_options(self) -> set[str]:
+        """Option strings that take a value (--time 5), as this parser defines them."""
+        return {o for a in self._actions if a.nargs != 0 for o in a.option_strings}
+
+    def wants_help(self, argv: Sequence[str]) -> bool:
+        """/?, -h or --help as an option (not as the value of one, nor after --)."""
+        takes_value = self.value_options()
+        value_next = False
+        for token in argv:
+            if token == "--" and not value_next:
+                return False
+            if not value_next and token in HELP_TOKENS:
+                return True
+            value_next = not value_next and token in takes_value
+        return False
+
+    def _check_options(self, tokens: Sequence[str]) -> None:
+        """An unknown option is the error to report, before any missing argument."""
+        takes_value = self.value_options()
+        value_next = False
+        for token in tokens:
+            if token == "--" and not value_next:
+                return
+            option = token.split("=", 1)[0]
+            unknown = option.startswith("-") and option not in self._option_string_actions
+            if not value_next and len(option) > 1 and unknown:
+                raise UsageError(f"unknown option {token}")
+            value_next = not value_next and token in takes_value
+
     def parse(self, argv: Sequence[str]) -> argparse.Namespace:
-        """Parse; raise HelpRequested or UsageError."""
+        """Parse; raise HelpRequested (help wins over every other problem) or UsageError."""
+        if self.wants_help(argv):
+            raise HelpRequested
+        tokens = self.translate(argv)
+        self._check_options(tokens)
         try:
-            ns = self.parse_args(self.translate(argv))
+            ns = self.parse_args(tokens)
         except argparse.ArgumentError as exc:
             raise UsageError(str(exc)) from None
         if ns.help:
@@ -74,7 +112,14 @@ def add_common(parser: Parser) -> None:
     parser.add_argument("--server", metavar="NAME")
     parser.add_argument("-v", "--verbose", action="store_true")
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--backend", choices=("auto", "procfs", "logind", "windows"))
+    add_backend(parser)
+
+
+def add_backend(parser: Parser) -> None:
+    """--backend NAME, NAME one of the registered backends (or auto)."""
+    from ..backends import names
+
+    parser.add_argument("--backend", choices=names(), metavar="NAME")
 
 
 COMMON_WINDOWS_FLAGS = {"server": ("--server", True), "v": ("--verbose", False)}
@@ -112,7 +157,7 @@ def parse_session_command(
     remotely too: ``allow_remote``) and a well-formed target."""
     ns = parser.parse(argv)
     if not allow_remote:
-        require_local(ns.server)
+        require_local(getattr(ns, "server", None))
     if ns.target is not None:
         from ..validate import check_target
 

@@ -7,8 +7,9 @@ import json
 import sys
 from collections.abc import Sequence
 
-from ..actions.disconnect import DEFAULT_TIMEOUT, DisconnectResult
+from ..actions.disconnect import DEFAULT_TIMEOUT
 from ..actions.disconnect import disconnect as do_disconnect
+from ..actions.reports import DisconnectResult
 from . import fleet as fleet_cli
 from .args import COMMON_WINDOWS_FLAGS, Parser, UsageError, add_common, parse_session_command
 from .render import emit
@@ -30,7 +31,7 @@ TSDISCON [sessionid | sessionname] [/SERVER:servername] [/V]
                       show as Disc (default {DEFAULT_TIMEOUT:g}).
   --audit-log PATH    Where the audit record goes (as for logoff).
   --json              Print the result as JSON.
-  --backend NAME      auto (default), procfs or logind.
+  --backend NAME      auto (default), procfs, logind or windows.
   /?                  This help; also -h, --help.
 
 The connection ends as if the network had dropped (the ssh connection closes, the
@@ -94,7 +95,7 @@ def remote_disconnect(prog: str, ns: argparse.Namespace) -> int:
     1 if a session was not fully disconnected (or a named one refused), else 0."""
     from ..fleet import disconnect
     from ..fleet.records import session_from_dict
-    from .fleet_logoff import _line
+    from .fleet_logoff import item_line
     from .render import qwinsta_table
 
     selection = fleet_cli.selection_of(ns)
@@ -128,7 +129,7 @@ def remote_disconnect(prog: str, ns: argparse.Namespace) -> int:
             if shown:
                 emit(fleet_cli.with_host_column(shown))
             items = [(h, i) for h, i in items if i.get("outcome") != "would-disconnect"]
-        lines = [_line(h, {**i, "error": i.get("error") or "; ".join(i.get("problems") or [])},
+        lines = [item_line(h, {**i, "error": i.get("error") or "; ".join(i.get("problems") or [])},
                        width) for h, i in items]
         if lines:
             emit("\n".join(lines))

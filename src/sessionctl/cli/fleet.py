@@ -16,15 +16,20 @@ from ..errors import InvalidArgument, NotSupported
 from .args import Parser, UsageError, is_local_server
 from .render import printable
 
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (startup time)
+if TYPE_CHECKING:
+    from ..fleet.select import Selection
+
 #: Exit code when one or more hosts did not answer (any status but ok).
 EXIT_HOST_FAILED = 2
 
 FLEET_HELP = """\
 Remote hosts (over the system ssh; your ~/.ssh/config, agent and known_hosts apply):
-  /SERVER:name, --server NAME   One remote host (same output as locally).
-  --servers NODESET   Many hosts: web[01-50], a,b, @group, web[01-50]!web07.
-  --hosts-file PATH   Hosts (or node sets) one per line; --inventory PATH: Ansible INI
-                      inventory (its groups become @groups; alone: all its hosts).
+  /SERVER:name, --server NAME   One remote host (same output as locally); user@name.
+  --servers NODESET   Many hosts: web[01-50], a,b, @group, web[01-50]!web07,
+                      root@web[01-50] (each comma-separated item may name its user).
+  --hosts-file PATH   Hosts (or node sets) one per line; --inventory PATH: Ansible INI or
+                      YAML inventory (its groups become @groups; alone: all its hosts).
   --exclude NODESET   Leave these hosts out.       --max-hosts N  Refuse more (10000).
   --fanout N          Hosts in flight at once (64). --fold  Fold identical outputs.
   --connect-timeout S (10) / --command-timeout S (60): a host that takes longer is
@@ -41,14 +46,6 @@ Choosing sessions (fleet logoff/msg):
   --idle-over DUR     Idle longer than DUR (30m, 1h, 2d); Disc sessions have no idle time.
   --older-than DUR    Logged on longer ago than DUR.
   --dry-run           Show what would be done on each host; do nothing."""
-
-
-#: Options that take a value (msg needs them to tell option values from message words).
-VALUE_OPTIONS = {
-    "--servers", "--hosts-file", "--inventory", "--exclude", "--max-hosts", "--fanout",
-    "--connect-timeout", "--command-timeout", "--ssh-config", "--ssh-option", "--control-dir",
-    "--persist", "--remote-python", "--user", "--state", "--idle-over", "--older-than",
-}
 
 
 def add_options(parser: Parser, *, selection: bool = False) -> None:
@@ -94,15 +91,15 @@ def single(ns: argparse.Namespace) -> bool:
 
 def hosts_of(ns: argparse.Namespace) -> list:
     """The hosts the command line names (checked, bounded)."""
-    from ..fleet.hosts import DEFAULT_MAX_HOSTS, Host, resolve
+    from ..fleet.hosts import DEFAULT_MAX_HOSTS, Host, resolve, split_user
 
     if single(ns):
         if ns.exclude:
             raise UsageError("--exclude needs --servers, --hosts-file or --inventory")
-        name = ns.server
+        user, name = split_user(ns.server or "", "/SERVER")
         if not name or name.startswith("-") or any(c.isspace() or c in "[],@!&^" for c in name):
-            raise InvalidArgument(f"Error opening Terminal server {name}: not a host name")
-        return [Host(name)]
+            raise InvalidArgument(f"Error opening Terminal server {ns.server}: not a host name")
+        return [Host(name, user=user)]
     if ns.server is not None and not is_local_server(ns.server):
         raise UsageError("give either /server:NAME or --servers, not both")
     return resolve(
@@ -133,9 +130,10 @@ def options_of(ns: argparse.Namespace, command_timeout: float = 60.0):
     return opts
 
 
-def selection_of(ns: argparse.Namespace):
+def selection_of(ns: argparse.Namespace) -> Selection:
     """The session selection given by --user/--state/--idle-over/--older-than."""
-    from ..fleet.select import Selection, parse_duration
+    from ..durations import parse_duration
+    from ..fleet.select import Selection
     from ..validate import check_target
 
     for user in ns.user:
@@ -143,8 +141,10 @@ def selection_of(ns: argparse.Namespace):
     return Selection(
         users=tuple(ns.user),
         states=tuple(ns.state),
-        idle_over=parse_duration(ns.idle_over) if ns.idle_over else None,
-        older_than=parse_duration(ns.older_than) if ns.older_than else None,
+        idle_over=parse_duration(ns.idle_over, what="--idle-over", allow_zero=True)
+        if ns.idle_over else None,
+        older_than=parse_duration(ns.older_than, what="--older-than", allow_zero=True)
+        if ns.older_than else None,
     )
 
 
@@ -227,7 +227,7 @@ def with_host_column(blocks: list[tuple[str, str]]) -> str:
     """(host, table text with header) pairs → one table with a HOST column."""
     width = max([len("HOST"), *(len(h) for h, _ in blocks)]) + 1
     header = ""
-    lines = []
+    lines: list[str] = []
     for host, text in blocks:
         rows = text.split("\n")
         header = header or rows[0]

@@ -9,15 +9,17 @@ from . import fleet as fleet_cli
 from .args import Parser
 from .runner import run
 
-USAGE = """\
-usage: sessionctl close-connections {--servers NODESET | --hosts-file PATH | --inventory PATH}
-                                    [--ssh-config PATH] [--control-dir DIR] [...]
-
+USAGE = f"""\
 Ends the SSH connections that qwinsta/quser/logoff/msg keep open for reuse
 (ControlMaster/ControlPersist) to these hosts; the query servers started through them
 exit with them. Without this they end on their own after --persist seconds idle.
 (Formerly `sessionctl disconnect --servers`; `sessionctl disconnect` now
-disconnects sessions, as tsdiscon does.)"""
+disconnects sessions, as tsdiscon does.)
+
+sessionctl close-connections {{--servers NODESET | --hosts-file PATH | --inventory PATH}}
+                             [--ssh-config PATH] [--control-dir DIR] [...]
+
+{fleet_cli.FLEET_HELP}"""
 
 
 def _body(prog: str, argv: Sequence[str]) -> int:

@@ -11,20 +11,21 @@ from .render import emit, qwinsta_table
 DONE = ("logged-off", "would-log-off", "gone", "scheduled")
 
 
-def _line(host: str, item: dict[str, object], width: int) -> str:
+def item_line(host: str, item: dict[str, object], width: int) -> str:
+    """One line per session acted on: host, session (user, name), outcome, what is left."""
     name = f", {item['name']}" if item.get("name") else ""
     what = f"{item.get('session')} ({item.get('user')}{name})"
     detail = f" {item.get('seconds', 0):.2f} s" if "seconds" in item else ""
     extra = f": {item['error']}" if item.get("error") else ""
     if item.get("logoff_at"):
         extra += f" at {item['logoff_at']}"
-    left = item.get("left")
+    left, remaining = item.get("left"), item.get("remaining")
     if isinstance(left, list) and left:  # what is still running, whose, and why
         extra += ": left " + "; ".join(
             f"{x.get('pid')} ({x.get('comm')}, {x.get('user')}): {x.get('reason')}"
             for x in left if isinstance(x, dict))
-    elif item.get("remaining"):
-        extra += f": processes left {' '.join(map(str, item['remaining']))}"  # type: ignore[arg-type]
+    elif isinstance(remaining, list) and remaining:
+        extra += f": processes left {' '.join(map(str, remaining))}"
     return f"{host:<{width}} {what:<32} {item.get('outcome')}{detail}{extra}"
 
 
@@ -76,7 +77,7 @@ def remote_logoff(prog: str, ns: argparse.Namespace) -> int:
             if blocks:
                 emit(fleet_cli.with_host_column(blocks))
         else:
-            lines = [_line(r.host, i, width) for r in done if r.ok for i in (r.result or [])]
+            lines = [item_line(r.host, i, width) for r in done if r.ok for i in (r.result or [])]
             if lines:
                 emit("\n".join(lines))
             ok_hosts = sum(r.ok for r in done)

@@ -9,26 +9,38 @@ from . import fleet as fleet_cli
 from .render import emit
 
 
-def _lines(host: str, report: dict[str, object], width: int, dry_run: bool) -> list[str]:
+def _items(report: dict[str, object], key: str) -> list[object]:
+    value = report.get(key)
+    return value if isinstance(value, list) else []
+
+
+def _deliveries(report: dict[str, object]) -> list[dict[str, object]]:
+    return [d for d in _items(report, "deliveries") if isinstance(d, dict)]
+
+
+def _lines(host: str, report: object, width: int, dry_run: bool) -> list[str]:
+    if not isinstance(report, dict):
+        return []
     if dry_run:
-        ids = ", ".join(map(str, report.get("sessions") or [])) or "(none)"
+        ids = ", ".join(map(str, _items(report, "sessions"))) or "(none)"
         return [f"{host:<{width}} would send to session(s) {ids}"]
     out = []
-    for d in report.get("deliveries") or []:  # type: ignore[union-attr]
+    for d in _deliveries(report):
         where = d.get("device") or "(no terminal)"
         detail = f": {d['detail']}" if d.get("detail") else ""
         out.append(f"{host:<{width}} {d.get('session_id')} ({d.get('user')}) {where} "
                    f"{d.get('status')}{detail}")
-    acked = report.get("acknowledged_by") or {}
-    for sid, user in acked.items():  # type: ignore[union-attr]
+    for sid in _items(report, "skipped"):
+        out.append(f"{host:<{width}} {sid} skipped: no terminal or desktop")
+    acked = report.get("acknowledged_by")
+    for sid, user in (acked.items() if isinstance(acked, dict) else ()):
         out.append(f"{host:<{width}} {sid} acknowledged by {user}")
     return out
 
 
 def _reached_all(report: dict[str, object]) -> bool:
-    reached = {d.get("session_id") for d in report.get("deliveries") or []  # type: ignore[union-attr]
-               if d.get("status") == "delivered"}
-    return all(s in reached for s in report.get("sessions") or [])  # type: ignore[union-attr]
+    reached = {d.get("session_id") for d in _deliveries(report) if d.get("status") == "delivered"}
+    return all(s in reached for s in _items(report, "sessions"))
 
 
 def remote_msg(prog: str, ns: argparse.Namespace, text: str) -> int:

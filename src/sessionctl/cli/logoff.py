@@ -29,6 +29,8 @@ LOGOFF [sessionid | sessionname] [/SERVER:servername] [/V]
   sessionid           The ID of the session (see qwinsta).
   sessionname         The name of an Active session (pts/3).
   (none)              Your own session.
+                      A user name is not a session, as on Windows: `quser USER` lists
+                      the user's session IDs (logoff USER names them too).
   /SERVER:servername  The server holding the session (default: this one); also --server.
   /V                  Report each step: what was signalled, how many, how long; also -v.
   --grace SECONDS     How long processes get after the hangup to save and exit
@@ -48,6 +50,9 @@ LOGOFF [sessionid | sessionname] [/SERVER:servername] [/V]
 
 Warn the user first with msg: unsaved work is saved only by programs that handle
 the hangup (editors such as nano and vim do).
+Exit status: 0 signed out completely (or, with --notice, the countdown started); 1 refused,
+no such session, a bad command line, or processes left (they are listed); 2 (remote
+hosts) a host failed.
 Same as: sessionctl logoff [...]
 
 {fleet_cli.FLEET_HELP}

@@ -7,11 +7,17 @@ import sys
 from collections.abc import Callable, Sequence
 
 from . import runner
+from .args import HELP_TOKENS
 
 USAGE = """\
-usage: sessionctl COMMAND [ARGS...]
+See, warn and sign out login sessions on this machine or many (qwinsta, quser, logoff,
+msg as on Windows, and more).
+
+sessionctl COMMAND [ARGS...]
+sessionctl --version | --help | help COMMAND
 
 Commands:
+  status                what answers here and how many sessions there are
   query session [...]   list sessions (same as qwinsta)
   query user [...]      list users' sessions (same as quser)
   qwinsta [...]         same as query session
@@ -34,12 +40,23 @@ Commands:
   metrics               session and policy metrics (Prometheus text format)
   report [--since 7d]   what the policy's sign-outs reclaimed, per rule and user
 
-Run 'sessionctl COMMAND --help' for a command's options."""
+Run 'sessionctl COMMAND --help' for a command's options; man sessionctl, man qwinsta...
+Exit status: 0 done; 1 refused, not found, not (fully) done, or a bad command line;
+2 a remote host failed; 70 an internal error."""
+
+QUERY_USAGE = """\
+Lists sessions (query session = qwinsta) or users' sessions (query user = quser).
+
+sessionctl query {session | user} [username | sessionname | sessionid] [/SERVER:name]
+                 [/V] [--json] [--servers NODESET ...]
+
+Run 'sessionctl query session --help' or 'sessionctl query user --help' for the options."""
 
 
 #: command → (module under sessionctl.cli, function); a command's module is imported only
 #: when it runs, so one command's platform needs never stop another from starting.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "status": ("status", "status"),
     "qwinsta": ("query", "qwinsta"),
     "quser": ("query", "quser"),
     "logoff": ("logoff", "logoff"),
@@ -67,9 +84,17 @@ def _command(name: str) -> Callable[[Sequence[str], str], int]:
     return getattr(importlib.import_module(f"{__package__}.{module}"), function)
 
 
+def _usage_error(prog: str, usage: str, message: str) -> int:
+    from .args import INVALID
+    from .runner import short_usage
+
+    print(f"{INVALID}\n{prog}: {message}\n{short_usage(prog, usage)}", file=sys.stderr)
+    return 1
+
+
 def dispatch(argv: Sequence[str]) -> int:
     """Run one sessionctl command line; return the exit code."""
-    if not argv or argv[0] in ("-h", "--help", "/?", "help"):
+    if not argv or argv[0] in HELP_TOKENS:
         print(USAGE)
         return 0
     if argv[0] in ("-V", "--version"):
@@ -78,19 +103,25 @@ def dispatch(argv: Sequence[str]) -> int:
         print(f"sessionctl {__version__}")
         return 0
     head, rest = argv[0], list(argv[1:])
+    if head == "help":  # sessionctl help [COMMAND [SUBCOMMAND]]
+        return dispatch([*rest, "--help"]) if rest else dispatch([])
     if head == "query":
         kinds = {"session": "qwinsta", "user": "quser"}
+        if rest and rest[0] in HELP_TOKENS:
+            print(QUERY_USAGE)
+            return 0
         if not rest or rest[0].lower() not in kinds:
-            print(f"Invalid parameter(s)\n{USAGE}", file=sys.stderr)
-            return 1
-        head, rest = kinds[rest[0].lower()], rest[1:]
+            what = f"unknown query {rest[0]!r}" if rest else "query what: session or user?"
+            return _usage_error("sessionctl query", QUERY_USAGE, what)
+        head, rest, prog = kinds[rest[0].lower()], rest[1:], f"sessionctl query {rest[0].lower()}"
+    else:
+        prog = f"sessionctl {head}"
     if head not in COMMANDS:
-        print(f"sessionctl: unknown command {head!r}\n{USAGE}", file=sys.stderr)
-        return 1
+        return _usage_error("sessionctl", USAGE, f"unknown command {head!r}")
     if sys.platform == "win32" and head in LINUX_ONLY:
-        print(f"sessionctl {argv[0]}: not supported on Windows", file=sys.stderr)
+        print(f"{prog}: not supported on Windows", file=sys.stderr)
         return 1
-    return _command(head)(rest, f"sessionctl {argv[0]}")
+    return _command(head)(rest, prog)
 
 
 def main() -> None:

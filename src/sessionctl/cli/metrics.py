@@ -10,13 +10,11 @@ from collections.abc import Sequence
 from ..durations import format_duration, parse_duration
 from ..errors import InvalidArgument
 from . import usagefmt
-from .args import Parser, UsageError, checked_interval
+from .args import Parser, UsageError, add_backend, checked_interval
 from .render import emit
 from .runner import run
 
 METRICS_USAGE = """\
-usage: sessionctl metrics [--openmetrics] [--interval SECONDS] [--backend NAME]
-
 Prints the session and policy metrics in Prometheus' text format (for node_exporter's
 textfile collector: sessionctl metrics > DIR/sessionctl.prom.$$ && mv ... DIR/sessionctl.prom):
 sessions by state and type, idle seconds per session, per-user CPU (cores), memory and
@@ -24,26 +22,31 @@ processes, memory pressure, and the policy's warnings, postponements, cancels,
 sign-outs (by rule and outcome) and reclaimed memory. The policy daemon serves the same
 on /metrics when its policy has a [metrics] section.
 
+sessionctl metrics [--openmetrics] [--interval SECONDS] [--backend NAME]
+
   --openmetrics       OpenMetrics text instead of the Prometheus 0.0.4 format.
-  --interval SECONDS  CPU is measured over this long (default 1)."""
+  --interval SECONDS  CPU is measured over this long (default 1).
+  --backend NAME      auto (default), procfs or logind.
+  -h, --help          This help."""
 
 REPORT_USAGE = """\
-usage: sessionctl report [--since DURATION] [--json]
-
 What the policy's sign-outs reclaimed, summed per rule and user: sign-outs (and how many
 left processes behind), the resident memory and processes the sessions held just before,
 and their idle time. Figures are recorded by the daemon and the countdown workers in
 state.db.
 
+sessionctl report [--since DURATION] [--json]
+
   --since DURATION    Only sign-outs in the last DURATION (e.g. 7d, 12h; default: all).
-  --json              One JSON document instead of the table."""
+  --json              One JSON document instead of the table.
+  -h, --help          This help."""
 
 
 def _metrics(prog: str, argv: Sequence[str]) -> int:
     parser = Parser(prog, {})
     parser.add_argument("--openmetrics", action="store_true")
     parser.add_argument("--interval", type=float, default=1.0)
-    parser.add_argument("--backend", choices=("auto", "procfs", "logind"))
+    add_backend(parser)
     ns = parser.parse(argv)
     checked_interval(ns.interval)
     from ..policy import metrics

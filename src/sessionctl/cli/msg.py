@@ -6,7 +6,14 @@ import json
 import sys
 from collections.abc import Sequence
 
-from ..actions.message import DEFAULT_TIME, MAX_TIME, Delivery, acknowledge, send_message
+from ..actions.message import (
+    DEFAULT_TIME,
+    MAX_TIME,
+    Delivery,
+    MessageReport,
+    acknowledge,
+    send_message,
+)
 from ..errors import InvalidArgument
 from ..sanitize import MAX_MESSAGE_CHARS
 from . import fleet as fleet_cli
@@ -21,7 +28,7 @@ Sends a message to the terminals (and desktops) of one or more sessions.
 MSG {{username | sessionname | sessionid | @filename | *}} [/SERVER:servername]
     [/TIME:seconds] [/V] [/W] [message]
 
-  username            Every session of that user.
+  username            Every session of that user that has a terminal or desktop.
   sessionname         The session on that terminal (pts/3).
   sessionid           The session with that ID (see qwinsta).
   @filename           Every user, session name or id listed in the file (one per line).
@@ -33,13 +40,18 @@ MSG {{username | sessionname | sessionid | @filename | *}} [/SERVER:servername]
   /W                  Wait until the recipient acknowledges (they run `sessionctl ack`);
                       also -w, --wait.
   --json              Print what happened as JSON.
+  --backend NAME      Where sessions come from: auto (default), procfs or logind.
   message             The text. None: it is read from standard input (at most
                       {MAX_MESSAGE_CHARS} characters once control sequences are removed).
   /?                  This help; also -h, --help.
 
 Root reaches terminals whose user ran `mesg n`; other senders respect it.
-Exit status: 0 if every target session saw the message (and, with /W, acknowledged it),
-1 otherwise.
+msg says which sessions got the message. A user's sessions that nobody can read (Disc,
+a nohup job, ssh host cmd: no terminal, no desktop) are skipped, not failures; name such
+a session by its id to make it a target.
+Exit status: 0 every target session saw the message (with /W: and acknowledged it);
+1 a target session did not (the reason is printed), nothing matched, or a bad command
+line; 2 (remote hosts) a host failed.
 Same as: sessionctl msg [...]
 
 {fleet_cli.FLEET_HELP}
@@ -49,10 +61,15 @@ Same as: sessionctl msg [...]
 Example: msg --servers web[01-50] --idle-over 2h '*' Please save your work"""
 
 ACK_USAGE = """\
-usage: sessionctl ack [TOKEN]
-
 Acknowledges a message sent with msg /W to this session (all waiting messages, or the one
-TOKEN names). The sender sees who acknowledged and from which session."""
+TOKEN names). The sender sees who acknowledged and from which session.
+
+sessionctl ack [TOKEN]
+
+  TOKEN               The token the message showed (default: every waiting message).
+  -h, --help          This help.
+
+Exit status: 0 acknowledged; 1 nothing was waiting, or refused."""
 
 
 def _parser(prog: str) -> Parser:
@@ -83,13 +100,33 @@ def describe(d: Delivery) -> str:
     return f"Message NOT sent to session {d.session_id} ({d.user}) on {where}: {d.detail}"
 
 
-_VALUE_OPTIONS = {"-t", "--time", "--server", "--backend", *fleet_cli.VALUE_OPTIONS}
+def reached_lines(report: MessageReport) -> list[str]:
+    """One line per target session that saw the message: where."""
+    out = []
+    for s in report.sessions:
+        where = [d.device for d in report.deliveries if d.session_id == s.id and d.ok]
+        if where:
+            out.append(f"Message sent to session {s.id} ({s.user}) on {', '.join(where)}.")
+    return out
 
 
-def split_message(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+def skipped_lines(report: MessageReport, everyone: bool = False) -> list[str]:
+    """What was skipped (no terminal or desktop): each session, or a count for *."""
+    if not report.skipped:
+        return []
+    if everyone:
+        return [f"{len(report.skipped)} session(s) without a terminal or desktop skipped."]
+    return [f"Session {s.id} ({s.user}, {s.state.value}) skipped: no terminal or desktop "
+            "to show a message on." for s in report.skipped]
+
+
+def split_message(
+    argv: Sequence[str], value_options: set[str]
+) -> tuple[list[str], list[str]]:
     """(options and target, message words): the message starts at the second plain word.
 
     Everything from there on is text, even words that look like flags (`see /tmp/x`).
+    ``value_options``: the options whose next word is their value (from the parser).
     """
     head: list[str] = []
     seen_target = False
@@ -105,7 +142,7 @@ def split_message(argv: Sequence[str]) -> tuple[list[str], list[str]]:
             token.startswith("/") and seen_target and ":" not in token and "/" in token[1:]
         ):
             head.append(token)
-            if token in _VALUE_OPTIONS and i + 1 < len(argv):
+            if token in value_options and i + 1 < len(argv):
                 head.append(argv[i + 1])
                 i += 1
             i += 1
@@ -119,8 +156,9 @@ def split_message(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 
 
 def _body(prog: str, argv: Sequence[str]) -> int:
-    head, words = split_message(argv)
-    ns = _parser(prog).parse(head)
+    parser = _parser(prog)
+    head, words = split_message(argv, parser.value_options())
+    ns = parser.parse(head)
     ns.message = words
     if not 0 < ns.time <= MAX_TIME:
         raise UsageError(f"/TIME must be between 1 and {MAX_TIME:g} seconds")
@@ -143,6 +181,11 @@ def _body(prog: str, argv: Sequence[str]) -> int:
     if ns.json:
         emit(json.dumps(report.to_dict(), indent=2))
     else:
+        if not ns.verbose:
+            for line in reached_lines(report):
+                emit(line)
+        for line in skipped_lines(report, everyone=ns.target == "*"):
+            emit(line)
         for d in report.deliveries:
             if not d.ok and not ns.verbose:
                 emit(f"{prog}: {describe(d)}", sys.stderr)

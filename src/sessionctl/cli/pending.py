@@ -14,20 +14,37 @@ from .render import emit
 from .runner import run
 
 POSTPONE_USAGE = """\
-usage: sessionctl postpone [DURATION] [--session ID] [--json]
+Pushes back the sign-out announced for your session.
 
-Pushes back the sign-out announced for your session (e.g. `postpone 15m`; default 10 min,
-or what is left of the limit the admin set). DURATION: 90, 45s, 10m, 1h."""
+sessionctl postpone [DURATION] [--session ID] [--json]
+
+  DURATION            How much later (90, 45s, 10m, 1h30m, 2d); default 10 min, or what
+                      is left of the limit the admin set (--max-postpone).
+  --session ID        The session whose sign-out to push back (default: your own).
+  --json              Print the pending sign-out as JSON.
+  -h, --help          This help.
+
+Only the session's own user (or root) may postpone. Exit status: 0 postponed; 1 refused,
+nothing pending, or over the limit."""
 
 CANCEL_USAGE = """\
-usage: sessionctl cancel SESSIONID [--json]
+Cancels a warned logoff (root, or whoever scheduled it); the user is told.
 
-Cancels a warned logoff (root, or whoever scheduled it). The user is told."""
+sessionctl cancel SESSIONID [--json]
+
+  SESSIONID           The session whose announced sign-out to cancel (see pending).
+  --json              Print {"cancelled": SESSIONID}.
+  -h, --help          This help.
+
+Exit status: 0 cancelled; 1 refused or nothing pending."""
 
 PENDING_USAGE = """\
-usage: sessionctl pending [--json]
+Lists the warned logoffs that are counting down.
 
-Lists the warned logoffs that are counting down."""
+sessionctl pending [--json]
+
+  --json              One JSON object per pending sign-out (JSON lines).
+  -h, --help          This help."""
 
 
 def _at(epoch: float) -> str:

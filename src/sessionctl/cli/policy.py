@@ -8,33 +8,44 @@ from collections.abc import Sequence
 
 from ..durations import format_duration
 from . import usagefmt
-from .args import Parser, checked_interval
+from .args import Parser, add_backend, checked_interval
 from .render import emit
 from .runner import run
 
 DAEMON_USAGE = """\
-usage: sessionctl daemon --config FILE [--once] [--dry-run] [--audit-log PATH]
-                         [--backend auto|procfs|logind|windows]
+Enforces the idle-session policy in FILE (TOML; see man sessionctl-policy): warns sessions
+over their idle, Disc or session-length limit through the warned logoff (the user may
+postpone within max_postpone), cancels a warning when an idle user is back, logs off Disc
+sessions over their limit. Every decision goes to stderr and the audit log.
 
-Enforces the idle-session policy in FILE (TOML; see docs/policy.md): warns sessions over
-their idle, Disc or session-length limit through the warned logoff (the user may postpone
-within max_postpone), cancels a warning when an idle user is back, logs off Disc sessions
-over their limit. Every decision goes to stderr and the audit log.
+sessionctl daemon --config FILE [--once] [--dry-run] [--audit-log PATH] [--backend NAME]
 
-  --once        One pass, then exit (for cron).
-  --dry-run     Report what would be done; signal, send and schedule nothing.
-  SIGHUP reloads FILE; an invalid file is reported (file:line) and the old rules stay.
-  An invalid FILE at start is an error (exit 1)."""
+  --config FILE     The policy (TOML).
+  --once            One pass, then exit (for cron).
+  --dry-run         Report what would be done; signal, send and schedule nothing.
+  --audit-log PATH  Where audit records go (default: SESSIONCTL_AUDIT_LOG, else
+                    /var/log/sessionctl/audit.jsonl).
+  --backend NAME    auto (default), procfs or logind.
+  -h, --help        This help.
+
+SIGHUP reloads FILE; an invalid file is reported (FILE:LINE) and the old rules stay.
+Exit status: 0 stopped by SIGTERM/SIGINT (or --once done); 1 FILE invalid at start."""
 
 CHECK_USAGE = """\
-usage: sessionctl policy check FILE [--json] [--interval SECONDS]
+Validates a policy file and shows what each current session would get under it: the
+rule, the action, why, the latest activity under the rule's sources (and which source),
+and what the session holds (RSS, CPU).
 
-Validates FILE and shows what each current session would get under it: the rule, the
-action, why, the latest activity under the rule's sources (and which source), and what
-the session holds (RSS, CPU). Exit 1 (with file:line) when FILE is invalid.
+sessionctl policy check FILE [--json] [--interval SECONDS] [--backend NAME]
 
+  FILE                The policy (TOML; see man sessionctl-policy).
+  --json              One JSON object per session (JSON lines).
   --interval SECONDS  CPU shares (activity "cpu", min_cpu) are measured over this long
-                      (default 1)."""
+                      (default 1).
+  --backend NAME      auto (default), procfs or logind.
+  -h, --help          This help.
+
+Exit status: 0 valid; 1 invalid (the error names FILE:LINE)."""
 
 
 def _daemon(prog: str, argv: Sequence[str]) -> int:
@@ -45,7 +56,7 @@ def _daemon(prog: str, argv: Sequence[str]) -> int:
     parser.add_argument("--once", action="store_true")
     parser.add_argument("--dry-run", action="store_true")
     parser.add_argument("--audit-log", metavar="PATH")
-    parser.add_argument("--backend", choices=("auto", "procfs", "logind"))
+    add_backend(parser)
     ns = parser.parse(argv)
     daemon = Daemon(ns.config, dry_run=ns.dry_run, audit_log=ns.audit_log, backend=ns.backend)
     if ns.once:
@@ -62,7 +73,7 @@ def _check(prog: str, argv: Sequence[str]) -> int:
     parser.add_argument("file")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--interval", type=float, default=1.0)
-    parser.add_argument("--backend", choices=("auto", "procfs", "logind"))
+    add_backend(parser)
     ns = parser.parse(argv)
     checked_interval(ns.interval)
     decisions = check(ns.file, backend=ns.backend, interval=ns.interval)

@@ -28,6 +28,8 @@ QWINSTA [sessionname | username | sessionid] [/SERVER:servername] [/V]
   --backend NAME      Where sessions come from (default: auto).
   /?                  This help; also -h, --help.
 
+Exit status: 0 sessions listed; 1 none matched ("No session exists for X") or a bad
+command line; 2 (remote hosts) a host failed.
 Same as: sessionctl query session [...]
 
 """ + fleet_cli.FLEET_HELP
@@ -47,6 +49,8 @@ QUSER [username | sessionname | sessionid] [/SERVER:servername] [/V]
   --backend NAME      Where sessions come from (default: auto).
   /?                  This help; also -h, --help.
 
+Exit status: 0 sessions listed; 1 none matched ("No User exists for X", as on Windows)
+or a bad command line; 2 (remote hosts) a host failed.
 Same as: sessionctl query user [...]
 
 """ + fleet_cli.FLEET_HELP

@@ -75,15 +75,23 @@ def format_logon(when: datetime | None) -> str:
     return when.strftime("%Y-%m-%d %H:%M") if when else ""
 
 
-def _put_verbose(
-    row: Row, procs: str, leader: str, idle: str, logoff_at: str, remote: str
-) -> None:
-    """The extra columns of `qwinsta /v`, after DEVICE (cut to 15 characters)."""
-    row.put(84, f"{procs:>7}")
-    row.put(91, f"{leader:>9}")
-    row.put(100, f"{idle:>9}")
-    row.put(111, logoff_at)
-    row.put(121, remote)
+#: `qwinsta /v`: these take DEVICE's place (DEVICE repeats SESSIONNAME: /dev/pts/2 for
+#: pts/2), so the table fits 120 columns. title → (first column, width, right-aligned).
+VERBOSE_COLUMNS: dict[str, tuple[int, int, bool]] = {
+    "PROCS": (68, 5, True),
+    "LEADER": (74, 7, True),
+    "IDLE(s)": (82, 7, True),
+    "LOGOFF AT": (90, 9, False),
+    "FROM": (100, 20, False),
+}
+MAX_WIDTH = 120
+
+
+def _put_verbose(row: Row, values: dict[str, str]) -> None:
+    """The columns of `qwinsta /v` after TYPE, each cut to its width."""
+    for title, (col, width, right) in VERBOSE_COLUMNS.items():
+        text = fit(values[title], width)
+        row.put(col, text.rjust(width) if right else text)
 
 
 def type_label(s: Session) -> str:
@@ -106,12 +114,16 @@ def qwinsta_line(s: Session, verbose: bool = False) -> str:
     _left_then_right(row, 19, 20, s.user, fit(s.id, 26), 45)
     row.put(48, fit(s.state.value, 7))
     row.put(56, fit(type_label(s), 11))
-    row.put(68, fit(s.device, 15) if verbose else s.device)
-    if verbose:
-        idle = "-" if s.idle_seconds is None else str(int(s.idle_seconds))
-        logoff_at = s.logoff_at.strftime("%H:%M:%S") if s.logoff_at else "-"
-        _put_verbose(row, str(len(s.processes)), str(s.leader_pid or "-"), idle, logoff_at,
-                     where_from(s))
+    if not verbose:
+        row.put(68, s.device)
+        return str(row)
+    _put_verbose(row, {
+        "PROCS": str(len(s.processes)),
+        "LEADER": str(s.leader_pid or "-"),
+        "IDLE(s)": "-" if s.idle_seconds is None else str(int(s.idle_seconds)),
+        "LOGOFF AT": s.logoff_at.strftime("%H:%M:%S") if s.logoff_at else "-",
+        "FROM": where_from(s) or "-",
+    })
     return str(row)
 
 
@@ -133,8 +145,8 @@ def qwinsta_table(sessions: Iterable[Session], verbose: bool = False) -> str:
     header = QWINSTA_HEADER
     if verbose:
         row = Row()
-        row.put(0, header)
-        _put_verbose(row, "PROCS", "LEADER", "IDLE(s)", "LOGOFF AT", "FROM")
+        row.put(0, header[:68])
+        _put_verbose(row, {title: title for title in VERBOSE_COLUMNS})
         header = str(row)
     return "\n".join([header, *(qwinsta_line(s, verbose) for s in sessions)])
 

@@ -41,7 +41,7 @@ class _Stdout(io.RawIOBase):
     def isatty(self) -> bool:
         return not self.closed_at_start and os.isatty(1)
 
-    def write(self, data) -> int:  # type: ignore[no-untyped-def, override]
+    def write(self, data) -> int:  # any buffer (typeshed's ReadableBuffer)
         if self.closed_at_start:
             raise OutputError(errno.EBADF, "standard output is closed")
         try:
@@ -146,12 +146,37 @@ def _resume_countdowns(prog: str) -> None:
                         f"({p.user}); its worker had died"), file=sys.stderr)
 
 
+def synopsis(usage: str) -> str:
+    """The synopsis of a command's help: its second paragraph (the first says what the
+    command does), or the first if that one starts with 'usage:'."""
+    paragraphs = [p for p in usage.split("\n\n") if p.strip()]
+    if not paragraphs:
+        return ""
+    first = paragraphs[0]
+    if first.lower().startswith("usage:") or len(paragraphs) == 1:
+        return first.removeprefix("usage: ")
+    return paragraphs[1]
+
+
+def short_usage(prog: str, usage: str) -> str:
+    """What a bad command line gets: the synopsis and where the rest is."""
+    windows = prog.split()[0] in ("qwinsta", "quser", "logoff", "msg", "tsdiscon")
+    more = f"'{prog} /?' or '{prog} --help'" if windows else f"'{prog} --help'"
+    lines = synopsis(usage).split("\n")
+    body = "\n".join([lines[0], *(" " * 7 + line for line in lines[1:])])
+    return f"Usage: {body}\nType {more} for the options."
+
+
 def run(prog: str, usage: str, body: Callable[[], int], argv: Sequence[str] | None = None,
         *, resume: bool = True) -> int:
     """Run a command body, mapping every failure to a message and an exit code.
 
     As root, dead countdowns are resumed first (``resume=False``: not for `cancel`, which
-    must be able to stop an overdue one without setting it off)."""
+    must be able to stop an overdue one without setting it off).
+
+    Exit codes: 0 done; 1 refused, not found, not (fully) done, or a bad command line;
+    2 a remote host failed (fleet); 70 an internal error; 130 interrupted.
+    """
     del argv
     try:
         if resume:
@@ -161,7 +186,7 @@ def run(prog: str, usage: str, body: Callable[[], int], argv: Sequence[str] | No
         print(usage)
         return 0
     except UsageError as exc:
-        print(f"{INVALID}\n{prog}: {exc}\n{usage}", file=sys.stderr)
+        print(f"{INVALID}\n{prog}: {exc}\n{short_usage(prog, usage)}", file=sys.stderr)
         return 1
     except SessionctlError as exc:
         from .render import printable

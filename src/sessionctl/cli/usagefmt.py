@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
-from ..usage import ProcessUsage, SessionUsage, UserUsage
+from ..usage_model import ProcessUsage, SessionUsage, UserUsage
 from .render import fit, format_idle, printable
+
+__all__ = ["COLUMNS", "Column", "cells", "cpu", "fit", "idle", "line", "printable", "rate",
+           "shown", "size", "until"]
 
 _UNITS = ("B", "K", "M", "G", "T", "P")
 
 
 def size(n: float | None) -> str:
-    """Bytes in at most 6 characters: 512B, 12.3K, 845M, 1.21G; '-' if unknown."""
+    """Bytes in at most 5 characters: 512B, 12.3K, 845M, 1.2G; '-' if unknown."""
     if n is None:
         return "-"
     value = float(n)
     for unit in _UNITS:
-        if value < 1000 or unit == _UNITS[-1]:
+        if value < 999.5 or unit == _UNITS[-1]:  # what rounds to 1000 takes the next unit
             if unit == "B":
                 return f"{int(value)}B"
-            return f"{value:.1f}{unit}" if value < 100 else f"{value:.0f}{unit}"
+            return f"{value:.1f}{unit}" if value < 99.95 else f"{value:.0f}{unit}"
         value /= 1024
     return "-"  # not reached
 
@@ -46,18 +50,33 @@ def until(when: float | None, now: float | None = None) -> str:
     return f"logoff in {left // 60}:{left % 60:02d}"
 
 
-COLUMNS = [  # key, title, width, right-aligned
-    ("user", "USER", 20, False),
-    ("state", "STATE", 6, False),
-    ("sessions", "SESS", 4, True),
-    ("processes", "PROCS", 5, True),
-    ("cpu", "CPU%", 6, True),
-    ("rss", "RSS", 7, True),
-    ("pss", "PSS", 7, True),
-    ("read", "READ/s", 7, True),
-    ("write", "WRITE/s", 7, True),
-    ("idle", "IDLE", 7, True),
-]
+@dataclass(frozen=True)
+class Column:
+    """One column of the users table and the top screen (the only table of them)."""
+
+    key: str  # the cells() key, and the sort key where there is one
+    title: str
+    width: int  # characters of text (columns are separated by one blank)
+    right: bool = True  # right-aligned (figures); names and states are left-aligned
+
+
+COLUMNS = (
+    Column("user", "USER", 20, right=False),
+    Column("state", "STATE", 6, right=False),
+    Column("sessions", "SESS", 4),
+    Column("processes", "PROCS", 5),
+    Column("cpu", "CPU%", 6),
+    Column("rss", "RSS", 6),  # size(): at most 5 characters (845M, 12.3K)
+    Column("pss", "PSS", 6),
+    Column("read", "READ/s", 6),  # rate(): a size and a '*'
+    Column("write", "WRITE/s", 7),
+    Column("idle", "IDLE", 7),
+)
+
+
+def shown(pss: bool) -> list[Column]:
+    """The columns shown (PSS only when it is read)."""
+    return [c for c in COLUMNS if c.key != "pss" or pss]
 
 
 def cells(row: UserUsage | SessionUsage | ProcessUsage) -> dict[str, str]:
@@ -74,7 +93,7 @@ def cells(row: UserUsage | SessionUsage | ProcessUsage) -> dict[str, str]:
         idle_s = idle(s.idle_seconds)
     else:
         label, state, nsess, nproc, idle_s = f"{row.pid} {row.comm}", row.state, "", "", ""
-    partial = getattr(row, "io_partial", False)
+    partial = not isinstance(row, ProcessUsage) and row.io_partial
     return {
         "user": printable(label),
         "state": state,
@@ -92,10 +111,10 @@ def cells(row: UserUsage | SessionUsage | ProcessUsage) -> dict[str, str]:
 def line(values: dict[str, str], keys: list[str], indent: int = 0) -> str:
     """One fixed-width line of the users table."""
     parts = []
-    for key, _title, width, right in COLUMNS:
-        if key not in keys:
+    for col in COLUMNS:
+        if col.key not in keys:
             continue
-        text = values.get(key, "")
-        text = fit(" " * indent + text if key == "user" else text, width)
-        parts.append(text.rjust(width) if right else text.ljust(width))
+        text = values.get(col.key, "")
+        text = fit(" " * indent + text if col.key == "user" else text, col.width)
+        parts.append(text.rjust(col.width) if col.right else text.ljust(col.width))
     return " ".join(parts).rstrip()

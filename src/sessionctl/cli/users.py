@@ -7,10 +7,11 @@ import json
 import sys
 from collections.abc import Sequence
 
+from .. import jsonvalues
 from ..actions.usage import DEFAULT_INTERVAL, MAX_INTERVAL, MIN_INTERVAL
-from ..usage import SORT_KEYS, UsageSnapshot, sort_rows
+from ..usage_model import SORT_KEYS, UsageSnapshot, sort_rows
 from . import usagefmt
-from .args import COMMON_WINDOWS_FLAGS, Parser, UsageError, add_common, parse_session_command
+from .args import Parser, UsageError, add_backend, parse_session_command
 from .runner import run
 
 USAGE = f"""\
@@ -35,15 +36,17 @@ CPU% 100 = one core. RSS sums resident memory per process (shared pages count on
 process; PSS divides them). READ/s and WRITE/s are storage I/O (/proc/PID/io read_bytes,
 write_bytes); '*' marks a sum that leaves out processes not readable without root,
 '-' a figure that could not be read. A user's figures are the union of their sessions'
-processes; processes outside every login session are not counted."""
+processes; processes outside every login session are not counted.
+Exit status: 0 listed; 1 nobody matched ("No User exists for X") or a bad command line."""
 
 
 def _parser(prog: str) -> Parser:
-    parser = Parser(prog, COMMON_WINDOWS_FLAGS)
-    add_common(parser)
+    parser = Parser(prog, {})
+    parser.add_argument("--json", action="store_true")
+    add_backend(parser)
     parser.add_argument("--sessions", action="store_true")
     parser.add_argument("--processes", action="store_true")
-    parser.add_argument("--sort", default="user")
+    parser.add_argument("--sort", default="user", choices=tuple(SORT_KEYS), metavar="KEY")
     parser.add_argument("--reverse", action="store_true")
     parser.add_argument("--interval", type=float, default=DEFAULT_INTERVAL)
     parser.add_argument("--idle-after", type=float, default=300.0)
@@ -57,8 +60,9 @@ def render(
     with_sessions: bool = False, with_processes: bool = False,
 ) -> str:
     """The users table (with expanded sessions/processes) as text."""
-    keys = [k for k, *_ in usagefmt.COLUMNS if k != "pss" or snap.pss]
-    out = [usagefmt.line({k: t for k, t, *_ in usagefmt.COLUMNS}, keys)]
+    columns = usagefmt.shown(snap.pss)
+    keys = [c.key for c in columns]
+    out = [usagefmt.line({c.key: c.title for c in columns}, keys)]
     for user in sort_rows(snap.users, sort, reverse):
         out.append(usagefmt.line(usagefmt.cells(user), keys))
         if not (with_sessions or with_processes):
@@ -73,8 +77,6 @@ def render(
 
 def _body(prog: str, argv: Sequence[str]) -> int:
     ns = parse_session_command(_parser(prog), argv)
-    if ns.sort not in SORT_KEYS:
-        raise UsageError(f"--sort must be one of {', '.join(SORT_KEYS)}, not {ns.sort!r}")
     if not MIN_INTERVAL <= ns.interval <= MAX_INTERVAL:
         raise UsageError(
             f"--interval must be between {MIN_INTERVAL:g} and {MAX_INTERVAL:g} seconds"
@@ -98,9 +100,9 @@ def _body(prog: str, argv: Sequence[str]) -> int:
                          with_sessions=ns.sessions, with_processes=ns.processes))
         held = snap.idle_held()
         if held["sessions"]:
-            print(f"Idle and Disc sessions hold {usagefmt.size(held['rss_bytes'])} RSS"  # type: ignore[arg-type]
-                  + (f" ({usagefmt.size(held['pss_bytes'])} PSS)"  # type: ignore[arg-type]
-                     if held["pss_bytes"] is not None else "")
+            rss, pss = jsonvalues.number(held, "rss_bytes"), jsonvalues.number(held, "pss_bytes")
+            print(f"Idle and Disc sessions hold {usagefmt.size(rss)} RSS"
+                  + (f" ({usagefmt.size(pss)} PSS)" if pss is not None else "")
                   + f" in {held['processes']} process(es) of {held['sessions']} session(s), "
                   f"CPU {held['cpu_percent']}%")
         print(f"(measured over {snap.interval:.2f} s; CPU% 100 = one core)")

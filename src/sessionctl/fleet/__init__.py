@@ -13,10 +13,11 @@ output of the same command holds (session objects, logoff results).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
-from .select import Selection, parse_duration
+from ..lazy import lazy_attributes
+from .select import Selection
 
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (startup time)
 if TYPE_CHECKING:
     from .hosts import Host
     from .ssh import HostResult, SshOptions
@@ -35,13 +36,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(name)
-    import importlib
-
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+__getattr__ = lazy_attributes(__name__, _LAZY, globals())
 
 
 def _hosts(hosts: list[Host] | str) -> list[Host]:
@@ -64,7 +59,7 @@ def query(
         check_target(target)
     from .ssh import SshOptions, run
 
-    request = {"op": "query", "target": target, "backend": backend}
+    request: dict[str, object] = {"op": "query", "target": target, "backend": backend}
     return run(_hosts(hosts), request, options or SshOptions())
 
 
@@ -94,7 +89,7 @@ def logoff(
     select = select or Selection()
     if target is None and select.empty:
         raise InvalidArgument("fleet logoff needs a session or a selection (user, state, idle)")
-    request = {
+    request: dict[str, object] = {
         "op": "logoff",
         "target": target,
         "select": select.to_dict(),
@@ -130,8 +125,9 @@ def disconnect(
     if target is None and select.empty:
         raise InvalidArgument("fleet disconnect needs a session or a selection (user, state, "
                               "idle)")
-    request = {"op": "disconnect", "target": target, "select": select.to_dict(),
-               "dry_run": dry_run, "backend": backend}
+    request: dict[str, object] = {"op": "disconnect", "target": target,
+                                  "select": select.to_dict(), "dry_run": dry_run,
+                                  "backend": backend}
     from .ssh import SshOptions, run
 
     return run(_hosts(hosts), request, options or SshOptions(command_timeout=90.0))
@@ -153,7 +149,7 @@ def message(
     by ``select``; result per host = the local ``msg --json`` report. With ``wait``, each
     host waits up to ``timeout`` for acknowledgements (``sessionctl ack``)."""
     select = select or Selection()
-    request = {
+    request: dict[str, object] = {
         "op": "msg",
         "target": target,
         "select": select.to_dict(),
@@ -181,7 +177,6 @@ __all__ = [
     "disconnect",
     "logoff",
     "message",
-    "parse_duration",
     "query",
     "resolve",
 ]

@@ -9,20 +9,24 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from ..errors import InvalidArgument, SessionctlError
+from ..jsonvalues import mapping, number, text
 from .select import Selection
+
+if TYPE_CHECKING:
+    from ..model import Session
 
 #: Requests this agent understands (the client checks the version it shipped).
 OPS = ("query", "logoff", "msg", "disconnect")
 
 
-def _sessions(req: dict[str, object]):
+def _sessions(req: dict[str, object]) -> list[Session]:
     from .. import api
 
-    target = req.get("target")
-    found = api.sessions(target, backend=req.get("backend"))  # type: ignore[arg-type]
+    found = api.sessions(text(req, "target"), backend=text(req, "backend"))
     return [s for s in found if not s.current]
 
 
@@ -30,19 +34,26 @@ def _query(req: dict[str, object]) -> list[dict[str, object]]:
     return [s.to_dict() for s in _sessions(req)]
 
 
-def _chosen(req: dict[str, object]):
+def _chosen(req: dict[str, object]) -> list[Session]:
     """Sessions a logoff/msg request names: one target id/name, or a selection."""
     from .. import api
 
-    selection = Selection.from_dict(req.get("select") or {})  # type: ignore[arg-type]
+    selection = Selection.from_dict(mapping(req, "select"))
     if req.get("target") is not None and selection.empty:
-        session = api.find_session(str(req["target"]), backend=req.get("backend"))  # type: ignore[arg-type]
+        session = api.find_session(str(req["target"]), backend=text(req, "backend"))
         if session.current:
             raise InvalidArgument("refusing to act on the SSH session sessionctl runs in")
         return [session]
     if selection.empty:
         raise InvalidArgument("no session selection given")
     return [s for s in _sessions({"backend": req.get("backend")}) if selection.matches(s)]
+
+
+def _grace(req: dict[str, object]) -> float:
+    from ..actions.logoff import DEFAULT_GRACE
+
+    grace = number(req, "grace")
+    return DEFAULT_GRACE if grace is None else grace
 
 
 def _logoff(req: dict[str, object]) -> list[dict[str, object]]:
@@ -57,14 +68,14 @@ def _logoff(req: dict[str, object]) -> list[dict[str, object]]:
     if req.get("notice") is not None:
         return [_schedule(req, s) for s in chosen]
 
-    def one(session) -> dict[str, object]:
+    def one(session: Session) -> dict[str, object]:
         try:
             result = logoff(
                 session.id,
-                grace=float(req.get("grace", 10.0)),  # type: ignore[arg-type]
-                backend=req.get("backend"),  # type: ignore[arg-type]
+                grace=_grace(req),
+                backend=text(req, "backend"),
                 allow_console=bool(req.get("allow_console")),
-                audit_log=req.get("audit_log"),  # type: ignore[arg-type]
+                audit_log=text(req, "audit_log"),
             )
             return result.to_dict()
         except SessionctlError as exc:
@@ -92,13 +103,13 @@ def _disconnect(req: dict[str, object]) -> list[dict[str, object]]:
     from ..actions.disconnect import disconnect, refusal
     from ..backends import get_backend
 
-    be = get_backend(req.get("backend"))  # type: ignore[arg-type]
-    selection = Selection.from_dict(req.get("select") or {})  # type: ignore[arg-type]
+    be = get_backend(text(req, "backend"))
+    selection = Selection.from_dict(mapping(req, "select"))
     single = req.get("target") is not None and selection.empty
-    chosen = _chosen({**req, "backend": be}) if single else [
-        s for s in _sessions({"backend": be}) if selection.matches(s)]
+    chosen = _chosen(req) if single else [
+        s for s in _sessions({"backend": be.name}) if selection.matches(s)]
     out: list[dict[str, object]] = []
-    todo = []
+    todo: list[Session] = []
     for s in chosen:
         why = None if single else refusal(be, s)
         if why is not None:
@@ -110,8 +121,7 @@ def _disconnect(req: dict[str, object]) -> list[dict[str, object]]:
             todo.append(s)
     for s in todo:
         try:
-            result = disconnect(s.id, backend=be,
-                                audit_log=req.get("audit_log"))  # type: ignore[arg-type]
+            result = disconnect(s.id, backend=be, audit_log=text(req, "audit_log"))
             out.append(result.to_dict())
         except SessionctlError as exc:
             out.append({"session": s.id, "user": s.user, "name": s.name,
@@ -125,17 +135,20 @@ def _schedule(req: dict[str, object], session) -> dict[str, object]:
     from ..actions.schedule import DEFAULT_MAX_POSTPONE, iso, schedule_logoff
 
     base = {"session": session.id, "user": session.user, "name": session.name}
-    most = req.get("max_postpone")
+    most = number(req, "max_postpone")
+    notice = number(req, "notice")
     try:
+        if notice is None:
+            raise InvalidArgument("notice: a number of seconds is needed")
         p, report = schedule_logoff(
             session.id,
-            float(req["notice"]),  # type: ignore[arg-type]
-            message=req.get("message") or None,  # type: ignore[arg-type]
-            max_postpone=DEFAULT_MAX_POSTPONE if most is None else float(most),  # type: ignore[arg-type]
-            grace=float(req.get("grace", 10.0)),  # type: ignore[arg-type]
+            notice,
+            message=text(req, "message") or None,
+            max_postpone=DEFAULT_MAX_POSTPONE if most is None else most,
+            grace=_grace(req),
             allow_console=bool(req.get("allow_console")),
-            backend=req.get("backend"),  # type: ignore[arg-type]
-            audit_log=req.get("audit_log"),  # type: ignore[arg-type]
+            backend=text(req, "backend"),
+            audit_log=text(req, "audit_log"),
         )
     except SessionctlError as exc:
         return {**base, "outcome": "failed", "error": str(exc)}
@@ -148,38 +161,33 @@ def _msg(req: dict[str, object]) -> dict[str, object]:
 
     The result is what the local ``msg --json`` prints (one report per host).
     """
-    from ..actions.message import send_message
+    from ..actions.message import DEFAULT_TIME, MessageReport, resolve_targets, send_message
 
-    text = str(req.get("text", ""))
-    target = str(req.get("target") or "*")
+    body = text(req, "text") or ""
+    target = text(req, "target") or "*"
     wait = bool(req.get("wait"))
-    timeout = float(req.get("timeout", 60))  # type: ignore[arg-type]
-    backend = req.get("backend")
-    selection = Selection.from_dict(req.get("select") or {})  # type: ignore[arg-type]
+    timeout = number(req, "timeout") or DEFAULT_TIME
+    backend = text(req, "backend")
+    selection = Selection.from_dict(mapping(req, "select"))
     if selection.empty:
-        if req.get("dry_run"):
-            found = _sessions({"target": None if target == "*" else target, "backend": backend})
-            if target == "*":
-                found = [s for s in found if s.ttys or s.device or s.type == "x11"]
-            return {"sessions": [s.id for s in found], "deliveries": [], "dry_run": True}
-        report = send_message(target, text, wait=wait, timeout=timeout, backend=backend)  # type: ignore[arg-type]
+        if req.get("dry_run"):  # the sessions a real send would reach, found the same way
+            found, skipped = resolve_targets(target, backend)
+            return {"sessions": [s.id for s in found], "skipped": [s.id for s in skipped],
+                    "deliveries": [], "dry_run": True}
+        report = send_message(target, body, wait=wait, timeout=timeout, backend=backend)
         return report.to_dict()
     found = _sessions({"target": None if target == "*" else target, "backend": backend})
     chosen = [s for s in found if selection.matches(s)]
     if req.get("dry_run"):
         return {"sessions": [s.id for s in chosen], "deliveries": [], "dry_run": True}
-    merged: dict[str, object] = {"sessions": [], "deliveries": [], "acknowledged": None,
-                                 "acknowledged_by": {}, "waited_seconds": None}
-    acks: list[bool | None] = []
+    merged: MessageReport | None = None
     for s in chosen:
-        part = send_message(s.id, text, wait=wait, timeout=timeout, backend=backend).to_dict()  # type: ignore[arg-type]
-        merged["sessions"] += part["sessions"]  # type: ignore[operator]
-        merged["deliveries"] += part["deliveries"]  # type: ignore[operator]
-        merged["acknowledged_by"].update(part["acknowledged_by"])  # type: ignore[attr-defined]
-        acks.append(part["acknowledged"])  # type: ignore[arg-type]
-    if wait and acks:
-        merged["acknowledged"] = all(acks)
-    return merged
+        part = send_message(s.id, body, wait=wait, timeout=timeout, backend=backend)
+        merged = part if merged is None else merged.merge(part)
+    if merged is None:
+        return {"sessions": [], "deliveries": [], "acknowledged": None,
+                "acknowledged_by": {}, "waited_seconds": None}
+    return merged.to_dict()
 
 
 def _resume_countdowns() -> None:
@@ -195,9 +203,13 @@ def main(argv: Sequence[str]) -> int:
     _resume_countdowns()
     try:
         req = json.loads(argv[0]) if argv else {}
+        if not isinstance(req, dict):
+            raise InvalidArgument("the request is not a JSON object")
         op = req.get("op")
-        handler = {"query": _query, "logoff": _logoff, "msg": _msg,
-                   "disconnect": _disconnect}.get(op)
+        handlers: dict[object, Callable[[dict[str, object]], object]] = {
+            "query": _query, "logoff": _logoff, "msg": _msg, "disconnect": _disconnect,
+        }
+        handler = handlers.get(op)
         if handler is None:
             raise InvalidArgument(f"unknown request {op!r}")
         answer: dict[str, object] = {"ok": True, "result": handler(req)}
@@ -243,7 +255,7 @@ def _serve(req: dict[str, object]) -> str:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(16)
-    idle = float(req.get("idle", 600))  # type: ignore[arg-type]
+    idle = number(req, "idle") or 600.0
     connection = os.getppid()  # the sshd process of our SSH connection
     backend = req.get("backend")
     if os.fork() != 0:

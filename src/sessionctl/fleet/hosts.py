@@ -2,13 +2,14 @@
 
 Node-set syntax and @groups come from ClusterShell's NodeSet (``web[01-50]``, lists,
 ``@group``, ``!`` exclusion, ``&`` intersection). Only hosts the user named are returned;
-unknown groups and malformed sets are errors, never an empty or guessed list.
+unknown groups and malformed sets are errors, never an empty or guessed list. Each
+comma-separated item may name the remote user as ssh does: ``alice@web[01-50],db1``.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import InvalidArgument
@@ -17,6 +18,36 @@ from .inventory import CONNECTION_VARS, Inventory, load_inventory
 #: Above this many hosts a run is refused unless the caller raises ``max_hosts``.
 DEFAULT_MAX_HOSTS = 10_000
 _GROUP = re.compile(r"@(?:([A-Za-z0-9_.\-]+):)?([A-Za-z0-9_.\-*]+)")
+#: A remote login name we pass to ``ssh -l``: what useradd accepts, no leading '-'.
+_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\$?")
+_USER_AT = re.compile(r"([^@\[\],]+)@(.+)", re.S)
+
+
+def check_user(user: str, where: str = "") -> str:
+    """A remote user name, validated (it becomes ``ssh -l USER``); InvalidArgument else."""
+    if not _USER.fullmatch(user):
+        raise InvalidArgument(f"{where or 'remote user'}: not a user name: {user!r}")
+    return user
+
+
+def split_items(expression: str) -> list[str]:
+    """The top-level comma-separated items of a node-set expression (brackets kept)."""
+    items, depth, start = [], 0, 0
+    for i, c in enumerate(expression):
+        depth += {"[": 1, "]": -1}.get(c, 0)
+        if c == "," and depth == 0:
+            items.append(expression[start:i])
+            start = i + 1
+    items.append(expression[start:])
+    return [item.strip() for item in items]
+
+
+def split_user(item: str, what: str = "node set") -> tuple[str | None, str]:
+    """``alice@web[01-05]`` → ("alice", "web[01-05]"); ``@group`` and ``web1`` → no user."""
+    m = _USER_AT.fullmatch(item)
+    if m is None:
+        return None, item
+    return check_user(m.group(1), what), m.group(2)
 
 
 class TooManyHosts(InvalidArgument):
@@ -32,18 +63,21 @@ class Host:
     port: int | None = None
     user: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.user is not None:
+            check_user(self.user, f"host {self.name}")
+
     @classmethod
     def from_vars(cls, name: str, hostvars: dict[str, str]) -> Host:
-        fields: dict[str, object] = {}
+        found: dict[str, str] = {}
         for key, value in hostvars.items():
             attr = CONNECTION_VARS.get(key)
-            if attr == "port":
-                if not value.isdigit() or not 0 < int(value) < 65536:
-                    raise InvalidArgument(f"host {name}: bad {key} {value!r}")
-                fields["port"] = int(value)
-            elif attr is not None:
-                fields[attr] = value
-        return cls(name, **fields)  # type: ignore[arg-type]
+            if attr is not None:
+                found[attr] = value
+        port = found.get("port")
+        if port is not None and (not port.isdigit() or not 0 < int(port) < 65536):
+            raise InvalidArgument(f"host {name}: bad port {port!r}")
+        return cls(name, found.get("hostname"), int(port) if port else None, found.get("user"))
 
 
 def _resolver(inventory: Inventory | None):  # -> ClusterShell GroupResolver
@@ -89,19 +123,40 @@ def nodeset(expression: str, inventory: Inventory | None = None, what: str = "no
         raise InvalidArgument(f"cannot resolve {what} {expression!r}: {exc}") from None
 
 
-def read_hosts_file(path: str | Path, inventory: Inventory | None = None):
-    """A file with one host or node set per line (# comments) → NodeSet."""
-    from ClusterShell.NodeSet import NodeSet
+class _Chosen:
+    """Hosts chosen so far, and the remote user each was named with (user@host)."""
 
+    def __init__(self) -> None:
+        from ClusterShell.NodeSet import NodeSet
+
+        self.names = NodeSet()
+        self.users: dict[str, str] = {}
+
+    def add(self, expression: str, inventory: Inventory | None, what: str) -> None:
+        for item in split_items(expression):
+            user, rest = split_user(item, what)
+            found = nodeset(rest, inventory, what=what)
+            if user is not None:
+                for name in found:
+                    if self.users.setdefault(name, user) != user:
+                        raise InvalidArgument(
+                            f"{what}: host {name} named with two users "
+                            f"({self.users[name]}, {user})"
+                        )
+            self.names.update(found)
+
+
+def read_hosts_file(path: str | Path, inventory: Inventory | None = None) -> _Chosen:
+    """A file with one host or node set per line (# comments; user@host allowed)."""
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidArgument(f"cannot read hosts file {path}: {exc}") from None
-    out = NodeSet()
+    out = _Chosen()
     for number, line in enumerate(lines, 1):
         text = line.split("#", 1)[0].strip()
         if text:
-            out.update(nodeset(text, inventory, what=f"host at {path}:{number}"))
+            out.add(text, inventory, what=f"host at {path}:{number}")
     return out
 
 
@@ -121,16 +176,23 @@ def resolve(
     from ClusterShell.NodeSet import NodeSet
 
     inv = load_inventory(inventory) if isinstance(inventory, (str, Path)) else inventory
-    chosen = NodeSet()
+    picked = _Chosen()
     if servers is not None:
-        chosen.update(nodeset(servers, inv))
+        picked.add(servers, inv, "node set")
     if hosts_file is not None:
-        chosen.update(read_hosts_file(hosts_file, inv))
+        from_file = read_hosts_file(hosts_file, inv)
+        picked.names.update(from_file.names)
+        for name, user in from_file.users.items():
+            if picked.users.setdefault(name, user) != user:
+                raise InvalidArgument(f"host {name} named with two users")
     if servers is None and hosts_file is None:
         if inv is None:
             raise InvalidArgument("no hosts given (use --servers, --hosts-file or --inventory)")
-        chosen.update(nodeset("@all", inv) if inv.hosts else NodeSet())
+        picked.names.update(nodeset("@all", inv) if inv.hosts else NodeSet())
+    chosen = picked.names
     if exclude:
+        if "@" in exclude and any(split_user(i)[0] for i in split_items(exclude)):
+            raise InvalidArgument("--exclude takes host names, not user@host")
         chosen.difference_update(nodeset(exclude, inv, what="exclusion"))
     count = len(chosen)
     if count == 0:
@@ -141,7 +203,8 @@ def resolve(
             f"run (e.g. by group) or raise the limit with --max-hosts {count}"
         )
     hostvars = inv.hostvars if inv is not None else {}
-    return [Host.from_vars(name, hostvars.get(name, {})) for name in chosen]
+    hosts = [Host.from_vars(name, hostvars.get(name, {})) for name in chosen]
+    return [replace(h, user=picked.users.get(h.name, h.user)) for h in hosts]
 
 
 def fold(names: list[str]) -> str:

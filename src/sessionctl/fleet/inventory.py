@@ -1,4 +1,5 @@
-"""Hosts and groups from an Ansible INI inventory (the subset fleets use; no plugins)."""
+"""Hosts and groups from an Ansible inventory, INI or YAML (the subset fleets use: groups,
+children, host ranges, connection variables; no plugins or scripts)."""
 
 from __future__ import annotations
 
@@ -151,11 +152,118 @@ def _apply_group_vars(inv: Inventory, group_vars: dict[str, dict[str, str]]) -> 
 
 
 def load_inventory(path: str | Path) -> Inventory:
-    """Read and parse an INI inventory file."""
+    """Read and parse an Ansible inventory file: YAML (.yml, .yaml, .json, or text that
+    starts as YAML does) or INI."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidArgument(f"cannot read inventory {path}: {exc}") from None
-    if text.lstrip().startswith(("---", "{", "all:")):
-        raise InvalidArgument(f"{path}: YAML/JSON inventories are not supported; use INI")
+    if str(path).endswith(YAML_SUFFIXES) or _looks_like_yaml(text):
+        return parse_yaml_inventory(text, str(path))
     return parse_inventory(text, str(path))
+
+
+def _looks_like_yaml(text: str) -> bool:
+    """YAML's first meaningful line is '---', '{' or 'name:' (INI's is '[group]' or a host)."""
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", ";")):
+            return line.startswith(("---", "{")) or bool(re.match(r"^[\w.\-]+:\s*$", line))
+    return False
+
+
+# -- YAML inventories (Ansible's yaml inventory plugin: all / children / hosts / vars) ---------
+
+YAML_SUFFIXES = (".yml", ".yaml", ".json")
+
+
+def parse_yaml_inventory(text: str, source: str = "inventory") -> Inventory:
+    """Parse an Ansible YAML inventory (the yaml plugin's format, JSON too):
+
+        all:
+          hosts: {web01: {ansible_port: 2222}, web02: }
+          vars: {ansible_user: deploy}
+          children:
+            db: {hosts: {"db[01:03]": }}
+
+    Raise InvalidArgument naming FILE:LINE of what does not fit."""
+    import yaml
+
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise InvalidArgument(f"{source}{line}: not valid YAML: {exc.problem or exc}") from None
+    except yaml.YAMLError as exc:
+        raise InvalidArgument(f"{source}: not valid YAML: {exc}") from None
+    inv = Inventory()
+    if root is None:
+        inv.groups["all"] = []
+        return inv
+    children: dict[str, list[str]] = {}
+    group_vars: dict[str, dict[str, str]] = {}
+    order: list[str] = []  # groups, children before their parents (their vars win)
+
+    def where(node: yaml.Node) -> str:
+        return f"{source}:{node.start_mark.line + 1}"
+
+    def mapping(node: yaml.Node, what: str) -> list[tuple[yaml.Node, yaml.Node]]:
+        if isinstance(node, yaml.ScalarNode) and node.value in ("", "~", "null"):
+            return []  # "web01:" with nothing under it
+        if not isinstance(node, yaml.MappingNode):
+            raise InvalidArgument(f"{where(node)}: {what} must be a mapping")
+        return list(node.value)
+
+    def scalar(node: yaml.Node, what: str) -> str:
+        if not isinstance(node, yaml.ScalarNode):
+            raise InvalidArgument(f"{where(node)}: {what} must be a plain value")
+        return str(node.value)
+
+    def variables(node: yaml.Node, what: str) -> dict[str, str]:
+        return {scalar(k, "a variable name"): scalar(v, f"{what} {k.value}")
+                for k, v in mapping(node, what)}
+
+    def group(name: str, node: yaml.Node, path: tuple[str, ...]) -> None:
+        if name in path:
+            raise InvalidArgument(f"{where(node)}: group cycle: {' → '.join((*path, name))}")
+        if not _NAME.match(name):
+            raise InvalidArgument(f"{where(node)}: not a group name: {name!r}")
+        members = inv.groups.setdefault(name, [])
+        for key, value in mapping(node, f"group {name}"):
+            part = scalar(key, "a group key")
+            if part == "hosts":
+                for host_node, vars_node in mapping(value, f"hosts of {name}"):
+                    pattern = scalar(host_node, "a host name")
+                    if "=" in pattern or not _NAME.match(pattern):
+                        raise InvalidArgument(f"{where(host_node)}: not a host name: {pattern!r}")
+                    hostvars = variables(vars_node, f"host {pattern}")
+                    for host in _expand(pattern, where(host_node)):
+                        inv.hostvars.setdefault(host, {}).update(hostvars)
+                        if host not in members:
+                            members.append(host)
+            elif part == "children":
+                for child_node, child in mapping(value, f"children of {name}"):
+                    child_name = scalar(child_node, "a group name")
+                    children.setdefault(name, []).append(child_name)
+                    group(child_name, child, (*path, name))
+            elif part == "vars":
+                group_vars.setdefault(name, {}).update(variables(value, f"vars of {name}"))
+            else:
+                raise InvalidArgument(
+                    f"{where(key)}: group {name}: unknown key {part!r} (hosts, children, vars)"
+                )
+        if name not in order:
+            order.append(name)
+
+    top = mapping(root, "the inventory")
+    if any(scalar(k, "a group name") == "_meta" for k, _ in top):
+        raise InvalidArgument(
+            f"{source}: this is ansible-inventory --list output; give the inventory itself"
+        )
+    for key, value in top:
+        group(scalar(key, "a group name"), value, ())
+    _close_children(inv, children, source)
+    _apply_group_vars(inv, {g: group_vars[g] for g in order if g in group_vars})
+    inv.groups["all"] = inv.hosts
+    return inv

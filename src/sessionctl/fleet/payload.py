@@ -71,7 +71,9 @@ def _package_files(module_name: str) -> list[tuple[str, Path]]:
     import importlib
 
     module = importlib.import_module(module_name)
-    root = Path(module.__file__).resolve().parent  # type: ignore[arg-type]
+    if module.__file__ is None:
+        raise ImportError(f"{module_name} has no files to ship")
+    root = Path(module.__file__).resolve().parent
     out = []
     for path in sorted(root.rglob("*.py")):
         if "__pycache__" in path.parts:
@@ -84,11 +86,12 @@ def _pyc(source: bytes, arcname: str) -> bytes:
     """Bytecode for one module, unchecked-hash style: zipimport uses it when the remote
     python has the same version as ours (no compiling on every run) and falls back to the
     source otherwise."""
-    from importlib._bootstrap_external import _code_to_hash_pyc  # type: ignore[attr-defined]
-    from importlib.util import source_hash
+    import marshal
+    from importlib.util import MAGIC_NUMBER, source_hash
 
     code = compile(source, arcname, "exec", dont_inherit=True)
-    return bytes(_code_to_hash_pyc(code, source_hash(source), checked=False))
+    flags = (0b01).to_bytes(4, "little")  # PEP 552: hash-based, not checked against source
+    return MAGIC_NUMBER + flags + source_hash(source) + marshal.dumps(code)
 
 
 def _cache_file(files: list[tuple[str, Path]]) -> Path | None:

@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable
 from datetime import datetime
 
+from .. import jsonvalues
 from ..model import Multiplexer, MuxClient, ProcessRef, Session, State
 
 MAX_TEXT = 4096  # characters in one string field
@@ -49,9 +50,10 @@ def integer(value: object, where: str) -> int:
 
 
 def pid(value: object, where: str) -> int:
-    if integer(value, where) <= 0:  # type: ignore[operator]
+    number = integer(value, where)
+    if number <= 0:
         raise _fail(where, "is not a process id")
-    return value  # type: ignore[return-value]
+    return number
 
 
 def number(value: object, where: str) -> float:
@@ -81,9 +83,9 @@ def iso_time(value: object, where: str) -> datetime:
 
 
 def state(value: object, where: str) -> str:
-    if value not in _STATES:
+    if not isinstance(value, str) or value not in _STATES:
         raise _fail(where, "is not a session state")
-    return value  # type: ignore[return-value]
+    return value
 
 
 def optional(check: Check) -> Check:
@@ -171,6 +173,7 @@ DELIVERY = record({
 })
 MSG_REPORT = record({
     "sessions": (list_of(text), True), "deliveries": (list_of(DELIVERY), True),
+    "skipped": (list_of(text), False),
     "acknowledged": (optional(boolean), False), "acknowledged_by": (_names, False),
     "waited_seconds": (optional(number), False), "dry_run": (boolean, False),
 })
@@ -218,50 +221,53 @@ def check_result(op: str, result: object) -> object:
 def session_from_dict(data: dict[str, object]) -> Session:
     """A Session from one remote session object, every field of the local JSON (pids
     become bare ProcessRefs). Raises BadRecord if it does not fit the schema."""
-    SESSION(data, "session")
-    get = data.get
-    login, logoff_at = get("login_time"), get("logoff_at")
-    idle = get("idle_seconds")
+    SESSION(data, "session")  # checked: the typed reads below find what they expect
+    login, logoff_at = data.get("login_time"), data.get("logoff_at")
+    uid, remote = jsonvalues.whole(data, "uid"), data.get("remote")
     return Session(
         id=str(data["id"]),
-        name=str(get("name") or ""),
-        user=str(get("user") or ""),
-        uid=int(data["uid"]),  # type: ignore[call-overload]
+        name=jsonvalues.text(data, "name") or "",
+        user=jsonvalues.text(data, "user") or "",
+        uid=-1 if uid is None else uid,
         state=State(str(data["state"])),
-        type=str(get("type") or ""),
-        device=str(get("device") or ""),
-        remote_host=str(get("remote_host") or ""),
-        service=str(get("service") or ""),
+        type=jsonvalues.text(data, "type") or "",
+        device=jsonvalues.text(data, "device") or "",
+        remote_host=jsonvalues.text(data, "remote_host") or "",
+        service=jsonvalues.text(data, "service") or "",
         login_time=datetime.fromisoformat(login) if isinstance(login, str) else None,
-        idle_seconds=None if idle is None else float(idle),  # type: ignore[arg-type]
-        leader_pid=get("leader_pid"),  # type: ignore[arg-type]
-        processes=tuple(ProcessRef(p, 0, 0, 0) for p in get("pids") or ()),  # type: ignore[attr-defined]
-        current=bool(get("current")),
-        console=bool(get("console")),
-        ttys=tuple(get("ttys") or ()),  # type: ignore[arg-type]
-        backend=str(get("backend") or ""),
+        idle_seconds=jsonvalues.number(data, "idle_seconds"),
+        leader_pid=jsonvalues.whole(data, "leader_pid"),
+        processes=tuple(
+            ProcessRef(p, 0, 0, 0) for p in jsonvalues.items(data, "pids") if isinstance(p, int)
+        ),
+        current=bool(data.get("current")),
+        console=bool(data.get("console")),
+        ttys=jsonvalues.strings(data, "ttys"),
+        backend=jsonvalues.text(data, "backend") or "",
         logoff_at=datetime.fromisoformat(logoff_at) if isinstance(logoff_at, str) else None,
-        display=str(get("display") or ""),
-        protocol=str(get("protocol") or ""),
-        remote=get("remote"),  # type: ignore[arg-type]
-        client_address=str(get("client_address") or ""),
-        idle_source=str(get("idle_source") or ""),
-        multiplexers=tuple(_multiplexer(m) for m in get("multiplexers") or ()),  # type: ignore[attr-defined]
-        attached_from=tuple(get("attached_from") or ()),  # type: ignore[arg-type]
+        display=jsonvalues.text(data, "display") or "",
+        protocol=jsonvalues.text(data, "protocol") or "",
+        remote=remote if isinstance(remote, bool) else None,
+        client_address=jsonvalues.text(data, "client_address") or "",
+        idle_source=jsonvalues.text(data, "idle_source") or "",
+        multiplexers=tuple(
+            _multiplexer(m) for m in jsonvalues.items(data, "multiplexers") if isinstance(m, dict)
+        ),
+        attached_from=jsonvalues.strings(data, "attached_from"),
         extra={k: v for k, v in data.items() if k not in SESSION_FIELDS},
     )
 
 
 def _multiplexer(m: dict[str, object]) -> Multiplexer:
     return Multiplexer(
-        kind=str(m["kind"]), pid=int(m["pid"]),  # type: ignore[call-overload]
-        name=str(m.get("name") or ""), attached=bool(m.get("attached")),
+        kind=str(m["kind"]), pid=jsonvalues.whole(m, "pid") or 0,
+        name=jsonvalues.text(m, "name") or "", attached=bool(m.get("attached")),
         clients=tuple(MuxClient(
-            pid=None if c.get("pid") is None else int(c["pid"]), tty=str(c.get("tty") or ""),
-            user=str(c.get("user") or ""),
-            session_id=c.get("session"), activity=c.get("activity"),
-        ) for c in m.get("clients") or ()),  # type: ignore[attr-defined]
-        terminals=tuple(m.get("terminals") or ()),  # type: ignore[arg-type]
+            pid=jsonvalues.whole(c, "pid"), tty=jsonvalues.text(c, "tty") or "",
+            user=jsonvalues.text(c, "user") or "", session_id=jsonvalues.text(c, "session"),
+            activity=jsonvalues.number(c, "activity"),
+        ) for c in jsonvalues.items(m, "clients") if isinstance(c, dict)),
+        terminals=jsonvalues.strings(m, "terminals"),
     )
 
 

@@ -5,15 +5,9 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 
+from .. import jsonvalues
 from ..errors import InvalidArgument
 from ..model import Session, State
-
-
-def parse_duration(text: str) -> float:
-    """'90', '90s', '15m', '1h30m', '2d' → seconds (0 allowed); raise InvalidArgument."""
-    from ..durations import parse_duration as parse
-
-    return parse(text, what="duration", allow_zero=True)
 
 
 @dataclass(frozen=True)
@@ -53,11 +47,11 @@ class Selection:
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> Selection:
         return cls(
-            users=tuple(data.get("users") or ()),  # type: ignore[arg-type]
-            states=tuple(data.get("states") or ()),  # type: ignore[arg-type]
-            idle_over=data.get("idle_over"),  # type: ignore[arg-type]
-            older_than=data.get("older_than"),  # type: ignore[arg-type]
-            names=tuple(data.get("names") or ()),  # type: ignore[arg-type]
+            users=jsonvalues.strings(data, "users"),
+            states=jsonvalues.strings(data, "states"),
+            idle_over=jsonvalues.number(data, "idle_over"),
+            older_than=jsonvalues.number(data, "older_than"),
+            names=jsonvalues.strings(data, "names"),
         )
 
     def matches(self, s: Session, now: float | None = None) -> bool:

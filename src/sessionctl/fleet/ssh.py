@@ -733,4 +733,5 @@ def _in_private_loop(coro: Coroutine[Any, Any, T]) -> T:
     thread.join()
     if "error" in box:
         raise box["error"]
-    return box["result"]  # type: ignore[no-any-return]
+    result: T = box["result"]
+    return result

@@ -20,6 +20,10 @@ from pathlib import Path
 from ..model import Session
 from . import asuser, proc, x11
 
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from typing import Any
+
 GRAPHICAL_TYPES = {"x11", "wayland", "mir"}
 BUS_TIMEOUT = 3.0  # seconds for one call on a session bus (connect + auth + reply)
 SESSION_VARS = ("DISPLAY", "XAUTHORITY", "DBUS_SESSION_BUS_ADDRESS", "WAYLAND_DISPLAY")
@@ -99,7 +103,7 @@ def bus_call(address: str, dest: tuple[str, str, str], method: str, signature: s
         return tuple(unwrap_msg(conn.send_and_get_reply(msg, timeout=timeout)))
 
 
-def _notify_msg(summary: str, body: str, timeout: float, actions: list[str]):  # type: ignore[no-untyped-def]
+def _notify_msg(summary: str, body: str, timeout: float, actions: list[str]) -> Any:
     from jeepney import DBusAddress, new_method_call
 
     name, path, interface = NOTIFY
@@ -179,9 +183,11 @@ def _notify_and_listen(address: str, summary: str, body: str, timeout: float,
                 member = signal_msg.header.fields.get(HeaderFields.member)
                 if not signal_msg.body or signal_msg.body[0] != nid:
                     continue
+                run = follow.on_action
                 if member == "ActionInvoked" and action and signal_msg.body[1] == action[0]:
                     try:
-                        follow.on_action()  # type: ignore[misc]
+                        if run is not None:
+                            run()
                     except Exception as exc:  # tell the user, who pressed the button
                         conn.send_and_get_reply(_notify_msg(
                             f"{action[1]} failed", html.escape(str(exc)[:300], quote=False),
@@ -191,8 +197,8 @@ def _notify_and_listen(address: str, summary: str, body: str, timeout: float,
                     return
 
 
-def bus_call_on(conn: object, dest: tuple[str, str, str], method: str,
-                signature: str | None = None, body: tuple = ()) -> tuple:
+def bus_call_on(conn: Any, dest: tuple[str, str, str], method: str,
+                signature: str | None = None, body: tuple[object, ...] = ()) -> tuple[Any, ...]:
     """A method call on an open connection (in the child)."""
     from jeepney import DBusAddress, new_method_call
     from jeepney.wrappers import unwrap_msg
@@ -200,7 +206,7 @@ def bus_call_on(conn: object, dest: tuple[str, str, str], method: str,
     name, path, interface = dest
     msg = new_method_call(DBusAddress(path, bus_name=name, interface=interface), method,
                           signature, body)
-    return tuple(unwrap_msg(conn.send_and_get_reply(msg, timeout=BUS_TIMEOUT)))  # type: ignore[attr-defined]
+    return tuple(unwrap_msg(conn.send_and_get_reply(msg, timeout=BUS_TIMEOUT)))
 
 
 def notify(session: Session, summary: str, body: str, *, timeout: float, caller_uid: int,

@@ -110,8 +110,8 @@ def _read_ids_forked(dfd: int, names: list[str], workers: int) -> dict[int, int]
     _read_ids(dfd, chunks[0], {}, None, out)
     for pid, rfd in children:
         data = bytearray()
-        while block := os.read(rfd, 65536):
-            data += block
+        while piece := os.read(rfd, 65536):
+            data += piece
         os.close(rfd)
         os.waitpid(pid, 0)
         for line in bytes(data).split(b"\n"):
@@ -205,22 +205,22 @@ def default_workers() -> int:
         return 1
 
 
-def audit_session(pid: int | str, proc: str = PROC) -> int | None:
-    """The audit session id of one process (None if unset or gone)."""
+def _audit_value(pid: int | str, name: str, proc: str) -> int | None:
     try:
-        value = int(_read(f"{proc}/{pid}/sessionid", 16))
+        value = int(_read(f"{proc}/{pid}/{name}", 16))
     except (OSError, ValueError):
         return None
     return None if value == AUDIT_UNSET else value
+
+
+def audit_session(pid: int | str, proc: str = PROC) -> int | None:
+    """The audit session id of one process (None if unset or gone)."""
+    return _audit_value(pid, "sessionid", proc)
 
 
 def loginuid(pid: int | str, proc: str = PROC) -> int | None:
     """The login uid of one process (None if unset or gone)."""
-    try:
-        value = int(_read(f"{proc}/{pid}/loginuid", 16))
-    except (OSError, ValueError):
-        return None
-    return None if value == AUDIT_UNSET else value
+    return _audit_value(pid, "loginuid", proc)
 
 
 def split_stat(raw: bytes) -> tuple[str, list[bytes]]:

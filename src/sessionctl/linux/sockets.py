@@ -206,5 +206,6 @@ def forward_sockets(
         tcp = traffic(out)
         for _pid, fds in user:
             first = next((inode for _, inode in fds if inode in tcp), None)
-            out.pop(first, None)  # type: ignore[arg-type]
+            if first is not None:
+                out.pop(first, None)
     return out

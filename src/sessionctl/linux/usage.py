@@ -10,7 +10,7 @@ import os
 import time
 
 from ..model import ProcessRef
-from ..usage import Counters
+from ..usage_model import Counters
 from . import proc as proc_mod
 from .proc import CLOCK_TICKS, PROC, split_stat
 
@@ -153,7 +153,9 @@ class ProcCounters:
         return proc_mod.pid_counters(self.proc)
 
     def pids_since(self, before: object, after: object, limit: int) -> list[int] | None:
-        return pids_since(before, after, limit, self.pid_max)  # type: ignore[arg-type]
+        if not (isinstance(before, tuple) and isinstance(after, tuple)):
+            return None  # not marks of ours: look at everything
+        return pids_since(before, after, limit, self.pid_max)
 
     def process_ref(self, pid: int) -> ProcessRef | None:
         if not is_process(pid, self.proc):

@@ -18,6 +18,10 @@ from dataclasses import dataclass
 
 from . import asuser
 
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from typing import Any
+
 X11_TIMEOUT = 1.0  # seconds for one round of idle readings (all displays at once)
 LOCAL_DISPLAY = re.compile(r"^:\d{1,5}(\.\d{1,3})?$")
 
@@ -56,7 +60,7 @@ def _env(target: Target) -> dict[str, str]:
     return env
 
 
-def _open(display: str):  # type: ignore[no-untyped-def]
+def _open(display: str) -> Any:
     """In the child: a connection over the local socket only. ``unix:N`` rather than
     ``:N``: for ``:N`` python-xlib falls back to TCP port 6000+N when the socket is
     missing, which could reach some other X server."""

@@ -63,8 +63,7 @@ class Daemon:
         self.audit_log = audit_log
         audit.check_path(audit_log)  # a log root cannot trust stops the daemon at start
         self.backend = get_backend(backend)
-        remember = getattr(self.backend, "remember_ids", None)
-        self.id_cache = bool(remember and remember())
+        self.id_cache = self.backend.remember_ids()
         self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
         self.policy = config.load(config_path)  # an invalid file at start is fatal
         self.loaded_at = time.time()
@@ -356,13 +355,16 @@ def _disc_clocks(
     return since, first_seen
 
 
+def _worker_alive(p: PendingLogoff) -> bool:
+    return p.worker_alive
+
+
 def _decide(
     policy: config.Policy, found: list[Session], now: float, disc_since: dict[str, float],
     readings: dict[str, Readings] | None = None, level: float | None = None,
 ) -> tuple[list[Decision], dict[str, PendingLogoff]]:
     pending = {p.session_id: p for p in pending_logoffs()}
-    decisions = decide(policy, found, now, disc_since, pending,
-                       lambda p: p.worker_alive,  # type: ignore[attr-defined]
+    decisions = decide(policy, found, now, disc_since, pending, _worker_alive,
                        readings=readings, pressure_level=level)
     return decisions, pending
 

@@ -5,14 +5,26 @@ decisions. No I/O here besides user/group lookups: what the daemon measured of e
 from __future__ import annotations
 
 import fnmatch
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Protocol, TypeVar
 
 from ..durations import format_duration
 from ..host import groups_of
 from ..model import Session, State
 from ..quantities import format_size
 from .config import PRESSURE_RULE, Policy, Pressure, Rule
+
+
+class Pending(Protocol):
+    """What the decisions need of a pending logoff (actions.schedule.PendingLogoff)."""
+
+    @property
+    def reason(self) -> str: ...
+
+
+P = TypeVar("P", bound=Pending)
 
 POLICY_REASON = "policy:"
 
@@ -181,8 +193,8 @@ def decide(
     sessions: list[Session],
     now: float,
     disc_since: dict[str, float],
-    pending: Mapping[str, object],
-    worker_alive: Callable[[object], bool],
+    pending: Mapping[str, P],
+    worker_alive: Callable[[P], bool],
     groups: Callable[[str], set[str]] = groups_of,
     readings: Mapping[str, Readings] | None = None,
     pressure_level: float | None = None,
@@ -193,19 +205,21 @@ def decide(
     ``pressure_level``: the current value of ``[pressure] measure`` (None: no reading).
     """
     readings = readings or {}
+    groups = functools.cache(groups)  # one group lookup per user and tick, not per session
     out = []
     for s in sessions:
         r = readings.get(s.id, NO_READINGS)
         gs = groups(s.user)
         p = pending.get(s.id)
-        ours = p is not None and str(getattr(p, "reason", "")).startswith(POLICY_REASON)
-        if ours and _rule_of(p) == PRESSURE_RULE and policy.pressure is not None:
+        ours = p is not None and p.reason.startswith(POLICY_REASON)
+        if p is not None and ours and _rule_of(p) == PRESSURE_RULE and policy.pressure:
             out.append(_pressure_pending(policy.pressure, s, r, p, now, pressure_level,
                                          worker_alive))
             continue
         # A warned session keeps its rule even if its holdings drop below the minimum.
         rules = [x for x in policy.rules if selects(x, s, gs)
-                 and ((ours and _rule_of(p) == x.name) or holds_enough(x, r))]
+                 and ((p is not None and ours and _rule_of(p) == x.name)
+                      or holds_enough(x, r))]
         if not rules:
             out.append(Decision(s, "none", "no rule selects this session", readings=r))
             continue
@@ -213,7 +227,7 @@ def decide(
         if exempt and len(exempt) == len(rules):
             out.append(Decision(s, "skip", exempt[0], rules[0], readings=r))
             continue
-        timed = []
+        timed: list[tuple[float, str, Rule, Activity | None]] = []
         for x in rules:
             if exemption(x, s, gs):
                 continue
@@ -255,12 +269,13 @@ def decide(
     return out
 
 
-def _rule_of(p: object) -> str:
-    return str(getattr(p, "reason", ""))[len(POLICY_REASON):]
+def _rule_of(p: Pending) -> str:
+    return p.reason[len(POLICY_REASON):]
 
 
-def _with_pending(s: Session, p: object, ours: bool, timed: list, worker_alive,
-                  r: Readings) -> Decision:
+def _with_pending(s: Session, p: P, ours: bool,
+                  timed: list[tuple[float, str, Rule, Activity | None]],
+                  worker_alive: Callable[[P], bool], r: Readings) -> Decision:
     if not ours:
         return Decision(s, "pending", "a logoff scheduled by an admin is pending", readings=r)
     rule_name = _rule_of(p)
@@ -298,8 +313,8 @@ def _pressure_idle(pressure: Pressure, s: Session, r: Readings,
     return act.idle >= pressure.rule.limit, act
 
 
-def _pressure_pending(pressure: Pressure, s: Session, r: Readings, p: object, now: float,
-                      level: float | None, worker_alive) -> Decision:
+def _pressure_pending(pressure: Pressure, s: Session, r: Readings, p: P, now: float,
+                      level: float | None, worker_alive: Callable[[P], bool]) -> Decision:
     idle, act = _pressure_idle(pressure, s, r, now)
     rule = pressure.rule
     if not idle:
@@ -324,7 +339,7 @@ def _held(pressure: Pressure, r: Readings) -> int:
 def pressure_picks(
     pressure: Pressure,
     decisions: list[Decision],
-    pending: Mapping[str, object],
+    pending: Mapping[str, Pending],
     now: float,
     level: float | None,
     groups: Callable[[str], set[str]] = groups_of,

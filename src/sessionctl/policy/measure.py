@@ -19,11 +19,11 @@ import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .. import state
+from .. import jsonvalues, state
 from ..actions.usage import UsageSampler
 from ..backends.base import Backend
 from ..model import Session
-from ..usage import SessionUsage, UsageSnapshot
+from ..usage_model import SessionUsage, UsageSnapshot
 from .config import Policy, Pressure
 from .engine import Readings, clients_of
 
@@ -132,7 +132,9 @@ class Meter:
         changes: dict[str, dict[str, object]] = {}
         for s in found:
             mem = memory.get(s.id, {})
-            seen = dict(mem.get(ACTIVE_KEY, {}))  # type: ignore[call-overload]
+            stored = jsonvalues.mapping(mem, ACTIVE_KEY)  # source → when last seen active
+            seen = {k: float(v) for k, v in stored.items()
+                    if isinstance(v, int | float) and not isinstance(v, bool)}
             before = dict(seen)
             u = by_id.get(s.id)
             clients = clients_of(s) if "clients" in sources else ()

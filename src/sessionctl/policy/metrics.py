@@ -22,7 +22,7 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 from .. import state
 from ..linux.pressure import PROC_PRESSURE_MEMORY, read_pressure
 from ..model import Session
-from ..usage import UsageSnapshot, session_status
+from ..usage_model import UsageSnapshot, session_status
 
 PREFIX = "sessionctl"
 POLICY_REASON = "policy:"
@@ -143,7 +143,7 @@ class Collector:
 
 def registry_for(collector: Collector) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(collector)  # type: ignore[arg-type]
+    registry.register(collector)
     return registry
 
 

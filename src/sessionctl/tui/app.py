@@ -7,11 +7,12 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import ClassVar
+from dataclasses import replace
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
 from textual.app import App, ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Static
 
 import sessionctl
@@ -19,7 +20,7 @@ import sessionctl
 from ..cli import usagefmt
 from ..cli.render import printable
 from ..errors import SessionctlError
-from ..usage import SORT_KEYS, UsageSnapshot
+from ..usage_model import SORT_KEYS, ProcessUsage, SessionUsage, UsageSnapshot, UserUsage
 from .dialogs import (
     DisconnectDialog,
     EndProcessDialog,
@@ -29,32 +30,36 @@ from .dialogs import (
 )
 from .rows import Row, build, parent_key
 
+if TYPE_CHECKING:
+    from ..actions.logoff import LogoffResult
+    from ..actions.message import MessageReport
+    from ..actions.process import EndResult
+    from ..actions.reports import DisconnectResult
+    from ..actions.schedule import PendingLogoff
+
 MIN_WIDTH, MIN_HEIGHT = 60, 10
 
-# key, title, width (the first column is left-aligned, the others right-aligned)
+# The users table's columns (usagefmt.COLUMNS), one blank wider (cells have no padding);
+# the first one, a tree here, also holds the indented sessions and processes.
+TREE_TITLE, TREE_EXTRA = "USER / SESSION / PROCESS", 3
 COLUMNS = [
-    ("user", "USER / SESSION / PROCESS", 24),
-    ("state", "STATE", 7),
-    ("sessions", "SESS", 5),
-    ("processes", "PROCS", 6),
-    ("cpu", "CPU%", 7),
-    ("rss", "RSS", 7),
-    ("pss", "PSS", 7),
-    ("read", "READ/s", 7),
-    ("write", "WRITE/s", 8),
-    ("idle", "IDLE", 7),
+    replace(c, title=TREE_TITLE, width=c.width + 1 + TREE_EXTRA) if c.key == "user"
+    else replace(c, width=c.width + 1)
+    for c in usagefmt.COLUMNS
 ]
+WIDTHS = {c.key: c.width for c in COLUMNS}
+RIGHT = {c.key for c in COLUMNS if c.right}
 STATE_STYLE = {"Active": "green", "Idle": "yellow", "Disc": "bright_black",
                "Warned": "bold red"}
-SORTABLE = [k for k, *_ in COLUMNS if k in SORT_KEYS]
+SORTABLE = [c.key for c in COLUMNS if c.key in SORT_KEYS]
 
 
 class UsersTable(DataTable):
     """The table, with tree keys: Right/Space expand, Left collapses."""
 
-    BINDINGS: ClassVar[list[Binding]] = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("right", "app.expand", "Expand", show=False),
-        Binding("space", "app.toggle", "Expand", show=False),
+        Binding("space", "app.toggle_row", "Expand", show=False),
         Binding("left", "app.collapse", "Collapse", show=False),
     ]
 
@@ -72,7 +77,7 @@ class TopApp(App[None]):
     MessageDialog, SignOutDialog, EndProcessDialog, DisconnectDialog, HelpScreen {
         align: center middle; }
     """
-    BINDINGS: ClassVar[list[Binding]] = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),
         Binding("question_mark,f1", "help", "Help", key_display="?"),
         Binding("m", "message", "Msg"),
@@ -99,7 +104,7 @@ class TopApp(App[None]):
     ) -> None:
         super().__init__()
         self.interval = interval
-        self.sampler = sessionctl.usage_sampler(
+        self.sampler = sessionctl.UsageSampler(
             target, backend=backend, pss=pss, idle_after=idle_after, rescan=rescan
         )
         self.expanded: set[str] = set()
@@ -133,11 +138,11 @@ class TopApp(App[None]):
         self._shown_pss = pss
         table = self.table
         table.clear(columns=True)
-        for key, title, width in COLUMNS:
-            if key == "pss" and not pss:
+        for c in COLUMNS:
+            if c.key == "pss" and not pss:
                 continue
-            label = Text(title, justify="left" if key == "user" else "right")
-            table.add_column(label, width=width, key=key)
+            label = Text(c.title, justify="right" if c.right else "left")
+            table.add_column(label, width=c.width, key=c.key)
         self.rows = []
 
     async def on_mount(self) -> None:
@@ -206,7 +211,8 @@ class TopApp(App[None]):
             style = "bold red" if pct >= 80 else "yellow" if pct >= 20 else ""
         if row.kind == "process" and key != "cpu":
             style = style or "bright_black" if key == "state" else style
-        return Text(usagefmt.fit(value, width - 1), style=style, justify="right", no_wrap=True)
+        return Text(usagefmt.fit(value, width - 1), style=style,
+                    justify="right" if key in RIGHT else "left", no_wrap=True)
 
     def redraw(self) -> None:
         self._check_size()
@@ -218,8 +224,8 @@ class TopApp(App[None]):
             return
         table = self.table
         rows = build(snap, self.expanded, self.sort, self.reverse)
-        keys = [k for k, *_ in COLUMNS if k != "pss" or self.sampler.pss]
-        widths = {k: w for k, _, w in COLUMNS}
+        keys = [c.key for c in COLUMNS if c.key != "pss" or self.sampler.pss]
+        widths = WIDTHS
         current = self.current_row()
         if [r.key for r in rows] == [r.key for r in self.rows]:
             for old, new in zip(self.rows, rows, strict=True):
@@ -247,7 +253,7 @@ class TopApp(App[None]):
             title.update("sessionctl top: reading sessions ...")
             return
         arrow = "^" if self.reverse else "v"
-        name = next(t for k, t, _ in COLUMNS if k == self.sort).split(" ")[0]
+        name = next(c.title for c in COLUMNS if c.key == self.sort).split(" ")[0]
         nproc = sum(len(u.processes) for u in snap.users)
         cpu = sum(u.cpu_percent for u in snap.users)
         title.update(
@@ -293,7 +299,7 @@ class TopApp(App[None]):
         return True
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        self.action_toggle()
+        self.action_toggle_row()
 
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
         key = str(event.column_key.value)
@@ -302,7 +308,7 @@ class TopApp(App[None]):
             self.sort = key
             self.redraw()
 
-    def action_toggle(self) -> None:
+    def action_toggle_row(self) -> None:
         row = self.current_row()
         if row is None or row.kind not in ("user", "session"):
             return
@@ -393,34 +399,30 @@ class TopApp(App[None]):
             return None
         if row.session is not None:
             return row.session.session.id
-        if row.kind == "user" and row.item is not None:
-            sessions = row.item.sessions  # type: ignore[union-attr]
-            if len(sessions) == 1:
-                return sessions[0].session.id
+        if isinstance(row.item, UserUsage) and len(row.item.sessions) == 1:
+            return row.item.sessions[0].session.id
         return None
 
     def action_message(self) -> None:
         row = self.current_row()
         if row is None or row.kind == "more":
             return
-        if row.kind == "user":
-            target, label = row.item.user, f"user {row.item.user}"  # type: ignore[union-attr]
-        else:
-            s = row.session.session  # type: ignore[union-attr]
+        if isinstance(row.item, UserUsage):
+            target, label = row.item.user, f"user {row.item.user}"
+        elif row.session is not None:
+            s = row.session.session
             target, label = s.id, f"session {s.id} ({s.user} {s.name})".rstrip()
-        send = getattr(sessionctl, "send_message", None)
-        if send is None:
-            self._done("messages are not available in this version of sessionctl", True)
+        else:
             return
 
         def sent(text: str | None) -> None:
             if text:
                 self._run(f"message to {target}", lambda: _describe_message(
-                    target, send(target, text)))
+                    target, sessionctl.send_message(target, text)))
 
         self.push_screen(MessageDialog(label), sent)
 
-    def _chosen_session(self):
+    def _chosen_session(self) -> SessionUsage | None:
         """The session under the cursor (a user row with one session counts), or None
         (with a note when the row is a user with several)."""
         row = self.current_row()
@@ -429,7 +431,9 @@ class TopApp(App[None]):
             if row is not None and row.kind == "user":
                 self._done("this user has several sessions: expand and pick one", True)
             return None
-        return next(s for s in self.snapshot.sessions if s.session.id == sid)  # type: ignore[union-attr]
+        if self.snapshot is None:
+            return None
+        return next((s for s in self.snapshot.sessions if s.session.id == sid), None)
 
     def action_sign_out(self) -> None:
         sess = self._chosen_session()
@@ -439,15 +443,15 @@ class TopApp(App[None]):
         sid = s.id
         label = f"session {s.id} ({s.user}{', ' + s.name if s.name else ''})"
         # a warned sign-out needs root (its countdown runs as root): offered only then
-        schedule = getattr(sessionctl, "schedule_logoff", None) if os.geteuid() == 0 else None
+        can_warn = os.geteuid() == 0
 
         def chosen(choice: tuple[str, float, str] | None) -> None:
             if choice is None:
                 return
             how, notice, text = choice
-            if how == "warn" and schedule is not None:
+            if how == "warn" and can_warn:
                 self._run(f"sign-out of {sid}", lambda: _describe_schedule(
-                    sid, schedule(sid, notice, message=text or None)))
+                    sid, sessionctl.schedule_logoff(sid, notice, message=text or None)[0]))
             elif how == "now":
                 self._run(f"sign-out of {sid}", sign_out_now)
 
@@ -457,7 +461,7 @@ class TopApp(App[None]):
                 self.call_from_thread(self.exit)  # our own session has ended: so do we
             return _describe_logoff(sid, result)
 
-        self.push_screen(SignOutDialog(label, len(sess.processes), schedule is not None,
+        self.push_screen(SignOutDialog(label, len(sess.processes), can_warn,
                                        desktop=bool(s.display)), chosen)
 
     def action_disconnect(self) -> None:
@@ -482,50 +486,44 @@ class TopApp(App[None]):
 
     def action_end_process(self) -> None:
         row = self.current_row()
-        if row is None or row.kind != "process" or row.session is None:
+        p = row.item if row is not None else None
+        if row is None or not isinstance(p, ProcessUsage) or row.session is None:
             if row is not None:
                 self._done("put the cursor on a process to end it", True)
             return
-        p = row.item
         sid = row.session.session.id
 
         def chosen(yes: bool | None) -> None:
             if yes:
-                self._run(f"ending {p.pid}", lambda: _describe_end(  # type: ignore[union-attr]
-                    sessionctl.end_process(p.pid, start_ticks=p.start_ticks,  # type: ignore[union-attr]
-                                           session_id=sid)))
+                self._run(f"ending {p.pid}", lambda: _describe_end(
+                    sessionctl.end_process(p.pid, start_ticks=p.start_ticks, session_id=sid)))
 
-        self.push_screen(EndProcessDialog(f"{p.pid} ({p.comm})"), chosen)  # type: ignore[union-attr]
+        self.push_screen(EndProcessDialog(f"{p.pid} ({p.comm})"), chosen)
 
 
-def _describe_message(target: str, report: object) -> str:
-    deliveries = list(getattr(report, "deliveries", []) or [])
-    counts = Counter(str(getattr(d, "status", "?")) for d in deliveries)
+def _describe_message(target: str, report: MessageReport) -> str:
+    counts = Counter(d.status for d in report.deliveries)
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no terminal"
     return f"message to {target}: {summary}"
 
 
-def _describe_schedule(sid: str, scheduled: object) -> str:
-    pending = scheduled[0] if isinstance(scheduled, tuple) else scheduled  # (pending, report)
-    at = getattr(pending, "logoff_at", None)
-    when = time.strftime("%H:%M:%S", time.localtime(at)) if isinstance(at, float | int) else "?"
+def _describe_schedule(sid: str, pending: PendingLogoff) -> str:
+    when = time.strftime("%H:%M:%S", time.localtime(pending.logoff_at))
     return f"session {sid} warned; sign-out at {when}"
 
 
-def _describe_logoff(sid: str, result: object) -> str:
-    if getattr(result, "ok", False):
-        return f"session {sid} signed out in {getattr(result, 'seconds', 0.0):.2f} s"
-    left = getattr(result, "remaining", [])
-    return f"session {sid}: NOT fully signed out ({len(left)} process(es) left)"
+def _describe_logoff(sid: str, result: LogoffResult) -> str:
+    if result.ok:
+        return f"session {sid} signed out in {result.seconds:.2f} s"
+    return f"session {sid}: NOT fully signed out ({len(result.remaining)} process(es) left)"
 
 
-def _describe_disconnect(sid: str, result: object) -> str:
-    if getattr(result, "ok", False):
-        kept = len(getattr(result, "kept", []))
-        return f"session {sid} disconnected; {kept} process(es) kept running"
-    problems = "; ".join(getattr(result, "problems", []) or ["?"])
+def _describe_disconnect(sid: str, result: DisconnectResult) -> str:
+    if result.ok:
+        return f"session {sid} disconnected; {len(result.kept)} process(es) kept running"
+    problems = "; ".join(result.problems or ["?"])
     return f"session {sid}: NOT fully disconnected: {problems}"
 
 
-def _describe_end(result: object) -> str:
-    return f"process {getattr(result, 'pid', '?')}: {getattr(result, 'outcome', '?')}"
+def _describe_end(result: EndResult) -> str:
+    return f"process {result.pid}: {result.outcome}"

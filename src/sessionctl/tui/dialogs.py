@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import ClassVar
 
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from ..cli.render import printable
+from ..durations import parse_duration
+from ..errors import InvalidArgument
 
 DIALOG_CSS = """
 .dialog { width: 70; max-width: 100%; height: auto; max-height: 100%;
@@ -25,25 +27,11 @@ DIALOG_CSS = """
 WARN_DEFAULT = 300  # seconds of notice for a warned sign-out
 
 
-def parse_duration(text: str) -> float | None:
-    """'90', '90s', '5m', '1h' → seconds; None if it is not a duration."""
-    text = text.strip().lower()
-    factor = 1
-    if text[-1:] in ("s", "m", "h"):
-        factor = {"s": 1, "m": 60, "h": 3600}[text[-1]]
-        text = text[:-1]
-    try:
-        value = float(text) * factor
-    except ValueError:
-        return None
-    return value if 0 < value <= 86400 else None
-
-
 class MessageDialog(ModalScreen[str | None]):
     """Ask for the text of a message to a session or user."""
 
     DEFAULT_CSS = DIALOG_CSS
-    BINDINGS: ClassVar[list[Binding]] = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, target_label: str) -> None:
         super().__init__()
@@ -85,7 +73,7 @@ class SignOutDialog(ModalScreen[tuple[str, float, str] | None]):
     """
 
     DEFAULT_CSS = DIALOG_CSS
-    BINDINGS: ClassVar[list[Binding]] = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, session_label: str, processes: int, can_warn: bool = True,
                  desktop: bool = False) -> None:
@@ -109,7 +97,7 @@ class SignOutDialog(ModalScreen[tuple[str, float, str] | None]):
                         "others do not. Warning the user first gives them time to save.")
             yield Static(text, classes="warn")
             if self.can_warn:
-                yield Label("Notice before the sign-out (e.g. 90s, 5m):")
+                yield Label("Notice before the sign-out (e.g. 90s, 5m, 1h30m):")
                 yield Input(value=f"{WARN_DEFAULT // 60}m", id="notice")
                 yield Input(placeholder="message to the user (optional)", id="warn-message")
             with Horizontal():
@@ -125,9 +113,10 @@ class SignOutDialog(ModalScreen[tuple[str, float, str] | None]):
         if event.button.id == "now":
             self.dismiss(("now", 0.0, ""))
         elif event.button.id == "warn":
-            notice = parse_duration(self.query_one("#notice", Input).value)
-            if notice is None:
-                self.notify("Notice must be like 90s, 5m or 1h", severity="error")
+            try:
+                notice = parse_duration(self.query_one("#notice", Input).value, what="notice")
+            except InvalidArgument as exc:
+                self.notify(printable(str(exc)), severity="error")
                 return
             text = self.query_one("#warn-message", Input).value.strip()
             self.dismiss(("warn", notice, text))
@@ -142,7 +131,7 @@ class EndProcessDialog(ModalScreen[bool]):
     """Confirm ending one process."""
 
     DEFAULT_CSS = DIALOG_CSS
-    BINDINGS: ClassVar[list[Binding]] = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, label: str) -> None:
         super().__init__()
@@ -173,7 +162,7 @@ class DisconnectDialog(ModalScreen[bool]):
     """Confirm a disconnect (the connection ends, tmux/screen keep running)."""
 
     DEFAULT_CSS = DIALOG_CSS
-    BINDINGS: ClassVar[list[Binding]] = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, label: str, kept: str) -> None:
         super().__init__()
@@ -229,7 +218,7 @@ class HelpScreen(ModalScreen[None]):
     """The key and column reference."""
 
     DEFAULT_CSS = DIALOG_CSS + "#help { width: 76; }"
-    BINDINGS: ClassVar[list[Binding]] = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "close", "Close"),
         Binding("q", "close", "Close"),
         Binding("question_mark", "close", "Close"),

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ..cli import usagefmt
-from ..usage import ProcessUsage, SessionUsage, UsageSnapshot, UserUsage, sort_rows
+from ..usage_model import ProcessUsage, SessionUsage, UsageSnapshot, UserUsage, sort_rows
 
 MAX_PROCESS_ROWS = 100  # per expanded session; the rest is summarised in one row
 

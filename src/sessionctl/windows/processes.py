@@ -11,10 +11,10 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-import psutil  # type: ignore[import-untyped]
+import psutil
 
 from ..model import ProcessRef
-from ..usage import Counters
+from ..usage_model import Counters
 
 TICKS_PER_SECOND = 100
 RUNNING = "R"  # psutil reports every Windows process as running

@@ -201,6 +201,7 @@ def load() -> Api:
                                  [wstr, wstr, c_void_p, pdw, ctypes.c_wchar_p, pdw, pdw], BOOL),
         GetUserNameW=_bind(adv, "GetUserNameW", [ctypes.c_wchar_p, pdw], BOOL),
         IsUserAnAdmin=_bind(shell, "IsUserAnAdmin", [], BOOL),
+        # typeshed has these on Windows only, and mypy checks this module as on Linux
         last_error=ctypes.get_last_error,  # type: ignore[attr-defined]
         set_last_error=ctypes.set_last_error,  # type: ignore[attr-defined]
     )

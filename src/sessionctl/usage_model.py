@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from typing import TypeVar
 
 from .model import Session, State
 
@@ -143,10 +143,8 @@ class SessionUsage(_Totals):
     @property
     def logoff_at(self) -> float | None:
         """When a warned logoff is due (epoch seconds), if one is pending."""
-        value = getattr(self.session, "logoff_at", None)
-        if isinstance(value, datetime):
-            return value.timestamp()
-        return value if isinstance(value, int | float) else None
+        at = self.session.logoff_at
+        return None if at is None else at.timestamp()
 
     def to_dict(self, with_processes: bool = False) -> dict[str, object]:
         s = self.session
@@ -172,10 +170,11 @@ class UserUsage(_Totals):
     user: str
     uid: int
     sessions: tuple[SessionUsage, ...]
+    processes: tuple[ProcessUsage, ...] = field(init=False, repr=False, compare=False)
 
-    @property
-    def processes(self) -> tuple[ProcessUsage, ...]:  # type: ignore[override]
-        return tuple(p for s in self.sessions for p in s.processes)
+    def __post_init__(self) -> None:
+        union = tuple(p for s in self.sessions for p in s.processes)
+        object.__setattr__(self, "processes", union)  # frozen: set once, here
 
     @property
     def status(self) -> str:
@@ -190,7 +189,9 @@ class UserUsage(_Totals):
         known = [i for i in idles if i is not None]
         return min(known) if known else None
 
-    def to_dict(self, with_sessions: bool = False, with_processes: bool = False) -> dict:
+    def to_dict(
+        self, with_sessions: bool = False, with_processes: bool = False
+    ) -> dict[str, object]:
         out: dict[str, object] = {
             "user": self.user,
             "uid": self.uid,
@@ -228,7 +229,9 @@ class UsageSnapshot:
                 "pss_bytes": _total(s.pss_bytes for s in idle) if self.pss else None,
                 "cpu_percent": round(sum(s.cpu_percent for s in idle), 1)}
 
-    def to_dict(self, with_sessions: bool = False, with_processes: bool = False) -> dict:
+    def to_dict(
+        self, with_sessions: bool = False, with_processes: bool = False
+    ) -> dict[str, object]:
         return {
             "idle_held": self.idle_held(),
             "interval": round(self.interval, 3),
@@ -250,31 +253,45 @@ def group_by_user(sessions: Iterable[SessionUsage]) -> list[UserUsage]:
 
 _STATUS_ORDER = {"Active": 0, "Idle": 1, "Disc": 2}
 
-#: Sort keys shared by `sessionctl users --sort` and the top screen's columns.
-#: Numbers sort largest first; names and states in their natural order.
-SORT_KEYS: dict[str, tuple[Callable[[object], object], bool]] = {
-    "user": (lambda r: getattr(r, "user", getattr(r, "comm", "")), False),
-    "state": (lambda r: _STATUS_ORDER.get(getattr(r, "status", "Active"), 3), False),
-    "sessions": (lambda r: len(getattr(r, "sessions", ())), True),
-    "processes": (lambda r: len(getattr(r, "processes", ())), True),
-    "cpu": (lambda r: r.cpu_percent, True),  # type: ignore[attr-defined]
-    "rss": (lambda r: r.rss_bytes, True),  # type: ignore[attr-defined]
-    "pss": (lambda r: r.pss_bytes or 0, True),  # type: ignore[attr-defined]
-    "read": (lambda r: r.read_bytes_per_s or 0.0, True),  # type: ignore[attr-defined]
-    "write": (lambda r: r.write_bytes_per_s or 0.0, True),  # type: ignore[attr-defined]
-    "idle": (lambda r: _idle(r), True),
-}
+#: One row of the users table or the top screen.
+UsageRow = UserUsage | SessionUsage | ProcessUsage
+R = TypeVar("R", UserUsage, SessionUsage, ProcessUsage)
 
 
-def _idle(row: object) -> float:
-    if isinstance(row, SessionUsage):
-        value = row.session.idle_seconds
-    else:
-        value = getattr(row, "idle_seconds", None)
+def _name(r: UsageRow) -> str:
+    # Sessions keep their listing order under a user (by id) when sorted by name.
+    return r.user if isinstance(r, UserUsage) else r.comm if isinstance(r, ProcessUsage) else ""
+
+
+def _state(r: UsageRow) -> int:
+    return 0 if isinstance(r, ProcessUsage) else _STATUS_ORDER.get(r.status, 3)
+
+
+def _idle(r: UsageRow) -> float:
+    value = (
+        r.session.idle_seconds if isinstance(r, SessionUsage)
+        else r.idle_seconds if isinstance(r, UserUsage) else None
+    )
     return -1.0 if value is None else value
 
 
-def sort_rows(rows: Iterable, key: str, reverse: bool = False) -> list:
+#: Sort keys shared by `sessionctl users --sort` and the top screen's columns.
+#: Numbers sort largest first; names and states in their natural order.
+SORT_KEYS: dict[str, tuple[Callable[[UsageRow], str | float], bool]] = {
+    "user": (_name, False),
+    "state": (_state, False),
+    "sessions": (lambda r: len(r.sessions) if isinstance(r, UserUsage) else 0, True),
+    "processes": (lambda r: 0 if isinstance(r, ProcessUsage) else len(r.processes), True),
+    "cpu": (lambda r: r.cpu_percent, True),
+    "rss": (lambda r: r.rss_bytes, True),
+    "pss": (lambda r: r.pss_bytes or 0, True),
+    "read": (lambda r: r.read_bytes_per_s or 0.0, True),
+    "write": (lambda r: r.write_bytes_per_s or 0.0, True),
+    "idle": (_idle, True),
+}
+
+
+def sort_rows(rows: Iterable[R], key: str, reverse: bool = False) -> list[R]:
     """Rows (users, sessions or processes) in the order of ``key``; ``reverse`` flips it."""
     if key not in SORT_KEYS:
         raise ValueError(f"unknown sort key {key!r}; one of {', '.join(SORT_KEYS)}")
