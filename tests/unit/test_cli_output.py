@@ -15,10 +15,12 @@ import pytest
 from lab.tty import set_iutf8
 
 BIN = os.path.dirname(sys.executable)
-# commands that always print to stdout (no sessions needed)
-COMMANDS = [["qwinsta"], ["quser"], ["qwinsta", "/?"], ["sessionctl", "--help"],
-            ["sessionctl", "query", "session"], ["logoff", "--help"],
-            ["sessionctl", "pending"], ["tsdiscon", "/?"]]
+# commands that always print to stdout, whether anyone is logged in or not (a plain
+# qwinsta with no session says so on stderr; --json prints [] then)
+COMMANDS = [["qwinsta", "--json"], ["quser", "--json"], ["qwinsta", "/?"],
+            ["sessionctl", "--help"], ["sessionctl", "query", "session", "--json"],
+            ["sessionctl", "status"], ["logoff", "--help"], ["sessionctl", "pending"],
+            ["tsdiscon", "/?"]]
 ERRORS = {"full": "No space left on device", "pipe": "Broken pipe",
           "closed": "standard output is closed"}
 

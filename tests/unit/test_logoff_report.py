@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sessionctl.actions.logoff import LogoffResult
 from sessionctl.actions.reports import Leftover
-from sessionctl.cli.fleet_logoff import _line
+from sessionctl.cli.fleet_logoff import item_line
 from sessionctl.model import Session, State
 
 
@@ -20,5 +20,5 @@ def test_incomplete_result_names_each_process_left() -> None:
     assert not result.ok and data["outcome"] == "incomplete"
     assert data["left"] == [{"pid": 4242, "comm": "sleep", "uid": 0, "user": "root",
                              "reason": left[0].reason}]
-    line = _line("web01", data, 5)
+    line = item_line("web01", data, 5)
     assert "incomplete" in line and "4242 (sleep, root): not permitted to signal it" in line

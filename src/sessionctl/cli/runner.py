@@ -89,7 +89,11 @@ def _eight_bit(fd: int) -> bool:
 
 def _install_stdout() -> None:
     """sys.stdout over fd 1 that reports failed writes as OutputError; ASCII on a
-    terminal that is not in UTF-8 mode (stdout and stderr alike)."""
+    terminal that is not in UTF-8 mode (stdout and stderr alike). A sys.stdout someone
+    else put in place (a caller running the command in-process, a test's capture) is
+    left as it is."""
+    if sys.stdout is not sys.__stdout__:
+        return
     closed = _fill_std_fds()
     old = sys.stdout
     raw = _Stdout(closed)
