@@ -13,7 +13,7 @@ if [ "${1:-}" = "--test" ]; then
   extras="[test]"
   apt_pkgs+=(openssh-server openssh-client sshpass tmux screen nano procps psmisc
              debootstrap systemd-container iproute2 dbus util-linux htop prometheus
-             tesseract-ocr tesseract-ocr-eng zsh)
+             tesseract-ocr tesseract-ocr-eng sudo vim strace gcc libc6-dev zsh)
 fi
 
 "$here/scripts/apt-ensure.sh" bootstrap "${apt_pkgs[@]}"

@@ -7,6 +7,7 @@ tool_path``; ``from lab.procs import ...``).
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,8 +18,11 @@ _TESTS_DIR = str(Path(__file__).resolve().parent)
 if _TESTS_DIR not in sys.path:  # also works with --import-mode=importlib
     sys.path.insert(0, _TESTS_DIR)
 
+from lab.isolation import ISOLATED as _ISOLATED  # noqa: E402
+from lab.isolation import isolate_paths, remove_stale_isolation_dirs  # noqa: E402
 from lab.login import Login, NoTtyLogin  # noqa: E402
 from lab.sshd import SSHD, Sshd, remove_stale_sshds  # noqa: E402
+from lab.sudo import remove_stale_rules  # noqa: E402
 from lab.users import LabUser, create_user, remove_stale_test_users, remove_user  # noqa: E402
 
 
@@ -32,15 +36,50 @@ def _no_sshd_reason() -> str | None:
     return _not_root_reason() or (None if os.path.exists(SSHD) else f"{SSHD} is not installed")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Point sessionctl's audit log, state and run directories at this run's own
+    directory (SESSIONCTL_AUDIT_LOG/STATE_DIR/RUN_DIR), before any test or tool starts:
+    the suite never writes the system's real ones. Tools started by the tests inherit
+    it; logins get the state and run directories through the lab sshd (SetEnv)."""
+    config.stash[_ISOLATED] = isolate_paths()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    base = config.stash.get(_ISOLATED, None)
+    if base is not None:
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """Remove lab users and sshds left behind by crashed earlier runs (root only)."""
+    """Remove lab users, sshds and sudo rules left behind by crashed earlier runs."""
     if _not_root_reason() is not None:
         return
     try:
         remove_stale_test_users()
         remove_stale_sshds()
+        remove_stale_rules()
+        remove_stale_isolation_dirs()
     except Exception as exc:  # a failed sweep must not abort the run; tests use fresh names
         sys.stderr.write(f"\nlab: cleanup of stale test users/sshds failed: {exc}\n")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    """The count of adversarial cases passed (tests/real/test_adversarial_real.py)."""
+    outcomes: dict[str, int] = {}
+    for kind in ("passed", "failed", "skipped", "xfailed", "xpassed", "error"):
+        for report in terminalreporter.stats.get(kind, []):
+            nodeid = getattr(report, "nodeid", "")
+            if "test_adversarial_real.py" in nodeid and getattr(report, "when", "call") in (
+                "call", "setup"
+            ) and not (kind == "passed" and report.when == "setup"):
+                outcomes[kind] = outcomes.get(kind, 0) + 1
+    total = sum(outcomes.values())
+    if total:
+        detail = ", ".join(f"{n} {k}" for k, n in outcomes.items() if k != "passed")
+        terminalreporter.write_line(
+            f"adversarial: {outcomes.get('passed', 0)} of {total} cases passed"
+            + (f" ({detail})" if detail else "")
+        )
 
 
 @pytest.fixture(scope="session")

@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # what the lazy names below are, for type checkers and reader
     from .actions.process import EndResult as EndResult
     from .actions.process import end_process as end_process
     from .actions.reports import DisconnectResult as DisconnectResult
+    from .actions.reports import Leftover as Leftover
     from .actions.reports import Step as Step
     from .actions.schedule import PendingLogoff as PendingLogoff
     from .actions.schedule import cancel_logoff as cancel_logoff
@@ -59,6 +60,7 @@ _LAZY: dict[str, str] = {
     "disconnect": "actions.disconnect",
     "LogoffResult": "actions.logoff",
     "Step": "actions.reports",
+    "Leftover": "actions.reports",
     "logoff": "actions.logoff",
     "Delivery": "actions.message",
     "MessageReport": "actions.message",
@@ -95,6 +97,7 @@ __all__ = [
     "DisconnectResult",
     "EndResult",
     "InvalidArgument",
+    "Leftover",
     "LogoffResult",
     "MessageReport",
     "Multiplexer",

@@ -29,33 +29,46 @@ _SEQUENCES = re.compile(
 _KEEP_CATEGORIES = ("L", "M", "N", "P", "S", "Zs")
 
 
-def _printable(ch: str, ascii_only: bool) -> str:
+def _printable(ch: str) -> str:
     if ch == "\n":
         return ch
     if ch == "\t":
         return TAB
     if ch in "\u2028\u2029":
         return "\n"
-    if ascii_only and ord(ch) > 0x7E:
-        return "?"
     cat = unicodedata.category(ch)
     if cat.startswith(_KEEP_CATEGORIES) or cat == "Zs":
         return ch if cat != "Zs" else " "
     return ""
 
 
+def ascii_text(text: str) -> str:
+    """``text`` in printable ASCII: accents dropped (é → e), compatibility forms folded
+    (ﬁ → fi), anything else '?'; line breaks kept. For a terminal that is not in UTF-8
+    mode: there the bytes of UTF-8 characters (0x80-0x9F among them: 0x9B is CSI) would
+    be taken for control characters."""
+    folded = unicodedata.normalize("NFKD", text)
+    return "".join(
+        c if c == "\n" or " " <= c <= "~" else "?"
+        for c in folded
+        if not unicodedata.combining(c)
+    )
+
+
 def clean_text(text: str | bytes, *, ascii_only: bool = False) -> str:
     """Printable-only text: no escape sequences, controls or format characters.
 
     Line breaks (LF, CRLF, a bare CR) become ``\\n``; tabs become spaces; trailing
-    whitespace on each line is removed. ``ascii_only`` also replaces non-ASCII with '?',
+    whitespace on each line is removed. ``ascii_only``: the result is ``ascii_text``,
     for terminals that are not in UTF-8 mode (where bytes 0x80-0x9F are C1 controls).
     """
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = _SEQUENCES.sub("", text)
-    out = "".join(_printable(ch, ascii_only) for ch in text)
+    out = "".join(_printable(ch) for ch in text)
+    if ascii_only:
+        out = ascii_text(out)
     return "\n".join(line.rstrip() for line in out.split("\n")).strip("\n")
 
 
@@ -81,9 +94,12 @@ def checked_message(text: str | bytes, *, ascii_only: bool = False) -> str:
     return clean
 
 
-def tty_bytes(text: str) -> bytes:
-    """Bytes for a raw tty write: clean text, CRLF line ends, UTF-8."""
-    return clean_text(text).replace("\n", "\r\n").encode("utf-8")
+def tty_bytes(text: str, *, utf8: bool = True) -> bytes:
+    """Bytes for a raw tty write: each line cleaned (blank lines kept), CRLF line ends;
+    UTF-8 for a terminal in UTF-8 mode (termios IUTF8), else ASCII (``ascii_text``), so
+    no byte 0x80-0xFF reaches a terminal that could take it for a C1 control."""
+    out = "\n".join(clean_text(line, ascii_only=not utf8) for line in text.split("\n"))
+    return out.replace("\n", "\r\n").encode("utf-8" if utf8 else "ascii")
 
 
 def one_line(text: str | bytes, limit: int = 200) -> str:

@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 from pathlib import Path
 
 from . import procs
 
 DEFAULT_STATE_DIR = Path("/var/lib/sessionctl")
+
+
+def current_state_dir() -> Path:
+    """The state directory the code under test uses: this run's own (SESSIONCTL_STATE_DIR,
+    set by tests/conftest.py), else the system's."""
+    return Path(os.environ.get("SESSIONCTL_STATE_DIR") or DEFAULT_STATE_DIR)
 
 
 def _running(row: dict, who: str) -> bool:
@@ -25,7 +32,7 @@ def _running(row: dict, who: str) -> bool:
 def read_pending(state_dir: Path | None = None) -> list[dict]:
     """Every row, with ``worker_alive`` as `sessionctl pending --json` computes it (the
     worker or its supervisor runs)."""
-    db = (state_dir or DEFAULT_STATE_DIR) / "state.db"
+    db = (state_dir or current_state_dir()) / "state.db"
     if not db.exists():
         return []
     with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:

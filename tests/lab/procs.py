@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Callable, Iterable
 from typing import TypeVar
@@ -74,15 +75,34 @@ def uids_of(pid: int) -> tuple[int, ...] | None:
 
 
 def is_zombie(pid: int) -> bool:
-    """True if the process exists but is a zombie (or dead, 'X')."""
+    """True if the process exists but is a zombie (or dead, 'X'): every thread of it."""
     info = _state_and_uids(pid)
-    return info is not None and info[0] in ("Z", "X")
+    return info is not None and not alive(pid)
+
+
+def task_states(pid: int) -> list[str]:
+    """State letters of every task (thread) of a process ([] if it is gone)."""
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    states = []
+    for tid in tids:
+        text = _read(f"/proc/{pid}/task/{tid}/stat")
+        if text is not None:
+            states.append(text[text.rindex(")") + 2 :].split()[0])
+    return states
 
 
 def alive(pid: int) -> bool:
-    """True if the process exists and is not a zombie."""
+    """True if the process (thread group) lives: a leader that is a zombie while another
+    of its threads still runs counts as alive."""
     info = _state_and_uids(pid)
-    return info is not None and info[0] not in ("Z", "X")
+    if info is None:
+        return False
+    if info[0] not in ("Z", "X"):
+        return True
+    return any(s not in ("Z", "X") for s in task_states(pid))
 
 
 def gone(pids: Iterable[int]) -> bool:
@@ -213,7 +233,7 @@ def processes_of_uid(
     found = set()
     for pid in all_pids():
         info = _state_and_uids(pid)
-        if info is None or (not include_zombies and info[0] in ("Z", "X")):
+        if info is None or (not include_zombies and not alive(pid)):
             continue
         if (uid in info[1] or (include_loginuid and loginuid_of(pid) == uid)) and (
                 in_our_pid_namespace(pid)):
@@ -283,9 +303,21 @@ def kill_processes_of_uid(uid: int, *, grace: float = 1.0, timeout: float = 10.0
         wait_gone(mortal, grace)
     deadline = time.monotonic() + timeout
     while True:
+        kill_all_running_as(uid)
         victims = processes_of_uid(uid)
         if not victims or time.monotonic() >= deadline:
             return victims
         for pid in victims:
             signal_pid_if(pid, signal.SIGKILL, owned)
         wait_gone(victims, 1.0)
+
+
+def kill_all_running_as(uid: int) -> None:
+    """SIGKILL every process running as ``uid``, at once: kill(-1) from a process with that
+    uid (it may signal only that uid's processes, and no fork completes while the kernel
+    goes through them, so even a process that forks and exits in a loop cannot slip away
+    as it can from PID-by-PID killing)."""
+    if uid == 0:
+        raise ValueError("refusing to kill processes of root")
+    subprocess.run(["setpriv", f"--reuid={uid}", "--regid=65534", "--clear-groups",
+                    "kill", "-KILL", "--", "-1"], capture_output=True, timeout=30)

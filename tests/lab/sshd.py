@@ -53,6 +53,15 @@ def ensure_login_records() -> None:
     _ensure_record_file(BTMP, 0o660)
 
 
+def _set_env() -> list[str]:
+    """A SetEnv line passing this test run's state and run directories into logins
+    (lab/isolation.py), so tools run there use the same ones as the tests."""
+    from .isolation import LOGIN_VARS
+
+    pairs = [f"{v}={os.environ[v]}" for v in LOGIN_VARS if os.environ.get(v)]
+    return [f"SetEnv {' '.join(pairs)}"] if pairs else []
+
+
 def _free_port(address: str) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((address, 0))
@@ -142,6 +151,7 @@ class Sshd:
                     "PrintLastLog no",
                     "X11Forwarding no",
                     "AcceptEnv LANG LC_*",
+                    *_set_env(),
                     "Subsystem sftp /usr/lib/openssh/sftp-server",
                     "",
                 ]

@@ -95,7 +95,10 @@ def remove_user(user: LabUser | str, *, prefix: str = PREFIX) -> None:
     if isinstance(user, LabUser) and user.uid != entry.pw_uid:
         raise UserError(f"{name} now has uid {entry.pw_uid}, expected {user.uid}")
     res: subprocess.CompletedProcess[str] | None = None
-    for _attempt in range(20):
+    # userdel also counts the user's zombies, which init reaps when it gets to them (on a
+    # busy machine that can take seconds): keep trying for a while
+    deadline = time.monotonic() + 60
+    while True:
         survivors = kill_processes_of_uid(entry.pw_uid)
         if survivors:
             raise UserError(f"processes of {name} survived SIGKILL: {sorted(survivors)}")
@@ -106,10 +109,9 @@ def remove_user(user: LabUser | str, *, prefix: str = PREFIX) -> None:
             break
         if res.returncode not in _RETRY_CODES:
             raise UserError(f"userdel {name} failed ({res.returncode}): {res.stderr.strip()}")
+        if time.monotonic() > deadline:
+            raise UserError(f"userdel {name} kept failing: {res.stderr.strip()}")
         time.sleep(0.1 + secrets.randbelow(200) / 1000)
-    else:
-        detail = res.stderr.strip() if res is not None else ""
-        raise UserError(f"userdel {name} kept failing: {detail}")
     home = Path(entry.pw_dir)
     if home.name == name and home.parent == Path("/home") and home.exists():
         shutil.rmtree(home, ignore_errors=True)

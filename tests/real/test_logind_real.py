@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from lab import procs, tool_path
+from lab import adversary, procs, tool_path
 from layout import parse_quser, parse_qwinsta
 
 pytestmark = pytest.mark.container
@@ -219,6 +219,34 @@ users = ["{user}"]
         login.wait_output(r"was cancelled by root: active again", 15)
     finally:
         ct.exec(["systemctl", "stop", "sessionctl-policy"], timeout=30)
+
+
+@pytest.mark.parametrize("where", ["main", "thread"])
+def test_own_session_from_a_thread_spares_the_caller(ct, ct_login, where) -> None:
+    """The library call signs its own logind session out from any thread; the caller is
+    not signalled (not even through KillSession/TerminateSession) and keeps its
+    dispositions (tests/real/test_logoff_signals_real.py does the same under procfs)."""
+    login = ct_login()
+    sid = str(login.audit_session_id)
+    name = login.user.name
+    login.run("sleep 600 >/dev/null 2>&1 & nohup sleep 600 >/dev/null 2>&1 &")
+    home = ct.exec(["sh", "-c", f"getent passwd {name} | cut -d: -f6"], check=True
+                   ).stdout.strip()
+    ct.exec(["sh", "-c", f"cat > {home}/caller.py"], user=name, check=True,
+            input=adversary.SCRIPTS["own_session_caller.py"])
+    login.run(f"setsid {TOOL}/python {home}/caller.py {home}/result.json {where} "
+              "</dev/null >/dev/null 2>&1 &")
+
+    def result() -> dict | None:
+        res = ct.exec(["cat", f"{home}/result.json"])
+        return json.loads(res.stdout) if res.returncode == 0 else None
+
+    data = procs.wait_until(result, 60)
+    assert data, ct.exec(["ps", "-ef"]).stdout
+    assert "error" not in data, data["error"]
+    assert data["outcome"] == "logged-off" and data["after"] == data["before"], data
+    assert procs.wait_until(
+        lambda: sid not in {s["session"] for s in ct.loginctl_sessions()}, 15)
 
 
 BUS_PROBE = r"""

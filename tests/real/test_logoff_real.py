@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from lab import procs, tool_path
+from lab.checks import assert_untouched, fingerprint, live, settled_pids
 from lab.console import NO_FREE_VT, ConsoleLogin, free_vt
 
 pytestmark = pytest.mark.real
@@ -18,21 +19,6 @@ pytestmark = pytest.mark.real
 def logoff(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(tool_path("logoff")), *argv], capture_output=True, text=True,
                           timeout=timeout)
-
-
-def live(pids: set[int]) -> set[int]:
-    return {p for p in pids if procs.alive(p) and not procs.is_zombie(p)}
-
-
-def fingerprint(pids: set[int]) -> dict[int, int | None]:
-    """pid -> start time, to prove bystanders are the very same processes afterwards."""
-    return {p: procs.start_time_of(p) for p in pids}
-
-
-def assert_untouched(before: dict[int, int | None]) -> None:
-    assert before, "a bystander with no processes proves nothing"
-    for pid, start in before.items():
-        assert procs.start_time_of(pid) == start and not procs.is_zombie(pid), pid
 
 
 def who_has(line: str) -> bool:
@@ -84,7 +70,7 @@ def test_fork_loop_is_ended_and_bystanders_untouched(make_user, open_login) -> N
     target.run("sh -c 'trap \"\" HUP TERM; end=$(( $(date +%s) + 30 )); "
                "while [ $(date +%s) -lt $end ]; do sleep 30 & done' >/dev/null 2>&1 &")
     procs.wait_until(lambda: len(target.pids()) > 100, 10)
-    before = fingerprint(same_user.pids() | other_user.pids())
+    before = fingerprint(settled_pids([same_user, other_user]))
     asid = target.audit_session_id
     res = logoff(str(asid), "--grace", "1")
     assert res.returncode == 0, res.stderr

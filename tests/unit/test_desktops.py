@@ -6,9 +6,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from sessionctl.actions.desktop_logout import DesktopLogoff
 from sessionctl.backends.desktops import protocol_of
 from sessionctl.cli.render import qwinsta_line, type_label, where_from
 from sessionctl.linux import desktop, vnc
+from sessionctl.linux.session_manager import Inhibitor
 from sessionctl.model import ProcessRef, Session, State
 
 
@@ -86,3 +88,13 @@ def test_session_environment_takes_the_users_majority(tmp_path: Path) -> None:
     env = desktop.session_environment(_session(uid=uid, processes=refs),
                                       proc_root=str(tmp_path))
     assert env == {"DBUS_SESSION_BUS_ADDRESS": bus, "DISPLAY": ":1"}
+
+
+def test_desktop_report_survives_the_sign_out_helper() -> None:
+    """An own-session sign-out run in a helper process sends its result as JSON: the
+    desktop part comes back whole."""
+    report = DesktopLogoff("asked", "xfce4-session", "ok",
+                           [Inhibitor("logind", "vim", "editing", "shutdown", "delay", 42, 1000)],
+                           1.5, False, ["xfwm4[10]"], ["mousepad[11]"], ["deaf[12]"])
+    back = DesktopLogoff.from_dict(report.to_dict())
+    assert back == report

@@ -252,7 +252,8 @@ def test_logoff_stub_and_false_success(sleepers: list[int], tmp_path) -> None:
     wd.sessions[3].logoff = "leftover"  # TRUE, yet the session's processes run on
     code, _, err = cli(backend(FakeApi(wd)), "logoff", "3", *log)
     assert code == 1
-    assert f"session 3: processes left (still running): {sleepers[2]}" in err
+    assert "session 3: NOT fully logged off: 1 process(es) left" in err
+    assert f"  {sleepers[2]} " in err and "still running after WTSLogoffSession" in err
 
 
 # -- disconnect ------------------------------------------------------------------------------

@@ -78,6 +78,13 @@ class DesktopLogoff:
             "killed": self.killed,
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> DesktopLogoff:
+        """The inverse of ``to_dict`` (the report of a sign-out run in a helper process)."""
+        fields: dict = dict(data)
+        fields["inhibitors"] = [Inhibitor(**i) for i in fields.get("inhibitors", [])]
+        return cls(**fields)
+
 
 class Graceful:
     """The desktop part of one sign-out; ``ask()`` runs it, the shared sequence follows."""

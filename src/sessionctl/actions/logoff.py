@@ -1,13 +1,17 @@
 """Signing a session out, on every platform: checks, the backend's way, the audit record.
 
 On Linux the shared sequence in actions/signout.py does the work (hangup, grace,
-terminate, race-free kill); a backend with a sign-out of its own (Windows:
+terminate, race-free kill, settle); a backend with a sign-out of its own (Windows:
 WTSLogoffSession) does it there, and what is left is read back either way. Nothing is
 done before the target, the caller's rights and the console rule have been checked.
+Whatever is still running at the end makes the outcome ``incomplete``, each process with
+its owner and the reason (``LogoffResult.left``). The calling process is never signalled
+and keeps its signal dispositions, from any thread (see actions/signout.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -22,7 +26,7 @@ from ..errors import AccessDenied, InvalidArgument
 from ..host import ADMIN_WORD, Caller
 from ..model import Session
 from . import audit
-from .reports import Step
+from .reports import Leftover, Step
 
 if TYPE_CHECKING:
     from .desktop_logout import DesktopLogoff
@@ -32,6 +36,7 @@ MAX_GRACE = 3600.0
 
 
 @dataclass
+@dataclass
 class LogoffResult:
     """What a logoff did."""
 
@@ -40,6 +45,7 @@ class LogoffResult:
     steps: list[Step] = field(default_factory=list)
     remaining: list[int] = field(default_factory=list)
     not_permitted: list[int] = field(default_factory=list)
+    left: list[Leftover] = field(default_factory=list)
     record_closed: bool = False
     seconds: float = 0.0
     audit_path: str | None = None
@@ -58,6 +64,7 @@ class LogoffResult:
             "steps": [asdict(s) for s in self.steps],
             "remaining": self.remaining,
             "not_permitted": self.not_permitted,
+            "left": [asdict(x) for x in self.left],
             "record_closed": self.record_closed,
             "seconds": round(self.seconds, 3),
             **({"desktop": self.desktop.to_dict()} if self.desktop else {}),
@@ -109,6 +116,11 @@ def logoff(
     Raises NoSuchSession, AccessDenied or InvalidArgument before signalling anything,
     NotSupported where the system cannot sign sessions out (a stubbed WTSLogoffSession).
     ``grace`` applies to the Linux sequence (Windows' own logoff has none to give).
+    The outcome is ``incomplete`` (``left``: PID, owner, reason) when processes of the
+    session are still running at the end, e.g. another user's that the caller may not
+    signal. Works from any thread; the calling process is never signalled and its signal
+    dispositions are the same afterwards. ``progress`` is called with each stage as it
+    ends; if it raises, it is not called again.
     """
     if not 0 <= grace <= MAX_GRACE:  # also refuses NaN
         raise InvalidArgument(f"grace must be between 0 and {MAX_GRACE:g} seconds, not {grace}")
@@ -124,33 +136,51 @@ def logoff(
     except AccessDenied as exc:
         _audit(audit_log, {**base, "outcome": "refused", "reason": str(exc)})
         raise
-    own = session.current
     started_at = datetime.now().astimezone()
     t0 = time.monotonic()
     native = be.sign_out(session)
-    desktop = None
     if native is not None:
         steps = [Step("logoff", native.call, native.processes, len(native.remaining),
                       native.seconds, native.detail)]
         if progress:
-            progress(steps[0])
-        processes_at_start, remaining, not_permitted = native.processes, native.remaining, []
-    else:
-        from . import signout
+            with contextlib.suppress(Exception):  # a failing report stops nothing
+                progress(steps[0])
+        known = {r.pid: r for r in session.processes}  # as the listing before showed them
+        left = [Leftover(pid, known[pid].comm if pid in known else "", -1, "?",
+                         f"still running after {native.call}") for pid in native.remaining]
+        return finish(be, session, base, audit_log, started_at, t0, steps, native.processes,
+                      left, [])
+    from . import signout  # the Linux sequence
 
-        if own:
-            signout.ignore_own_hangup()
-        done = signout.sign_out(be, session, grace, progress)
-        steps, processes_at_start = done.steps, done.processes_at_start
-        remaining, not_permitted = done.remaining, done.not_permitted
-        desktop = done.desktop
+    if session.current and not signout.can_shield():
+        return signout.in_helper(session, be.name, grace, audit_log, progress, base)
+    with signout.shielded() if session.current else contextlib.nullcontext():
+        return signout.carry_out(be, session, grace, audit_log, progress, base)
+
+
+def finish(
+    be: Backend,
+    session: Session,
+    base: dict[str, object],
+    audit_log: str | Path | None,
+    started_at: datetime,
+    t0: float,
+    steps: list[Step],
+    processes_at_start: int,
+    left: list[Leftover],
+    not_permitted: list[int],
+    desktop: DesktopLogoff | None = None,
+) -> LogoffResult:
+    """After the sign-out: close the login record if its process did not, the result, the
+    audit record. ``desktop``: what a desktop's session manager did first, if asked."""
     closed = be.close_login(session)
     result = LogoffResult(
         session=session,
-        outcome="logged-off" if not remaining else "incomplete",
+        outcome="logged-off" if not left else "incomplete",
         steps=steps,
-        remaining=remaining,
+        remaining=[x.pid for x in left],
         not_permitted=not_permitted,
+        left=left,
         record_closed=closed,
         seconds=time.monotonic() - t0,
         desktop=desktop,
@@ -160,7 +190,7 @@ def logoff(
         {
             **base,
             "started": started_at.isoformat(),
-            "own_session": own,
+            "own_session": session.current,
             "processes": processes_at_start,
             **result.to_dict(),
         },

@@ -34,7 +34,7 @@ from ..backends.base import Backend, BoxReply
 from ..errors import InvalidArgument, NoSuchSession
 from ..host import Caller
 from ..model import Session
-from ..sanitize import checked_message, clean_text, tty_bytes
+from ..sanitize import checked_message, clean_text
 from ..validate import check_target
 from . import audit
 
@@ -197,14 +197,15 @@ def _sender_tty() -> str:
 
 
 def frame(body: str, *, sender: str, sender_tty: str, host: str, when: datetime,
-          token: str | None) -> bytes:
-    """The bytes for a terminal: a wall-style header, the body, an ack hint."""
+          token: str | None) -> str:
+    """The text for a terminal: a wall-style header, the body, an ack hint, set off by
+    blank lines (each terminal gets it in its own encoding: ``ttywrite.write_tty``)."""
     where = f" ({sender_tty})" if sender_tty else ""
     lines = [f"Message from {sender}@{host}{where} at {when.strftime('%a %b %d %H:%M:%S %Y')}:",
              "", body]
     if token:
         lines += ["", f"To acknowledge, run: sessionctl ack {token}"]
-    return b"\r\n\r\n" + tty_bytes("\n".join(clean_text(x) for x in lines)) + b"\r\n\r\n"
+    return "\n\n" + "\n".join(clean_text(x) for x in lines) + "\n\n"
 
 
 def send_message(
@@ -297,7 +298,7 @@ def _send_boxes(be: Backend, targets: list[Session], body: str, sender: str,
     return report
 
 
-def _deliver(session: Session, data: bytes, body: str, sender: str, caller: int,
+def _deliver(session: Session, data: str, body: str, sender: str, caller: int,
              timeout: float, follow: Followup | None = None) -> list[Delivery]:
     from ..linux import desktop, tty, ttywrite
 

@@ -1,7 +1,7 @@
 """Plain data the session actions report (for /v, --json and the audit log): the stages
-of a sign-out and what a disconnect did. A module of their own, so that the modules that
-fill them in (logoff, signout, desktop_logout; disconnect, linux_disconnect) import them
-one way."""
+of a sign-out, what it left running, and what a disconnect did. A module of their own,
+so that the modules that fill them in (logoff, signout, desktop_logout; disconnect,
+linux_disconnect) import them one way."""
 
 from __future__ import annotations
 
@@ -20,6 +20,17 @@ class Step:
     remaining: int
     seconds: float
     detail: str = ""
+
+
+@dataclass
+class Leftover:
+    """A process still running when a sign-out ended, and why."""
+
+    pid: int
+    comm: str
+    uid: int  # effective uid (-1 if unknown)
+    user: str
+    reason: str
 
 
 @dataclass

@@ -19,7 +19,6 @@ import contextlib
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -36,6 +35,7 @@ from ..errors import AccessDenied, InvalidArgument, NoSuchSession, SessionctlErr
 from ..host import posix_caller
 from ..sanitize import checked_message
 from . import audit
+from .helper import module_command
 from .logoff import DEFAULT_GRACE, MAX_GRACE, check_permission
 
 if TYPE_CHECKING:
@@ -294,17 +294,14 @@ def start_worker(session_id: str, backend_name: str | None) -> tuple[int, int | 
     """
     open_run_dir(create=True).close()
     read_end, write_end = os.pipe()
-    # The package root (a site-packages dir, or the zip a fleet run shipped) must be
-    # importable by the worker, which is not started the way we were (python -I -S ...).
-    archive = getattr(sys.modules[__name__].__loader__, "archive", None)  # set from a zip
-    root = archive or str(Path(__file__).resolve().parents[2])
-    env = {**os.environ, "SESSIONCTL_READY_FD": str(write_end),
-           "PYTHONPATH": os.pathsep.join(x for x in (root, os.environ.get("PYTHONPATH")) if x)}
+    # The worker is not started the way we were (python -I -S ...): see helper.py.
+    argv, env = module_command("sessionctl.actions.countdown", session_id)
+    env["SESSIONCTL_READY_FD"] = str(write_end)
     if backend_name:
         env["SESSIONCTL_BACKEND"] = backend_name
     with open(os.devnull, "r+b") as devnull:
         child = subprocess.Popen(
-            [sys.executable, "-m", "sessionctl.actions.countdown", session_id],
+            argv,
             stdin=devnull, stdout=devnull, stderr=devnull, pass_fds=(write_end,),
             start_new_session=True, env=env, cwd="/",
         )

@@ -480,7 +480,10 @@ class _Tree:
         if asid not in self._stats:
             pids = self.groups.get(asid, []) if asid is not None else self.unset
             stats = (proc.stat(p, self.proc_root) for p in pids)
-            self._stats[asid] = {s.pid: s for s in stats if s is not None and s.state not in "ZX"}
+            # alive by thread group: a Z leader with a live thread still runs (and forks)
+            self._stats[asid] = {s.pid: s for s in stats
+                                 if s is not None and proc.group_state(s, self.proc_root)
+                                 not in proc.DEAD}
         return self._stats[asid]
 
     def below(self, root: int) -> set[int]:
@@ -574,9 +577,9 @@ def close_login_records(
 
 
 def _alive(pid: int, proc_root: str) -> bool:
-    """True if the process exists and is not a zombie."""
+    """True if the process exists and one of its threads still runs."""
     st = proc.stat(pid, proc_root)
-    return st is not None and st.state not in "ZX"
+    return st is not None and proc.group_state(st, proc_root) not in proc.DEAD
 
 
 def _sort_key(s: Session) -> tuple[int, int, str]:

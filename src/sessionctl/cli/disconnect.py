@@ -13,6 +13,7 @@ from ..actions.reports import DisconnectResult
 from . import fleet as fleet_cli
 from .args import COMMON_WINDOWS_FLAGS, Parser, UsageError, add_common, parse_session_command
 from .render import emit
+from .runner import main as main_of
 from .runner import run
 
 USAGE = f"""\
@@ -146,4 +147,4 @@ def disconnect(argv: Sequence[str], prog: str = "tsdiscon") -> int:
 
 def main() -> None:
     """Console script entry point."""
-    sys.exit(disconnect(sys.argv[1:]))
+    main_of("tsdiscon", lambda: disconnect(sys.argv[1:]))

@@ -19,9 +19,13 @@ def item_line(host: str, item: dict[str, object], width: int) -> str:
     extra = f": {item['error']}" if item.get("error") else ""
     if item.get("logoff_at"):
         extra += f" at {item['logoff_at']}"
-    left = item.get("remaining")
-    if isinstance(left, list) and left:
-        extra += f": processes left {' '.join(map(str, left))}"
+    left, remaining = item.get("left"), item.get("remaining")
+    if isinstance(left, list) and left:  # what is still running, whose, and why
+        extra += ": left " + "; ".join(
+            f"{x.get('pid')} ({x.get('comm')}, {x.get('user')}): {x.get('reason')}"
+            for x in left if isinstance(x, dict))
+    elif isinstance(remaining, list) and remaining:
+        extra += f": processes left {' '.join(map(str, remaining))}"
     return f"{host:<{width}} {what:<32} {item.get('outcome')}{detail}{extra}"
 
 

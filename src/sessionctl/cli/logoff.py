@@ -13,6 +13,7 @@ from ..errors import NotSupported
 from . import fleet as fleet_cli
 from .args import COMMON_WINDOWS_FLAGS, Parser, UsageError, add_common, parse_session_command
 from .render import emit
+from .runner import main as main_of
 from .runner import run
 
 if TYPE_CHECKING:
@@ -178,16 +179,11 @@ def _body(prog: str, argv: Sequence[str]) -> int:
         if result.desktop is not None:
             emit(describe_desktop(result.desktop))
     if not result.ok:
-        why = (
-            f"{len(result.not_permitted)} not permitted to signal"
-            if result.not_permitted
-            else "still running"
-        )
-        emit(
-            f"{prog}: session {result.session.id}: processes left "
-            f"({why}): {' '.join(map(str, result.remaining))}",
-            sys.stderr,
-        )
+        emit(f"{prog}: session {result.session.id}: NOT fully logged off: "
+             f"{len(result.left)} process(es) left", sys.stderr)
+        for x in result.left:
+            who = ", ".join(w for w in (x.comm, "" if x.user == "?" else x.user) if w)
+            emit(f"  {x.pid}{f' ({who})' if who else ''}: {x.reason}", sys.stderr)
         return 1
     return 0
 
@@ -199,4 +195,4 @@ def logoff(argv: Sequence[str], prog: str = "logoff") -> int:
 
 def main() -> None:
     """Console script entry point."""
-    sys.exit(logoff(sys.argv[1:]))
+    main_of("logoff", lambda: logoff(sys.argv[1:]))

@@ -6,6 +6,7 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
+from . import runner
 from .args import HELP_TOKENS
 
 USAGE = """\
@@ -125,4 +126,4 @@ def dispatch(argv: Sequence[str]) -> int:
 
 def main() -> None:
     """Console script entry point."""
-    sys.exit(dispatch(sys.argv[1:]))
+    runner.main("sessionctl", lambda: dispatch(sys.argv[1:]))

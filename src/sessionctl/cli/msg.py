@@ -19,6 +19,7 @@ from ..sanitize import MAX_MESSAGE_CHARS
 from . import fleet as fleet_cli
 from .args import COMMON_WINDOWS_FLAGS, Parser, UsageError, add_common
 from .render import emit
+from .runner import main as main_of
 from .runner import run
 
 USAGE = f"""\
@@ -230,4 +231,4 @@ def ack(argv: Sequence[str], prog: str = "sessionctl ack") -> int:
 
 def main() -> None:
     """Console script entry point."""
-    sys.exit(msg(sys.argv[1:]))
+    main_of("msg", lambda: msg(sys.argv[1:]))

@@ -10,6 +10,7 @@ from ..backends import get_backend
 from . import fleet as fleet_cli
 from . import render
 from .args import COMMON_WINDOWS_FLAGS, Parser, add_common, parse_session_command, say
+from .runner import main as main_of
 from .runner import run
 
 QWINSTA_USAGE = """\
@@ -104,9 +105,9 @@ def quser(argv: Sequence[str], prog: str = "quser") -> int:
 
 def qwinsta_main() -> None:
     """Console script entry point."""
-    sys.exit(qwinsta(sys.argv[1:]))
+    main_of("qwinsta", lambda: qwinsta(sys.argv[1:]))
 
 
 def quser_main() -> None:
     """Console script entry point."""
-    sys.exit(quser(sys.argv[1:]))
+    main_of("quser", lambda: quser(sys.argv[1:]))

@@ -157,7 +157,12 @@ def quser_table(sessions: Iterable[Session]) -> str:
 
 
 def emit(text: str, file=None) -> None:
-    """Print (control characters shown as '?'), ignoring a terminal that has hung up."""
+    """Print (control characters shown as '?'). A failed write to stdout is the command's
+    error (cli/runner.py: one line, exit 1); one to stderr is ignored (nowhere to say it)."""
     safe = "\n".join(printable(line) for line in text.split("\n"))
+    out = file or sys.stdout
+    if out is sys.stdout:
+        print(safe, file=out, flush=True)
+        return
     with contextlib.suppress(OSError):
-        print(safe, file=file or sys.stdout, flush=True)
+        print(safe, file=out, flush=True)

@@ -103,7 +103,8 @@ class ServerView:
     def alive(self, proc_root: str = proc.PROC) -> bool:
         """True while this very server runs (same PID, same start)."""
         st = proc.stat(self.pid, proc_root)
-        return st is not None and st.start_ticks == self.start_ticks and st.state not in "ZX"
+        return (st is not None and st.start_ticks == self.start_ticks
+                and proc.group_state(st, proc_root) not in proc.DEAD)
 
 
 def _tty_index(pid: int, fd: str, proc_root: str) -> int | None:
@@ -150,7 +151,7 @@ def read_server(
     """The server ``pid`` now; None if it is gone. ``sockets``: unix_sockets(), if read."""
     st = proc.stat(pid, proc_root)
     uid = proc.owner_uid(pid, proc_root)
-    if st is None or uid is None or st.state in "ZX":
+    if st is None or uid is None or proc.group_state(st, proc_root) in proc.DEAD:
         return None
     base = f"{proc_root}/{pid}/fd"
     try:

@@ -158,10 +158,28 @@ def audit_sessions(
     return out
 
 
+def last_pid(proc: str = PROC) -> int | None:
+    """The last PID handed out in our PID namespace (ns_last_pid), None if unknown."""
+    try:
+        return int(_read(f"{proc}/sys/kernel/ns_last_pid", 32))
+    except (OSError, ValueError):
+        return None
+
+
+def pids_since(cursor: int, now: int, pid_max: int) -> range | list[int]:
+    """The PIDs handed out after ``cursor`` up to ``now``: PIDs are handed out in turn,
+    wrapping round after ``pid_max``."""
+    if now >= cursor:
+        return range(cursor + 1, now + 1)
+    return [*range(cursor + 1, pid_max), *range(1, now + 1)]
+
+
 def pid_counters(proc: str = PROC) -> tuple[int, int] | None:
     """(forks since boot, last PID handed out in our PID namespace), None if unknown."""
+    last = last_pid(proc)
+    if last is None:
+        return None
     try:
-        last = int(_read(f"{proc}/sys/kernel/ns_last_pid", 32))
         with open(f"{proc}/stat", "rb") as f:
             for line in f:
                 if line.startswith(b"processes "):
@@ -244,6 +262,106 @@ def stat(pid: int, proc: str = PROC) -> Stat | None:
         return None
 
 
+DEAD = "ZX"  # a task in one of these states has exited
+
+
+def task_states(pid: int, proc: str = PROC) -> list[str]:
+    """The state of every task (thread) of process ``pid``, [] if it is gone."""
+    try:
+        tids = os.listdir(f"{proc}/{pid}/task")
+    except OSError:
+        return []
+    states = []
+    for tid in tids:
+        try:
+            states.append(split_stat(_read(f"{proc}/{pid}/task/{tid}/stat", 1024))[1][0].decode())
+        except (OSError, ValueError, IndexError):
+            continue  # exited meanwhile
+    return states
+
+
+def group_state(st: Stat, proc: str = PROC) -> str:
+    """The state of the process (thread group) ``st`` is the leader of.
+
+    A leader whose thread has exited shows ``Z`` while other threads of it still run:
+    the process lives, so the state of one of its live tasks is returned (a stopped one
+    if any is stopped). ``Z`` only when every task has exited.
+    """
+    if st.state not in DEAD:
+        return st.state
+    live = [s for s in task_states(st.pid, proc) if s not in DEAD]
+    stopped = [s for s in live if s in "Tt"]
+    return (stopped or live or [st.state])[0]
+
+
+_SIGSTOP_BIT = 1 << (19 - 1)
+
+
+def group_stopped(pid: int, start_ticks: int, proc: str = PROC) -> bool:
+    """True if the process can no longer fork: every live task is stopped, or a SIGSTOP
+    is pending for the process (a task in the kernel, e.g. a vfork parent in ``D``, stops
+    before it runs again, and a fork under way is restarted after the stop); also True
+    when it is gone (or the PID names another process now)."""
+    st = stat(pid, proc)
+    if st is None or st.start_ticks != start_ticks:
+        return True
+    if st.state in "Tt" + DEAD and all(s in "Tt" + DEAD for s in task_states(pid, proc)):
+        return True
+    try:
+        pending = int(_status_fields(pid, proc, (b"ShdPnd",))[b"ShdPnd"], 16)
+    except (OSError, KeyError, ValueError):
+        return stat(pid, proc) is None
+    return bool(pending & _SIGSTOP_BIT)
+
+
+@dataclass(frozen=True, slots=True)
+class Dispositions:
+    """What a process does with signals, from /proc/PID/status (bit n-1 is signal n)."""
+
+    ignored: int = 0  # SigIgn
+    caught: int = 0  # SigCgt: a handler of its own
+    ns_init: bool = False  # PID 1 of a child PID namespace
+
+    def deaf_to(self, sig: int) -> bool:
+        """True if ``sig`` (not SIGKILL/SIGSTOP) cannot reach the process: it ignores it,
+        or it is a PID namespace's init without a handler (the kernel drops the signal)."""
+        bit = 1 << (sig - 1)
+        return bool(self.ignored & bit) or (self.ns_init and not self.caught & bit)
+
+
+def _status_fields(pid: int, proc: str, names: tuple[bytes, ...]) -> dict[bytes, bytes]:
+    raw = _read(f"{proc}/{pid}/status", 4096)
+    out = {}
+    for line in raw.split(b"\n"):
+        name, _, value = line.partition(b":")
+        if name in names:
+            out[name] = value.strip()
+    return out
+
+
+def dispositions(pid: int, proc: str = PROC) -> Dispositions | None:
+    """The signal dispositions of a process now, None if it is gone or unreadable."""
+    try:
+        f = _status_fields(pid, proc, (b"SigIgn", b"SigCgt", b"NSpid"))
+        nspid = f.get(b"NSpid", b"").split()
+        return Dispositions(
+            ignored=int(f[b"SigIgn"], 16),
+            caught=int(f[b"SigCgt"], 16),
+            ns_init=len(nspid) > 1 and nspid[-1] == b"1",
+        )
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def uids(pid: int, proc: str = PROC) -> tuple[int, int, int, int] | None:
+    """(real, effective, saved, filesystem) uid of a process, None if it is gone."""
+    try:
+        real, eff, saved, fs = _status_fields(pid, proc, (b"Uid",))[b"Uid"].split()
+        return int(real), int(eff), int(saved), int(fs)
+    except (OSError, KeyError, ValueError):
+        return None
+
+
 def all_stats(proc: str = PROC) -> list[Stat]:
     """/proc/PID/stat of every process (those that vanish mid-read are left out)."""
     return [s for s in (stat(p, proc) for p in pids(proc)) if s is not None]
@@ -258,38 +376,26 @@ def owner_uid(pid: int, proc: str = PROC) -> int | None:
 
 
 def process_ref(pid: int, proc: str = PROC, with_uid: bool = True) -> ProcessRef | None:
-    """A ProcessRef for one live process, None if it vanished (uid -1 unless asked)."""
+    """A ProcessRef for one process, None if it vanished (uid -1 unless asked).
+
+    Its state is the thread group's (``group_state``): ``Z`` only if every thread exited.
+    """
     st = stat(pid, proc)
     uid = owner_uid(pid, proc) if with_uid else -1
     if st is None or uid is None:
         return None
-    return ProcessRef(pid, st.ppid, uid, st.start_ticks, st.comm, st.state)
+    return ProcessRef(pid, st.ppid, uid, st.start_ticks, st.comm, group_state(st, proc))
 
 
 def live_refs(pids: Iterable[int], proc: str = PROC, with_uid: bool = True) -> list[ProcessRef]:
-    """ProcessRefs of those PIDs that are alive and not zombies (zombies hold nothing)."""
+    """ProcessRefs of those PIDs that are alive (zombies hold nothing; a zombie leader
+    with a live thread is alive)."""
     refs = []
     for pid in pids:
         ref = process_ref(pid, proc, with_uid)
-        if ref is not None and ref.state not in "ZX":
+        if ref is not None and ref.state not in DEAD:
             refs.append(ref)
     return refs
-
-
-def ignored_signals(pid: int, proc: str = PROC) -> int:
-    """Bit mask of the signals a process ignores (SigIgn; bit n-1 is signal n), 0 if unknown."""
-    try:
-        raw = _read(f"{proc}/{pid}/status", 4096)
-    except OSError:
-        return 0
-    start = raw.find(b"\nSigIgn:")
-    if start < 0:
-        return 0
-    end = raw.find(b"\n", start + 1)
-    try:
-        return int(raw[start + 8 : end].strip(), 16)
-    except ValueError:
-        return 0
 
 
 def boot_time(proc: str = PROC) -> float:

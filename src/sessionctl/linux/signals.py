@@ -2,6 +2,8 @@
 
 A process is *pinned* by opening its pidfd and then checking that the PID still names
 the process we mean (same start time) and that it still belongs where we think it does.
+A pidfd stands for the whole thread group: signals through it reach the process even
+when its leader thread has exited, and it turns readable only when every thread has.
 From then on every signal goes through that fd: it cannot reach another process even
 if the PID is reused. When file descriptors run out, each signal pins, checks, sends
 and closes on its own (slower, equally safe).
@@ -39,15 +41,19 @@ def key(ref: ProcessRef) -> Key:
 
 
 def same_process(ref: ProcessRef, proc_root: str = proc.PROC) -> bool:
-    """True while ``ref`` still names a live, non-zombie process (same PID, same start)."""
+    """True while ``ref`` still names a live process (same PID, same start): one of its
+    threads still runs, even if the leader thread has exited (a ``Z`` leader)."""
     st = proc.stat(ref.pid, proc_root)
-    return st is not None and st.start_ticks == ref.start_ticks and st.state not in "ZX"
+    return (
+        st is not None
+        and st.start_ticks == ref.start_ticks
+        and proc.group_state(st, proc_root) not in proc.DEAD
+    )
 
 
 def is_stopped(ref: ProcessRef, proc_root: str = proc.PROC) -> bool:
-    """True if the process is stopped (it can no longer fork) or gone."""
-    st = proc.stat(ref.pid, proc_root)
-    return st is None or st.start_ticks != ref.start_ticks or st.state in "TtZX"
+    """True if every thread of the process is stopped (it can no longer fork) or it is gone."""
+    return proc.group_stopped(ref.pid, ref.start_ticks, proc_root)
 
 
 def raise_fd_limit() -> int:
@@ -144,12 +150,19 @@ class Pins:
             return k not in self.dead
         return same_process(ref, self.proc_root)
 
-    def wait_exit(self, refs: list[ProcessRef], until: float, poll: float = 0.01) -> bool:
-        """Wait until every process in ``refs`` (not denied) has exited, or ``until``."""
+    def wait_exit(
+        self, refs: list[ProcessRef], until: float, poll: float = 0.01, denied: bool = False
+    ) -> bool:
+        """Wait until every process in ``refs`` has exited, or ``until``.
+
+        Processes we were denied to signal are left out of the wait unless ``denied``.
+        """
         self.refresh()
-        pinned = {key(r) for r in refs if key(r) in self.fds and r.pid not in self.denied}
+        pinned = {key(r) for r in refs if key(r) in self.fds and (denied or r.pid not in
+                                                                   self.denied)}
         pinned -= self.dead
-        others = [r for r in refs if key(r) not in self.fds and r.pid not in self.denied]
+        others = [r for r in refs if key(r) not in self.fds and (denied or r.pid not in
+                                                                 self.denied)]
         while True:
             others = [r for r in others if same_process(r, self.proc_root)]
             left = until - time.monotonic()

@@ -6,10 +6,14 @@ import errno
 import os
 import select
 import stat
+import termios
 import time
 from dataclasses import dataclass
 
+from ..sanitize import tty_bytes
+
 WRITE_TIMEOUT = 2.0
+IUTF8 = getattr(termios, "IUTF8", 0o40000)  # c_iflag bit (Linux); missing from some Pythons
 
 
 @dataclass(frozen=True)
@@ -29,15 +33,25 @@ def messages_enabled(device: str) -> bool | None:
         return None
 
 
+def decodes_utf8(fd: int) -> bool:
+    """True if the terminal on ``fd`` is in UTF-8 mode (termios IUTF8); False if it is not
+    (an 8-bit terminal: bytes 0x80-0x9F are C1 controls there) or cannot tell."""
+    try:
+        return bool(termios.tcgetattr(fd)[0] & IUTF8)
+    except (termios.error, OSError):
+        return False
+
+
 def write_tty(
     device: str,
-    data: bytes,
+    text: str,
     *,
     owner_uid: int | None,
     respect_mesg: bool,
     timeout: float = WRITE_TIMEOUT,
 ) -> TtyWrite:
-    """Write ``data`` (already sanitised) to ``device``.
+    """Write ``text`` to ``device``, cleaned and encoded for that terminal (``tty_bytes``:
+    UTF-8 if the tty decodes UTF-8, else ASCII).
 
     The device must still be a character device owned by ``owner_uid`` (a tty that changed
     hands is left alone). ``respect_mesg``: a tty with `mesg n` is not written. The write is
@@ -64,7 +78,7 @@ def write_tty(
             return TtyWrite(device, "not-owner", "the terminal now belongs to someone else")
         if respect_mesg and not st.st_mode & stat.S_IWGRP:
             return TtyWrite(device, "mesg-n", "the user has messages disabled (mesg n)")
-        return _write_all(fd, device, data, timeout)
+        return _write_all(fd, device, tty_bytes(text, utf8=decodes_utf8(fd)), timeout)
     finally:
         os.close(fd)
 

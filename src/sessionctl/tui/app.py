@@ -453,8 +453,13 @@ class TopApp(App[None]):
                 self._run(f"sign-out of {sid}", lambda: _describe_schedule(
                     sid, sessionctl.schedule_logoff(sid, notice, message=text or None)[0]))
             elif how == "now":
-                self._run(f"sign-out of {sid}", lambda: _describe_logoff(
-                    sid, sessionctl.logoff(sid)))
+                self._run(f"sign-out of {sid}", sign_out_now)
+
+        def sign_out_now() -> str:
+            result = sessionctl.logoff(sid)
+            if s.current and getattr(result, "ok", False):
+                self.call_from_thread(self.exit)  # our own session has ended: so do we
+            return _describe_logoff(sid, result)
 
         self.push_screen(SignOutDialog(label, len(sess.processes), can_warn,
                                        desktop=bool(s.display)), chosen)
