@@ -21,9 +21,11 @@ def logoff(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
                           timeout=timeout)
 
 
-def who_has(line: str) -> bool:
+def who_has(line: str, user: str) -> bool:
+    """Does ``who`` list ``user`` on ``line``? (By user too: other engineers' runs reuse
+    a freed pts/N within moments.)"""
     out = subprocess.run(["who"], capture_output=True, text=True, check=True).stdout
-    return any(row.split()[1] == line for row in out.splitlines() if row.split())
+    return any(row.split()[:2] == [user, line] for row in out.splitlines() if row.split())
 
 
 def test_nano_edit_saved_history_kept_nothing_left(make_user, open_login, tmp_path) -> None:
@@ -52,7 +54,7 @@ def test_nano_edit_saved_history_kept_nothing_left(make_user, open_login, tmp_pa
     saved = Path(user.home, "notes.txt.save")
     assert saved.exists() and "unsaved words 4711" in saved.read_text()
     assert "history-marker-4711" in Path(user.home, ".bash_history").read_text()
-    assert not who_has(line)
+    assert not who_has(line, user.name)
     assert "hangup: SIGHUP+SIGCONT" in res.stdout and "kill: SIGKILL" in res.stdout
     assert f"Session {asid} ({user.name}, {line}) logged off" in res.stdout
     record = json.loads(audit_log.read_text().splitlines()[-1])
@@ -77,8 +79,8 @@ def test_fork_loop_is_ended_and_bystanders_untouched(make_user, open_login) -> N
     time.sleep(0.5)  # a fork loop that survived would show up again by now
     assert live(procs.pids_by_audit_session().get(asid, set())) == set()
     assert_untouched(before)
-    assert not who_has(target.tty_line)
-    assert who_has(same_user.tty_line) and who_has(other_user.tty_line)
+    assert not who_has(target.tty_line, a.name)
+    assert who_has(same_user.tty_line, a.name) and who_has(other_user.tty_line, b.name)
 
 
 def test_non_root_own_sessions_only(make_user, open_login) -> None:
@@ -117,7 +119,7 @@ def test_console_session_refused_unless_allowed(make_user) -> None:
         ok = logoff(console.line, "--allow-console", "--grace", "2")
         assert ok.returncode == 0, ok.stderr
         assert live(console.pids()) == set()
-        assert not who_has(console.line)
+        assert not who_has(console.line, user.name)
     finally:
         console.close()
 
@@ -163,7 +165,7 @@ def test_session_name_must_be_active(lab_user, open_login) -> None:
     login.run("nohup sleep 600 >/dev/null 2>&1 &")
     line = login.tty_line
     login.logout()
-    procs.wait_until(lambda: not who_has(line), 10)
+    procs.wait_until(lambda: not who_has(line, lab_user.name), 10)
     res = logoff(line)  # the tty name no longer names an active session
     assert res.returncode == 1 and "No session exists" in res.stderr
     assert live(procs.pids_by_audit_session().get(asid, set()))
