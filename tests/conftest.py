@@ -19,11 +19,18 @@ if _TESTS_DIR not in sys.path:  # also works with --import-mode=importlib
     sys.path.insert(0, _TESTS_DIR)
 
 from lab.isolation import ISOLATED as _ISOLATED  # noqa: E402
-from lab.isolation import isolate_paths, remove_stale_isolation_dirs  # noqa: E402
+from lab.isolation import (  # noqa: E402
+    isolate_paths,
+    remove_stale_isolation_dirs,
+    system_marks,
+    system_writes,
+)
 from lab.login import Login, NoTtyLogin  # noqa: E402
 from lab.sshd import SSHD, Sshd, remove_stale_sshds  # noqa: E402
 from lab.sudo import remove_stale_rules  # noqa: E402
 from lab.users import LabUser, create_user, remove_stale_test_users, remove_user  # noqa: E402
+
+_SYSTEM_MARKS = pytest.StashKey[dict]()  # the system's sessionctl files at the start
 
 
 def _not_root_reason() -> str | None:
@@ -42,6 +49,17 @@ def pytest_configure(config: pytest.Config) -> None:
     the suite never writes the system's real ones. Tools started by the tests inherit
     it; logins get the state and run directories through the lab sshd (SetEnv)."""
     config.stash[_ISOLATED] = isolate_paths()
+    config.stash[_SYSTEM_MARKS] = system_marks()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The run fails if anything wrote the system's own audit log, state or run directory."""
+    before = session.config.stash.get(_SYSTEM_MARKS, None)
+    changed = system_writes(before) if before is not None else []
+    if changed:
+        sys.stderr.write("\nthe suite wrote the system's own sessionctl files: "
+                         + ", ".join(changed) + "\n")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

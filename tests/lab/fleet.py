@@ -34,7 +34,8 @@ class FleetSshd(Sshd):
     def _write_config(self) -> Path:
         config = super()._write_config()
         text = config.read_text().replace("PubkeyAuthentication no", "PubkeyAuthentication yes")
-        text += f"AuthorizedKeysFile {self.authorized_keys}\nMaxSessions 200\n"
+        head = f"AuthorizedKeysFile {self.authorized_keys}\nMaxSessions 200\n"
+        text = head + text  # before the Match blocks, which come last
         config.write_text(text)
         return config
 

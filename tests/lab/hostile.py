@@ -37,8 +37,8 @@ class HostileSshd(FleetSshd):
     def _write_config(self) -> Path:
         config = super()._write_config()
         listen = "".join(f"ListenAddress {a}:{self.port}\n" for a in self.addresses[1:])
-        config.write_text(listen + config.read_text()
-                          + f"ForceCommand /usr/bin/python3 {self.script} {self.modes_file}\n")
+        force = f"ForceCommand /usr/bin/python3 {self.script} {self.modes_file}\n"
+        config.write_text(listen + force + config.read_text())  # before the Match blocks
         return config
 
 

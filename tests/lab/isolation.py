@@ -50,3 +50,30 @@ def remove_stale_isolation_dirs() -> list[str]:
             shutil.rmtree(d, ignore_errors=True)
             removed.append(d.name)
     return removed
+
+
+#: The system's own files the suite must never write (host.py's and schedule.py's defaults).
+SYSTEM_PATHS = ("/var/log/sessionctl", "/var/lib/sessionctl", "/run/sessionctl")
+
+
+def system_marks() -> dict[str, tuple[int, int] | None]:
+    """Size and mtime of every file in the system's sessionctl directories (None: absent)."""
+    marks: dict[str, tuple[int, int] | None] = {}
+    for top in SYSTEM_PATHS:
+        root = Path(top)
+        if not root.is_dir():
+            marks[top] = None
+            continue
+        for path in [root, *root.iterdir()]:
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            marks[str(path)] = (st.st_size if path.is_file() else 0, st.st_mtime_ns)
+    return marks
+
+
+def system_writes(before: dict[str, tuple[int, int] | None]) -> list[str]:
+    """What changed in the system's sessionctl directories since ``before``."""
+    after = system_marks()
+    return sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))

@@ -54,12 +54,20 @@ def ensure_login_records() -> None:
 
 
 def _set_env() -> list[str]:
-    """A SetEnv line passing this test run's state and run directories into logins
-    (lab/isolation.py), so tools run there use the same ones as the tests."""
-    from .isolation import LOGIN_VARS
+    """Match blocks (last in sshd_config) passing this test run's directories into logins
+    (lab/isolation.py), so tools run there use the same ones as the tests: the state and
+    run directories for everyone, and the audit log too for root (a fleet's remote agent
+    runs as root; other users keep their own ~/.local/state log)."""
+    from .isolation import LOGIN_VARS, VARS
 
-    pairs = [f"{v}={os.environ[v]}" for v in LOGIN_VARS if os.environ.get(v)]
-    return [f"SetEnv {' '.join(pairs)}"] if pairs else []
+    def pairs(names: tuple[str, ...]) -> str:
+        return " ".join(f"{v}={os.environ[v]}" for v in names if os.environ.get(v))
+
+    lines = []
+    for who, names in (("root", VARS), ("*,!root", LOGIN_VARS)):
+        if pairs(names):
+            lines += [f"Match User {who}", f"    SetEnv {pairs(names)}"]
+    return lines
 
 
 def _free_port(address: str) -> int:
@@ -151,8 +159,8 @@ class Sshd:
                     "PrintLastLog no",
                     "X11Forwarding no",
                     "AcceptEnv LANG LC_*",
-                    *_set_env(),
                     "Subsystem sftp /usr/lib/openssh/sftp-server",
+                    *_set_env(),  # Match blocks: last
                     "",
                 ]
             )
