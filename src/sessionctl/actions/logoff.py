@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..api import find_session
 from ..backends import get_backend
@@ -30,6 +30,7 @@ from .reports import Leftover, Step
 
 if TYPE_CHECKING:
     from .desktop_logout import DesktopLogoff
+    from .signout import SignedOut
 
 DEFAULT_GRACE = 10.0
 MAX_GRACE = 3600.0
@@ -54,6 +55,25 @@ class LogoffResult:
     @property
     def ok(self) -> bool:
         return self.outcome == "logged-off"
+
+    @classmethod
+    def from_dict(cls, session: Session, data: dict[str, Any]) -> LogoffResult:
+        """The result ``to_dict`` (+ ``audit_path``) gave, read back (the own-session
+        helper's answer)."""
+        from .desktop_logout import DesktopLogoff
+
+        return cls(
+            session=session,
+            outcome=data["outcome"],
+            steps=[Step(**s) for s in data["steps"]],
+            remaining=data["remaining"],
+            not_permitted=data["not_permitted"],
+            left=[Leftover(**x) for x in data["left"]],
+            record_closed=data["record_closed"],
+            seconds=data["seconds"],
+            audit_path=data.get("audit_path"),
+            desktop=DesktopLogoff.from_dict(data["desktop"]) if "desktop" in data else None,
+        )
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -153,9 +173,18 @@ def logoff(
     from . import signout  # the Linux sequence
 
     if session.current and not signout.can_shield():
-        return signout.in_helper(session, be.name, grace, audit_log, progress, base)
+        reply = signout.in_helper(session, be.name, grace, audit_log, progress, base)
+        return LogoffResult.from_dict(session, reply)
     with signout.shielded() if session.current else contextlib.nullcontext():
-        return signout.carry_out(be, session, grace, audit_log, progress, base)
+        return finish_linux(be, session, base, audit_log,
+                            signout.carry_out(be, session, grace, progress))
+
+
+def finish_linux(be: Backend, session: Session, base: dict[str, object],
+                 audit_log: str | Path | None, done: SignedOut) -> LogoffResult:
+    """``finish`` after the Linux sequence (actions/signout.py)."""
+    return finish(be, session, base, audit_log, done.started_at, done.t0, done.steps,
+                  done.processes_at_start, done.left, done.not_permitted, done.desktop)
 
 
 def finish(

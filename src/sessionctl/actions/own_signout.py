@@ -22,6 +22,7 @@ import sys
 from ..api import find_session
 from ..backends import get_backend
 from ..errors import SessionctlError
+from .logoff import finish_linux
 from .reports import Step
 from .signout import SHIELD, carry_out
 
@@ -57,8 +58,8 @@ def main() -> int:
         be = get_backend(request["backend"])
         session = find_session(request["session"], backend=be)
         spare = {(int(p), int(s)) for p, s in request["spare"]}
-        result = carry_out(be, session, float(request["grace"]), request["audit_log"],
-                           progress, request["base"], spare)
+        done = carry_out(be, session, float(request["grace"]), progress, spare)
+        result = finish_linux(be, session, request["base"], request["audit_log"], done)
     except SessionctlError as exc:
         _say(out, {"error": str(exc), "type": type(exc).__name__})
         return 1

@@ -16,7 +16,8 @@
 4. **settle**: processes we may not signal (another user's, e.g. a root process started
    through sudo) get a moment to end by themselves; those still there are ``left``,
    each with its owner and the reason.
-Closing the login record and the audit record are actions/logoff.py's (``finish``).
+Closing the login record and the audit record are actions/logoff.py's (``finish``): this
+module returns what happened (``SignedOut``) and never imports logoff.py.
 
 Only processes that belong to the session (audit session id, or its cgroup) are
 signalled, each through a pidfd (one per thread group) checked against its start time.
@@ -37,6 +38,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -48,7 +50,6 @@ from ..linux.accounts import user_name
 from ..linux.signals import Key, Sent, key
 from ..model import ProcessRef, Session
 from . import desktop_logout
-from .logoff import LogoffResult, finish
 from .reports import Leftover, Step
 
 TERM_WAIT = 0.3
@@ -449,18 +450,28 @@ class SignOutRun:
         return out
 
 
+@dataclass
+class SignedOut:
+    """What the sequence did, for ``logoff.finish`` (login record, result, audit)."""
+
+    started_at: datetime
+    t0: float  # time.monotonic() at the start
+    steps: list[Step]
+    processes_at_start: int
+    left: list[Leftover]
+    not_permitted: list[int]
+    desktop: desktop_logout.DesktopLogoff | None
+
+
 def carry_out(
     be: Backend,
     session: Session,
     grace: float,
-    audit_log: str | Path | None,
     progress: Callable[[Step], None] | None,
-    base: dict[str, object],
     spare: set[Key] | None = None,
-) -> LogoffResult:
-    """The sequence on a session already found and permitted, then ``logoff.finish``
-    (login record, result, audit). ``spare``: other processes (pid, start ticks) never to
-    signal (the caller of a helper process)."""
+) -> SignedOut:
+    """The sequence on a session already found and permitted. ``spare``: other processes
+    (pid, start ticks) never to signal (the caller of a helper process)."""
     started_at = datetime.now().astimezone()
     t0 = time.monotonic()
     signals.raise_fd_limit()
@@ -473,8 +484,8 @@ def carry_out(
     finally:
         run.pins.close()
     not_permitted = sorted(run.pins.denied & {x.pid for x in left})
-    return finish(be, session, base, audit_log, started_at, t0, run.steps, processes_at_start,
-                  left, not_permitted, graceful.report if graceful else None)
+    return SignedOut(started_at, t0, run.steps, processes_at_start, left, not_permitted,
+                     graceful.report if graceful else None)
 
 
 # -- our own session --------------------------------------------------------------------
@@ -509,9 +520,10 @@ def in_helper(
     audit_log: str | Path | None,
     progress: Callable[[Step], None] | None,
     base: dict[str, object],
-) -> LogoffResult:
+) -> dict[str, object]:
     """Sign out our own session from a helper process (``own_signout``) that shields
-    itself on its own main thread; this process is spared and keeps its dispositions."""
+    itself on its own main thread; this process is spared and keeps its dispositions.
+    Returns the helper's result (``LogoffResult.to_dict`` + ``audit_path``)."""
     from .helper import module_command
 
     me = proc.stat(os.getpid())
@@ -551,17 +563,7 @@ def in_helper(
         raise SessionctlError(
             f"the sign-out helper ended without a result (exit {child.returncode})"
         )
-    data: dict = reply["result"]  # type: ignore[assignment]
-    return LogoffResult(
-        session=session,
-        outcome=data["outcome"],
-        steps=[Step(**s) for s in data["steps"]],
-        remaining=data["remaining"],
-        not_permitted=data["not_permitted"],
-        left=[Leftover(**x) for x in data["left"]],
-        record_closed=data["record_closed"],
-        seconds=data["seconds"],
-        audit_path=data.get("audit_path"),
-        desktop=desktop_logout.DesktopLogoff.from_dict(data["desktop"]) if "desktop" in data
-        else None,
-    )
+    data = reply["result"]
+    if not isinstance(data, dict):
+        raise SessionctlError("the sign-out helper sent no result")
+    return data
