@@ -34,7 +34,9 @@ LOGOFF [sessionid | sessionname] [/SERVER:servername] [/V]
   /SERVER:servername  The server holding the session (default: this one); also --server.
   /V                  Report each step: what was signalled, how many, how long; also -v.
   --grace SECONDS     How long processes get after the hangup to save and exit
-                      (default {DEFAULT_GRACE:g}); then SIGTERM, then SIGKILL.
+                      (default {DEFAULT_GRACE:g}); then SIGTERM, then SIGKILL. 0 gives
+                      none: SIGTERM and SIGKILL follow at once, and an editor still
+                      saving (nano, vim) may lose unsaved work.
   --allow-console     Also log off the console session (refused by default).
   --audit-log PATH    Where the audit record goes (default: /var/log/sessionctl/audit.jsonl
                       for root, ~/.local/state/sessionctl/audit.jsonl otherwise).
