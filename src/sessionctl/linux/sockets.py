@@ -123,15 +123,15 @@ def tcp_traffic(inodes: Iterable[int]) -> dict[int, TcpTraffic]:
     return found
 
 
-def socket_fds(pid: int, proc: str = PROC) -> list[tuple[int, int]]:
-    """(fd, socket inode) of every socket ``pid`` holds, by fd; [] if it is gone or not
+def socket_fds(pid: int, proc: str = PROC) -> list[tuple[int, int]] | None:
+    """(fd, socket inode) of every socket ``pid`` holds, by fd; None if it is gone or not
     ours to look at."""
     out: list[tuple[int, int]] = []
     base = f"{proc}/{pid}/fd"
     try:
         names = os.listdir(base)
     except OSError:
-        return out
+        return None
     for name in names:
         with contextlib.suppress(OSError):
             target = os.readlink(f"{base}/{name}")
@@ -196,7 +196,7 @@ def forward_sockets(
     monitor: set[int] = set()
     user: list[tuple[int, list[tuple[int, int]]]] = []
     for pid, uid in sshd:
-        fds = socket_fds(pid, proc)
+        fds = socket_fds(pid, proc) or []
         if uid == 0:
             monitor.update(inode for _, inode in fds)
         else:

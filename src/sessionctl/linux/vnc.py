@@ -9,7 +9,6 @@ which ends every viewer connection and leaves the desktop running.
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -17,6 +16,7 @@ from collections.abc import Iterable
 
 from . import asuser, x11
 from .proc import PROC
+from .sockets import socket_fds
 
 SERVER_NAMES = ("Xvnc", "Xtigervnc", "Xtightvnc", "Xvnc4")
 X11_TCP_PORTS = range(6000, 6100)
@@ -26,23 +26,6 @@ TCP_ESTABLISHED, TCP_LISTEN = "01", "0A"
 
 def is_server(comm: str) -> bool:
     return comm in SERVER_NAMES
-
-
-def _socket_inodes(pid: int, proc_root: str) -> set[str] | None:
-    inodes: set[str] = set()
-    base = f"{proc_root}/{pid}/fd"
-    try:
-        names = os.listdir(base)
-    except OSError:
-        return None
-    for name in names:
-        try:
-            target = os.readlink(f"{base}/{name}")
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    return inodes
 
 
 def _address(hexaddr: str) -> tuple[str, int]:
@@ -69,9 +52,10 @@ def _tcp_rows(pid: int, proc_root: str) -> Iterable[list[str]]:
 def viewers(server_pid: int, proc_root: str = PROC) -> list[str] | None:
     """``host:port`` of each viewer connected to the VNC server process ``server_pid``;
     None if we may not look (not root nor the server's user) or it is gone."""
-    inodes = _socket_inodes(server_pid, proc_root)
-    if inodes is None:
+    fds = socket_fds(server_pid, proc_root)
+    if fds is None:
         return None
+    inodes = {str(inode) for _, inode in fds}
     rows = [r for r in _tcp_rows(server_pid, proc_root) if len(r) > 9 and r[9] in inodes]
     listening = {_address(r[1])[1] for r in rows if r[3] == TCP_LISTEN}
     listening -= set(X11_TCP_PORTS)
