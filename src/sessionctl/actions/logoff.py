@@ -26,7 +26,7 @@ from ..errors import AccessDenied, InvalidArgument
 from ..host import ADMIN_WORD, Caller
 from ..model import Session
 from . import audit
-from .reports import Leftover, Step
+from .reports import Leftover, Step, about
 
 if TYPE_CHECKING:
     from .desktop_logout import DesktopLogoff
@@ -77,9 +77,7 @@ class LogoffResult:
 
     def to_dict(self) -> dict[str, object]:
         return {
-            "session": self.session.id,
-            "user": self.session.user,
-            "name": self.session.name,
+            **about(self.session),
             "outcome": self.outcome,
             "steps": [asdict(s) for s in self.steps],
             "remaining": self.remaining,

@@ -10,6 +10,11 @@ from dataclasses import dataclass, field
 from ..model import Session
 
 
+def about(session: Session) -> dict[str, object]:
+    """The session an action's result is about, as every result's JSON names it."""
+    return {"session": session.id, "user": session.user, "name": session.name}
+
+
 @dataclass
 class Step:
     """One stage of the sign-out sequence, for /v and the audit log."""
@@ -55,9 +60,7 @@ class DisconnectResult:
 
     def to_dict(self) -> dict[str, object]:
         return {
-            "session": self.session.id,
-            "user": self.session.user,
-            "name": self.session.name,
+            **about(self.session),
             "outcome": self.outcome,
             "connections": self.connections,
             "detached": self.detached,

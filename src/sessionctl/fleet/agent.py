@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from ..actions.reports import about
 from ..errors import InvalidArgument, SessionctlError
 from ..jsonvalues import mapping, number, text
 from .select import Selection
@@ -81,9 +82,7 @@ def _logoff(req: dict[str, object]) -> list[dict[str, object]]:
         except SessionctlError as exc:
             gone = type(exc).__name__ == "NoSuchSession" and session.state is not State.ACTIVE
             return {
-                "session": session.id,
-                "user": session.user,
-                "name": session.name,
+                **about(session),
                 "outcome": "gone" if gone else "failed",
                 "error": str(exc),
             }
@@ -113,8 +112,7 @@ def _disconnect(req: dict[str, object]) -> list[dict[str, object]]:
     for s in chosen:
         why = None if single else refusal(be, s)
         if why is not None:
-            out.append({"session": s.id, "user": s.user, "name": s.name, "outcome": "refused",
-                        "error": why})
+            out.append({**about(s), "outcome": "refused", "error": why})
         elif req.get("dry_run"):
             out.append({"session": s.to_dict(), "outcome": "would-disconnect"})
         else:
@@ -124,7 +122,7 @@ def _disconnect(req: dict[str, object]) -> list[dict[str, object]]:
             result = disconnect(s.id, backend=be, audit_log=text(req, "audit_log"))
             out.append(result.to_dict())
         except SessionctlError as exc:
-            out.append({"session": s.id, "user": s.user, "name": s.name,
+            out.append({**about(s),
                         "outcome": "refused" if type(exc).__name__ in (
                             "NotPossible", "AccessDenied") else "failed", "error": str(exc)})
     return out
@@ -134,7 +132,7 @@ def _schedule(req: dict[str, object], session) -> dict[str, object]:
     """A warned logoff of one session on this host (the countdown worker stays here)."""
     from ..actions.schedule import DEFAULT_MAX_POSTPONE, iso, schedule_logoff
 
-    base = {"session": session.id, "user": session.user, "name": session.name}
+    base = about(session)
     most = number(req, "max_postpone")
     notice = number(req, "notice")
     try:
