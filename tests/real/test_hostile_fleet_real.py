@@ -11,7 +11,9 @@ peak memory stays under MEMORY_BOUND whatever the hosts send.
 from __future__ import annotations
 
 import json
+import math
 import os
+import signal
 import subprocess
 import tempfile
 import time
@@ -55,29 +57,46 @@ class Run:
         return {r["host"]: r for r in lines}
 
 
+#: Runs argv[2:] as its child and writes the child's peak RSS (KiB, from wait4: the child
+#: and every process it reaped, i.e. the ssh clients) to the file argv[1]. The child is
+#: forked from this small interpreter, not from pytest: a process's peak RSS starts at
+#: the size of the image it was forked from (the kernel keeps it across exec), so a
+#: child forked from a big pytest would report pytest's size.
+_MEASURE = (
+    "import os, sys\n"
+    "pid = os.fork()\n"
+    "if pid == 0:\n"
+    "    os.execv(sys.argv[2], sys.argv[2:])\n"
+    "_, status, usage = os.wait4(pid, 0)\n"
+    "open(sys.argv[1], 'w').write(str(usage.ru_maxrss))\n"
+    "code = os.waitstatus_to_exitcode(status)\n"
+    "if code < 0:\n"
+    "    os.kill(os.getpid(), -code)  # die of the same signal: the same returncode\n"
+    "sys.exit(code)\n"
+)
+
+
 def sctl(lab: HostileFleet, *argv: str, timeout: float = 120) -> Run:
-    """Run a sessionctl command against the lab; measure its peak RSS with wait4 (which
-    counts the child and every process it reaped: the ssh clients)."""
+    """Run a sessionctl command against the lab; measure its peak RSS (_MEASURE)."""
     common = ["--ssh-config", str(lab.ssh_config), "--control-dir", str(lab.control_dir),
               "--connect-timeout", "3"]
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen([str(tool_path("sessionctl")), argv[0], *common, *argv[1:]],
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=err)
-        deadline = time.monotonic() + timeout
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                proc.kill()  # our own child
-                pid, status, usage = os.wait4(proc.pid, 0)
-                break
-            time.sleep(0.05)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile("r") as peak:
+        proc = subprocess.Popen(
+            ["/usr/bin/python3", "-S", "-c", _MEASURE, peak.name,
+             str(tool_path("sessionctl")), argv[0], *common, *argv[1:]],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # our own launcher's group: it and the command
+            proc.wait()
         out.seek(0)
         err.seek(0)
+        kib = peak.read().strip()
         return Run(proc.returncode, out.read().decode(errors="replace"),
-                   err.read().decode(errors="replace"), usage.ru_maxrss / 1024)
+                   err.read().decode(errors="replace"),
+                   int(kib) / 1024 if kib else math.inf)  # unmeasured: never within a bound
 
 
 def _no_internal_errors(run: Run) -> None:
