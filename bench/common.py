@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -13,6 +15,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from lab.isolation import isolate_paths
+
+#: Benches, like the tests, never write the system's audit log, state or run directory:
+#: this run's own, handed to every tool and (through the lab sshd) every login.
+ISOLATED = isolate_paths()
+atexit.register(shutil.rmtree, ISOLATED, True)
 
 VENV_BIN = Path(sys.executable).parent
 
